@@ -1,0 +1,24 @@
+"""tinygrad_cnn: a NumPy-only reverse-mode autodiff library for convolutional networks."""
+from . import autograd  # first: the engine, then the Tensor it builds
+from .autograd import (
+    AnomalyError,
+    Function,
+    detect_anomaly,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from .random import manual_seed
+from .tensor import Tensor, concatenate, maximum, minimum, stack, where
+from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import nn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnomalyError", "Function", "GradcheckError", "Tensor", "concatenate", "detect_anomaly", "enable_grad",
+    "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "maximum", "minimum", "nn",
+    "no_grad", "set_grad_enabled", "stack", "where",
+]

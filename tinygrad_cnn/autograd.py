@@ -1,0 +1,467 @@
+"""The engine: graph nodes (``Function``), the backward walk, ``grad()``, grad mode and anomaly mode.
+
+How the graph is recorded
+-------------------------
+Every differentiable op is a subclass of ``Function`` with two static methods:
+
+* ``forward(ctx, *args)`` computes the result on plain NumPy arrays (every Tensor argument
+  arrives as its ``.data``) and may call ``ctx.save_for_backward(...)``;
+* ``backward(ctx, grad_output)`` receives the gradient of the loss with respect to the output
+  as a ``Tensor`` and returns one gradient per positional argument of ``forward`` (``None`` where
+  there is none). It is written with Tensor operations, so when ``create_graph=True`` the backward
+  pass is itself recorded and can be differentiated again.
+
+``Function.apply(*args)`` runs ``forward`` and, when any Tensor argument requires grad, returns a
+Tensor whose ``grad_fn`` is the ``ctx`` object: an instance of the op's class holding the inputs and
+whatever was saved. Those ``ctx`` objects *are* the graph.
+
+How backward walks it
+---------------------
+``backward`` sorts the nodes reachable from the output topologically (an iterative depth-first
+search, so a chain of 100,000 ops needs no recursion), then visits them from the output towards the
+leaves. A node is visited once, after every consumer has added its contribution, so the gradient of
+a tensor used twice is the sum of both paths. Leaves (tensors with no ``grad_fn``) accumulate into
+``.grad``. Unless ``retain_graph=True``, each node drops its inputs and saved arrays as soon as it
+has been visited, which releases the activations while backward is still running.
+"""
+from __future__ import annotations
+
+import functools
+import time
+import traceback
+import weakref
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------
+# Grad mode and anomaly mode
+# ----------------------------------------------------------------------------------------------
+
+
+class _Mode:
+    grad_enabled = True
+    detect_anomaly = False
+
+
+def is_grad_enabled() -> bool:
+    return _Mode.grad_enabled
+
+
+class _GradModeContext:
+    """Base of ``no_grad`` / ``enable_grad``: a context manager that also works as a decorator."""
+
+    mode: bool
+
+    def __enter__(self):
+        self._previous = _Mode.grad_enabled
+        _Mode.grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        _Mode.grad_enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Operations inside record no graph: for evaluation and for in-place parameter updates."""
+
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Turn recording back on inside a ``no_grad`` block."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """Set grad mode to ``mode``; as in torch it takes effect at once, and a ``with`` block restores it."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous = _Mode.grad_enabled
+        _Mode.grad_enabled = self.mode
+
+    def __enter__(self):
+        pass
+
+    def __call__(self, fn):
+        raise TypeError("set_grad_enabled is used as a context manager, not as a decorator")
+
+
+class AnomalyError(RuntimeError):
+    """Raised under ``detect_anomaly()`` when an op produces NaN or Inf."""
+
+
+class detect_anomaly:
+    """Under this context the first NaN or Inf produced in forward or backward raises an
+    ``AnomalyError`` that names the op and the line of user code that created it.
+
+    Each op records where it was created, so this is slow: use it to hunt a bug, not to train.
+    """
+
+    def __enter__(self):
+        self._previous = _Mode.detect_anomaly
+        _Mode.detect_anomaly = True
+
+    def __exit__(self, *exc):
+        _Mode.detect_anomaly = self._previous
+        return False
+
+
+def _creation_site() -> str:
+    """The innermost stack frame outside this package: where the user wrote the op."""
+    package = __name__.rsplit(".", 1)[0].replace(".", "/")
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if f"/{package}/" not in frame.filename.replace("\\", "/"):
+            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
+    return "(inside tinygrad_cnn)"
+
+
+def _check_finite(array: np.ndarray, node: Function, where: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        kind = "NaN" if np.isnan(array).any() else "Inf"
+        site = getattr(node, "creation_site", None) or "(unknown: created outside detect_anomaly)"
+        raise AnomalyError(f"{type(node).__name__} produced {kind} in its {where}. The op was created at:\n{site}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Function: one node of the graph
+# ----------------------------------------------------------------------------------------------
+
+
+class GraphFreedError(RuntimeError):
+    pass
+
+
+_FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or to use saved tensors after they were "
+    "freed). The graph is freed after .backward() or grad(); specify retain_graph=True on the first "
+    "call if you need to backward through it again."
+)
+
+
+class Function:
+    """Base class of every differentiable op; subclass it to add your own.
+
+    The instance created by ``apply`` is both the ``ctx`` passed to ``forward``/``backward`` and the
+    graph node stored in the output's ``grad_fn``. Attributes set on ``ctx`` in ``forward`` (shapes,
+    hyperparameters) are there in ``backward``.
+    """
+
+    # Set by apply(): the positional arguments (Tensors and constants), which of them need a
+    # gradient, the saved arrays, the output array, and the versions of saved input Tensors.
+    inputs: tuple | None
+    needs_input_grad: tuple
+    freed = False
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError
+
+    # -- saving for backward -------------------------------------------------------------------
+
+    def save_for_backward(self, *arrays) -> None:
+        """Keep values for backward. Pass the NumPy arrays ``forward`` received or returned: they
+        come back from ``saved_tensors`` as the corresponding graph Tensors, so a backward written
+        with them is differentiable again. Any other array comes back as a constant Tensor."""
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self.freed:
+            raise GraphFreedError(_FREED_MESSAGE)
+        Tensor = _tensor_module.Tensor
+        by_id = {id(a.data): a for a in self.inputs if isinstance(a, Tensor)}
+        result = []
+        for value in self._saved:
+            if isinstance(value, np.ndarray):
+                source = by_id.get(id(value))
+                if source is not None:
+                    self._check_version(source)
+                    value = source
+                elif value is self._output:
+                    value = self._output_tensor()
+                else:
+                    value = Tensor(value)
+            result.append(value)
+        return tuple(result)
+
+    def _output_tensor(self):
+        """A Tensor standing for this node's output: same data, same grad_fn, so gradients that
+        flow into it during a double backward reach this node again."""
+        output = self._output_ref()
+        if output is not None and output._version != 0:
+            raise RuntimeError(self._modified_message("its output"))
+        return _tensor_module.Tensor._from_op(self._output, True, self)
+
+    def _check_version(self, tensor) -> None:
+        if tensor._version != self._input_versions[id(tensor)]:
+            raise RuntimeError(self._modified_message(f"an input of shape {tensor.shape}"))
+
+    def _modified_message(self, what: str) -> str:
+        return (
+            f"{type(self).__name__} saved {what} for backward, and it has been modified by an "
+            "in-place operation since (for example an optimizer step between forward and backward). "
+            "Its gradient would be wrong, so backward refuses: recompute the forward pass after "
+            "modifying the tensor."
+        )
+
+    # -- running the op --------------------------------------------------------------------------
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run ``forward`` on the arrays behind ``args`` and record the node when a gradient is needed."""
+        Tensor = _tensor_module.Tensor
+        ctx = cls()
+        if _Mode.grad_enabled:
+            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
+        ctx._saved = ()
+        output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        if not isinstance(output, np.ndarray):
+            output = np.asarray(output)
+        if _Mode.detect_anomaly:
+            ctx.creation_site = _creation_site()
+            _check_finite(output, ctx, "forward")
+        if not any(ctx.needs_input_grad):
+            return Tensor._from_op(output, False, None)
+        ctx.inputs = args
+        ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
+        ctx._output = output
+        result = Tensor._from_op(output, True, ctx)
+        if any(s is output for s in ctx._saved):
+            # Watch the output for in-place changes without keeping it alive (no reference cycle).
+            ctx._output_ref = weakref.ref(result)
+        return result
+
+    def release(self) -> None:
+        """Drop everything this node holds so its arrays can be freed."""
+        self.freed = True
+        self.inputs = None
+        self._saved = ()
+        self._output = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} node>"
+
+
+# ----------------------------------------------------------------------------------------------
+# The backward walk
+# ----------------------------------------------------------------------------------------------
+
+
+def topological_order(roots) -> list:
+    """Nodes reachable from ``roots``, each after all of its inputs' nodes (iterative DFS)."""
+    order, visited = [], set()
+    stack = [(node, False) for node in roots]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        if node.freed:
+            raise GraphFreedError(_FREED_MESSAGE)
+        stack.append((node, True))
+        for inp in node.inputs:
+            parent = getattr(inp, "grad_fn", None)
+            if parent is not None and parent not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def _as_tuple(grads, node) -> tuple:
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(node.inputs):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(grads)} gradients, expected "
+            f"{len(node.inputs)} (one per positional argument of forward, None where there is none)"
+        )
+    return grads
+
+
+def _accumulate(current, new):
+    return new if current is None else current + new
+
+
+def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targets=None, observer=None):
+    """Propagate ``root_grads`` from ``roots`` (Tensors) to the leaves.
+
+    With ``targets`` (a tuple of Tensors, as in ``grad()``) the gradients with respect to those
+    tensors are returned and no ``.grad`` is touched; otherwise leaves accumulate into ``.grad``.
+    ``observer(node, seconds)`` is called after each node's backward (used by ``explain``).
+    """
+    Tensor = _tensor_module.Tensor
+    pending: dict = {}  # node -> gradient with respect to its output, summed over consumers
+    leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient), for grad()
+    target_nodes = {}
+    if targets is not None:
+        target_nodes = {id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None}
+        target_leaves = {id(t) for t in targets if t.grad_fn is None}
+    found = [None] * (len(targets) if targets is not None else 0)
+
+    for root, g in zip(roots, root_grads):
+        if root.grad_fn is None:  # a leaf used directly as an output
+            _deliver_to_leaf(root, g, targets, leaf_grads, create_graph)
+        else:
+            pending[root.grad_fn] = _accumulate(pending.get(root.grad_fn), g)
+
+    order = topological_order([r.grad_fn for r in roots if r.grad_fn is not None])
+    if targets is not None:
+        order = _prune_to_targets(order, target_nodes, target_leaves)
+
+    timer = time.perf_counter if observer else None
+    with set_grad_enabled(create_graph):
+        for node in reversed(order):
+            grad = pending.pop(node, None)
+            if grad is None:
+                continue
+            for hook in getattr(node, "output_hooks", ()):
+                replaced = hook(grad)
+                if replaced is not None:
+                    grad = replaced
+            if id(node) in target_nodes:
+                found[target_nodes[id(node)]] = grad
+            start = timer() if timer else 0.0
+            grads = _as_tuple(node.backward(node, grad), node)
+            for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
+                if g is None or not needed:
+                    continue
+                if not isinstance(g, Tensor):
+                    g = Tensor(g)
+                if g.shape != inp.shape:
+                    raise RuntimeError(
+                        f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
+                        f"input of shape {inp.shape}"
+                    )
+                if _Mode.detect_anomaly:
+                    _check_finite(g.data, node, "backward")
+                if inp.grad_fn is None:
+                    _deliver_to_leaf(inp, g, targets, leaf_grads, create_graph)
+                else:
+                    pending[inp.grad_fn] = _accumulate(pending.get(inp.grad_fn), g)
+            if observer:
+                observer(node, timer() - start)
+            if not retain_graph:
+                node.release()
+
+    if targets is None:
+        return None
+    for i, t in enumerate(targets):
+        if t.grad_fn is None and id(t) in leaf_grads:
+            found[i] = leaf_grads[id(t)][1]
+    return tuple(found)
+
+
+def _deliver_to_leaf(leaf, g, targets, leaf_grads, create_graph):
+    for hook in leaf._hooks or ():
+        replaced = hook(g)
+        if replaced is not None:
+            g = replaced
+    if targets is not None:
+        key = id(leaf)
+        previous = leaf_grads.get(key, (leaf, None))[1]
+        leaf_grads[key] = (leaf, _accumulate(previous, g))
+        return
+    if not leaf.requires_grad:
+        return
+    if not create_graph:
+        # A fresh writable array: the same gradient object may reach several leaves (x + y) or be a
+        # read-only broadcast view, and optimizers update .grad in place.
+        g = _tensor_module.Tensor(np.array(g.data, dtype=leaf.dtype, copy=True))
+    leaf.grad = _accumulate(leaf.grad, g)
+
+
+def _prune_to_targets(order, target_nodes, target_leaves) -> list:
+    """Keep only the nodes through which a gradient can reach one of ``grad()``'s inputs."""
+    useful = set()
+    for node in order:  # inputs first, so a node's parents are already classified
+        if id(node) in target_nodes or any(
+            (getattr(inp, "grad_fn", None) in useful) or id(inp) in target_leaves for inp in node.inputs
+        ):
+            useful.add(node)
+    return [node for node in order if node in useful]
+
+
+def _initial_grads(outputs, grad_outputs):
+    Tensor = _tensor_module.Tensor
+    grads = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                "element of the outputs does not require grad and has no grad_fn: nothing to "
+                "differentiate (was it computed under no_grad, or from tensors without requires_grad=True?)"
+            )
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs, but the output has shape "
+                    f"{out.shape}; pass gradient= (a tensor of that shape), or reduce it first, e.g. .sum()"
+                )
+            g = Tensor(np.ones_like(out.data))
+        elif not isinstance(g, Tensor):
+            g = Tensor(np.asarray(g, dtype=out.dtype))
+        if g.shape != out.shape:
+            raise RuntimeError(f"gradient has shape {g.shape}, but the output has shape {out.shape}")
+        grads.append(g)
+    return grads
+
+
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False) -> None:
+    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad`` (what ``Tensor.backward`` calls)."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = _initial_grads([tensor], [gradient])
+    run_backward([tensor], grads, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (``.grad`` is untouched).
+
+    As ``torch.autograd.grad``: ``grad_outputs`` defaults to ones for scalar outputs; with
+    ``create_graph=True`` the returned gradients are themselves differentiable.
+    """
+    Tensor = _tensor_module.Tensor
+    outputs = (outputs,) if isinstance(outputs, Tensor) else tuple(outputs)
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (grad_outputs,)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad_outputs has {len(grad_outputs)} entries for {len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"input {i} of grad() does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    root_grads = _initial_grads(outputs, grad_outputs)
+    found = run_backward(list(outputs), root_grads, retain_graph, create_graph, targets=inputs)
+    for i, g in enumerate(found):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"input {i} of grad() (shape {inputs[i].shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+    if not create_graph:
+        found = tuple(None if g is None else g.detach() for g in found)
+    return found
+
+
+# The engine creates Tensors and Tensors call the engine. Importing the module object (not the
+# class) at the bottom works whichever of the two modules is imported first.
+from . import tensor as _tensor_module  # noqa: E402

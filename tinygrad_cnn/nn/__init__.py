@@ -1,0 +1,2 @@
+"""Neural-network building blocks: the functional API (``functional``, imported as ``F``)."""
+from . import functional

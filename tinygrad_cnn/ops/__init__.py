@@ -1,0 +1,11 @@
+"""The primitives: every op the graph can record, one module per family.
+
+- ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip, Add Sub Mul Div Pow Maximum Where
+- ``reduce``: Sum Max
+- ``movement``: Reshape Permute Expand Pad GetItem IndexAdd Concatenate
+- ``matmul``: MatMul
+- ``conv``: Conv2d Conv2dInputGrad Conv2dWeightGrad
+- ``pool``: MaxPool2d WindowScatter WindowGather
+
+Everything else (mean, var, softmax, cross-entropy, average pooling, ...) is composed from these.
+"""

@@ -1,0 +1,262 @@
+"""Elementwise primitives: unary math, binary arithmetic with NumPy broadcasting, selection.
+
+Each backward is written with Tensor operations (``grad * y``), so it is recorded when
+``create_graph=True``. Binary ops sum the gradient back to each input's shape with
+``sum_to_shape``, the backward of broadcasting.
+"""
+import numpy as np
+
+from ..autograd import Function
+from .movement import sum_to_shape
+
+# ---- unary --------------------------------------------------------------------------------------
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.exp(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / x
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.sqrt(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad / (out * 2)  # d sqrt(x) = 1 / (2 sqrt(x))
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (1 - out * out)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        # exp of a non-positive number only, so no overflow for large |x|
+        e = np.exp(-np.abs(x))
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out * (1 - out)
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.maximum(x, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (out.data > 0)  # the mask is a constant: relu'' = 0 away from the kink
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * np.sign(x.data)
+
+
+class Cast(Function):
+    """Change dtype; the gradient is cast back to the input's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.input_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.input_dtype), None
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, x, low, high):
+        ctx.inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
+        return np.clip(x, low, high)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.inside, None, None  # slope 1 inside [low, high], as torch.clamp
+
+
+# ---- binary (NumPy broadcasting) ----------------------------------------------------------------
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = np.shape(x), np.shape(y)
+        return np.add(x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        return sum_to_shape(grad, x_shape), sum_to_shape(grad, y_shape)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = np.shape(x), np.shape(y)
+        return np.subtract(x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(grad, x_shape) if needs_x else None,
+            sum_to_shape(-grad, y_shape) if needs_y else None,
+        )
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return np.multiply(x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(grad * y, np.shape(x)) if needs_x else None,
+            sum_to_shape(grad * x, np.shape(y)) if needs_y else None,
+        )
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return np.true_divide(x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(grad / y, np.shape(x)) if needs_x else None,
+            sum_to_shape(-grad * x / (y * y), np.shape(y)) if needs_y else None,  # d(x/y)/dy = -x/y^2
+        )
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        out = np.power(x, y)
+        ctx.save_for_backward(x, y, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, out = ctx.saved_tensors
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(grad * y * x ** (y - 1), np.shape(x)) if needs_x else None,
+            sum_to_shape(grad * out * _log(x), np.shape(y)) if needs_y else None,  # d x^y/dy = x^y ln x
+        )
+
+
+def _log(x):
+    return x.log() if hasattr(x, "log") else np.log(x)  # x may be a constant base: 2 ** t
+
+
+class Maximum(Function):
+    """Elementwise max; at a tie each side gets half the gradient (as torch.maximum)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = np.shape(x), np.shape(y)
+        out = np.maximum(x, y)
+        dtype = out.dtype
+        ctx.x_share = (x > y).astype(dtype) + (x == y).astype(dtype) * dtype.type(0.5)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(grad * ctx.x_share, x_shape) if needs_x else None,
+            sum_to_shape(grad * (1 - ctx.x_share), y_shape) if needs_y else None,
+        )
+
+
+class Where(Function):
+    """``where(condition, x, y)``; the condition is a constant boolean array."""
+
+    @staticmethod
+    def forward(ctx, condition, x, y):
+        ctx.condition = np.asarray(condition, dtype=bool)
+        ctx.shapes = np.shape(x), np.shape(y)
+        return np.where(ctx.condition, x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        _, needs_x, needs_y = ctx.needs_input_grad
+        return (
+            None,
+            sum_to_shape(grad * ctx.condition, x_shape) if needs_x else None,
+            sum_to_shape(grad * ~ctx.condition, y_shape) if needs_y else None,
+        )

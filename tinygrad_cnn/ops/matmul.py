@@ -1,0 +1,48 @@
+"""Matrix product of stacks of matrices (NumPy ``matmul`` with broadcast batch dimensions).
+
+``Tensor.matmul`` turns 1-D operands into matrices before calling this op and squeezes the result,
+so the primitive only sees operands with at least two dimensions.
+"""
+import numpy as np
+
+from ..autograd import Function
+from .movement import sum_to_shape
+
+
+def _swap_last_two(t):
+    axes = list(range(t.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return t.permute(*axes)
+
+
+def check_matmul_shapes(a_shape, b_shape) -> None:
+    if a_shape[-1] != b_shape[-2]:
+        raise ValueError(
+            f"matmul: shapes {a_shape} and {b_shape} do not match: the last dimension of the first "
+            f"({a_shape[-1]}) must equal the second-to-last of the second ({b_shape[-2]})"
+        )
+    try:
+        np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: batch dimensions {a_shape[:-2]} and {b_shape[:-2]} of shapes {a_shape} and "
+            f"{b_shape} cannot be broadcast together"
+        ) from None
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        check_matmul_shapes(a.shape, b.shape)
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        needs_a, needs_b = ctx.needs_input_grad
+        # d(a @ b) = da @ b + a @ db; broadcast batch dimensions are summed back
+        return (
+            sum_to_shape(grad @ _swap_last_two(b), a.shape) if needs_a else None,
+            sum_to_shape(_swap_last_two(a) @ grad, b.shape) if needs_b else None,
+        )

@@ -1,0 +1,41 @@
+"""Reduction primitives: ``Sum`` and ``Max``. Mean, min and var are composed from them in tensor.py.
+
+Both compute with ``keepdims=True`` first, so the backward only has to reshape the gradient to
+that shape and expand it back over the reduced axes.
+"""
+import numpy as np
+
+from ..autograd import Function
+
+
+def _drop_axes(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
+    return kept if keepdims else np.squeeze(kept, axis=axis)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        kept = np.sum(x, axis=axis, keepdims=True)
+        ctx.input_shape, ctx.kept_shape = x.shape, kept.shape
+        return _drop_axes(kept, axis, keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(*ctx.kept_shape).expand(*ctx.input_shape)
+
+
+class Max(Function):
+    """Maximum over axes; tied maxima share the gradient equally (as numpy-style ``amax`` in torch)."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        kept = np.max(x, axis=axis, keepdims=True)
+        ctx.input_shape, ctx.kept_shape = x.shape, kept.shape
+        if any(ctx.needs_input_grad):
+            is_max = x == kept
+            ctx.share = is_max / np.sum(is_max, axis=axis, keepdims=True, dtype=x.dtype)
+        return _drop_axes(kept, axis, keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(*ctx.kept_shape).expand(*ctx.input_shape) * ctx.share
