@@ -48,13 +48,11 @@ def main() -> None:
         write_idx(args.output / images_name, images[indices, 0])   # IDX images are (N, rows, cols)
         write_idx(args.output / labels_name, labels[indices])
         split = "train" if train else "test"
-        print(f"{split}: {len(indices)} images, official indices {indices[0]}..{indices[-1]}, "
-              f"sha256 of the index list {hashlib.sha256(indices.astype('>u4').tobytes()).hexdigest()[:16]}")
+        print(f"{split}: {len(indices)} images, {PER_CLASS[train]} per class, "
+              f"official indices {indices[0]} to {indices[-1]}")
         for name in (images_name, labels_name):
             path = args.output / name
-            print(f"  {name}: {path.stat().st_size} bytes, "
-                  f"md5 {hashlib.md5(path.read_bytes()).hexdigest()}")
-
+            print(f"  {name}: {path.stat().st_size} bytes, md5 {hashlib.md5(path.read_bytes()).hexdigest()}")
 
 if __name__ == "__main__":
     main()

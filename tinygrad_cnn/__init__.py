@@ -11,7 +11,10 @@ from .autograd import (
     set_grad_enabled,
 )
 from .random import manual_seed
-from .tensor import Tensor, concatenate, maximum, minimum, stack, where
+from .tensor import (
+    Tensor, arange, concatenate, eye, full, maximum, minimum, ones, ones_like, rand, randn, stack, where, zeros,
+    zeros_like,
+)
 from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import nn
 
@@ -20,5 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "concatenate", "detect_anomaly", "enable_grad",
     "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "maximum", "minimum", "nn",
-    "no_grad", "set_grad_enabled", "stack", "where",
+    "no_grad", "set_grad_enabled", "stack", "where", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
+    "eye", "randn", "rand",
 ]

@@ -18,6 +18,7 @@ from .ops import elementwise as E
 from .ops import matmul as M
 from .ops import movement as MV
 from .ops import reduce as R
+from .random import get_rng
 
 _NUMERIC_KINDS = "biuf"
 
@@ -29,7 +30,13 @@ def _to_array(data, dtype) -> np.ndarray:
         array = data if dtype is None else data.astype(dtype, copy=False)
     elif isinstance(data, (np.generic, numbers.Number, list, tuple)):
         python_data = not isinstance(data, np.generic)
-        array = np.asarray(data, dtype=dtype if dtype is not None else (np.float32 if python_data else None))
+        try:
+            array = np.asarray(data, dtype=dtype if dtype is not None else (np.float32 if python_data else None))
+        except (ValueError, TypeError) as error:
+            raise _python_data_error(data, error) from None
+        if python_data and array.dtype.kind == "f" and np.isnan(array).any():
+            # NumPy turns None into NaN when converting to float: refuse it rather than compute with it
+            _check_leaves_are_numbers(data)
     else:
         raise TypeError(
             f"Tensor data must be a number, a (nested) list of numbers or a NumPy array, not {type(data).__name__}"
@@ -37,6 +44,24 @@ def _to_array(data, dtype) -> np.ndarray:
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(f"Tensor data must be numeric, got an array of dtype {array.dtype}")
     return array
+
+
+def _check_leaves_are_numbers(data) -> None:
+    """Walk nested lists/tuples (iteratively) and raise a TypeError at the first leaf that is not a
+    real number, a NumPy array or a Tensor."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif not isinstance(item, (numbers.Real, np.ndarray, Tensor)):
+            raise TypeError(f"Tensor data must contain only real numbers, found {type(item).__name__} {item!r:.40}")
+
+
+def _python_data_error(data, error) -> Exception:
+    """The error to raise when NumPy cannot convert a Python number or nested list."""
+    _check_leaves_are_numbers(data)  # a string, None, complex, dict, ... raises a TypeError here
+    return ValueError(f"Tensor data must be a rectangular (nested) list of numbers; NumPy says: {error}")
 
 
 def _shape_args(shape) -> tuple:
@@ -198,7 +223,10 @@ class Tensor:
     def _inplace(self, op: str, ufunc, other) -> Tensor:
         self._check_inplace(op)
         other = other.data if isinstance(other, Tensor) else other
-        ufunc(self.data, other, out=self.data, casting="same_kind")
+        try:
+            ufunc(self.data, other, out=self.data, casting="same_kind")
+        except (ValueError, TypeError) as error:
+            raise _inplace_error(op, self, other, error) from None
         self._version += 1
         return self
 
@@ -216,7 +244,10 @@ class Tensor:
 
     def copy_(self, src):
         self._check_inplace("copy_")
-        np.copyto(self.data, _data(src), casting="same_kind")
+        try:
+            np.copyto(self.data, _data(src), casting="same_kind")
+        except (ValueError, TypeError) as error:
+            raise _inplace_error("copy_", self, _data(src), error) from None
         self._version += 1
         return self
 
@@ -481,6 +512,14 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+def _inplace_error(op: str, target: Tensor, value, error: Exception) -> Exception:
+    kind = TypeError if isinstance(error, TypeError) else ValueError
+    return kind(
+        f"{op}: cannot write a value of shape {np.shape(value)} into a tensor of shape {target.shape} "
+        f"and dtype {target.dtype} in place ({error})"
+    )
+
+
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
@@ -559,3 +598,42 @@ def stack(tensors, axis=0) -> Tensor:
 
 def _as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
+
+
+# ---- factories (float32 unless told otherwise; random ones draw from the library's generator) --------
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor(np.zeros(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor(np.ones(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, requires_grad=False) -> Tensor:
+    return Tensor(np.zeros_like(_data(t)), requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, requires_grad=False) -> Tensor:
+    return Tensor(np.ones_like(_data(t)), requires_grad=requires_grad)
+
+
+def arange(*args, dtype=None) -> Tensor:
+    return Tensor(np.arange(*args, dtype=dtype))
+
+
+def eye(n, m=None, dtype=np.float32) -> Tensor:
+    return Tensor(np.eye(n, m, dtype=dtype))
+
+
+def randn(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor(get_rng().standard_normal(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def rand(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
+    return Tensor(get_rng().random(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)

@@ -13,6 +13,7 @@ import http.client
 import os
 import tempfile
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DatasetError
@@ -30,35 +31,46 @@ def md5_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download_file(url: str, destination: Path, md5: str) -> None:
-    """Fetch ``url`` to ``destination`` if its MD5 is ``md5``; raise DatasetError otherwise."""
+@contextmanager
+def writing_atomically(destination: Path):
+    """Yield a temporary file next to ``destination`` that takes its name only if the block
+    finishes without an exception; otherwise the temporary file is deleted."""
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.",
                                          suffix=".part")
     try:
-        digest = hashlib.md5(usedforsecurity=False)
-        received = 0
-        with os.fdopen(handle, "wb") as temp_file, \
+        with os.fdopen(handle, "wb") as temp_file:
+            yield temp_file
+        # mkstemp makes the file private (0600); a dataset file may be shared, so make it readable.
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, destination)
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+
+
+def download_file(url: str, destination: Path, md5: str) -> None:
+    """Fetch ``url`` to ``destination`` if its MD5 is ``md5``; raise DatasetError otherwise."""
+    try:
+        with writing_atomically(destination) as temp_file, \
                 urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
             announced = response.headers.get("Content-Length")
+            digest = hashlib.md5(usedforsecurity=False)
+            received = 0
             while chunk := response.read(CHUNK_BYTES):
                 temp_file.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
-        # urllib returns a short body without complaint when the connection drops.
-        if announced is not None and received != int(announced):
-            raise DatasetError(f"download of {url} was interrupted: "
-                               f"received {received} of {announced} bytes")
-        if digest.hexdigest() != md5:
-            raise DatasetError(f"checksum mismatch for {url}: expected MD5 {md5}, "
-                               f"got {digest.hexdigest()} ({received} bytes)")
-        os.replace(temp_name, destination)
+            # urllib returns a short body without complaint when the connection drops.
+            if announced is not None and received != int(announced):
+                raise DatasetError(f"download of {url} was interrupted: "
+                                   f"received {received} of {announced} bytes")
+            if digest.hexdigest() != md5:
+                raise DatasetError(f"checksum mismatch for {url}: expected MD5 {md5}, "
+                                   f"got {digest.hexdigest()} ({received} bytes)")
     except (OSError, http.client.HTTPException) as error:   # URLError/HTTPError are OSErrors
         raise DatasetError(f"download of {url} failed: {error}") from error
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
 
 
 def download_from_mirrors(source: DatasetSource, filename: str, folder: Path,

@@ -75,7 +75,10 @@ class ImageDataset(TensorDataset):
         if images.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
         if images.dtype == np.uint8:
-            images = images.astype(np.float32) / np.float32(255)
+            # A C-ordered copy even if `images` is a transposed view: later gathers and
+            # convolutions are faster on contiguous memory.
+            images = np.ascontiguousarray(images, dtype=np.float32)
+            images /= 255
         elif images.dtype != np.float32:
             raise ValueError(f"images must be uint8 or float32, got {images.dtype}")
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -111,6 +114,9 @@ class DataLoader:
     seeded once, so its sequence of epochs is the same on every run whatever else draws
     random numbers. Without ``seed`` the order comes from the library generator
     (``tinygrad_cnn.random.get_rng()``), so ``manual_seed`` makes a whole run repeat.
+
+    A dataset exposing ``arrays`` is batched by indexing those arrays directly, so its
+    ``__getitem__`` is not called; any other dataset is read sample by sample and stacked.
 
     ``transform`` (see ``transforms.py``) is applied to each batch of the first field
     (the images) after it is gathered, so augmentation runs vectorised on the whole batch.

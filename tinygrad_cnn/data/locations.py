@@ -16,7 +16,7 @@ A place counts only if it holds every file the requested split needs. With
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from .errors import DatasetError
 
@@ -41,42 +41,51 @@ def user_cache_folder() -> Path:
     return Path(cache_home) / "tinygrad_cnn"
 
 
-def search_places(source: DatasetSource, root=None) -> list[tuple[Path | None, str]]:
-    """Every place to look, in order, as ``(folder, description)``; folder is None if the
-    place does not apply (root not given, environment variable not set)."""
+class SearchPlace(NamedTuple):
+    label: str                 # what the place is, e.g. "user cache"
+    folder: Path | None        # None when the place does not apply
+    why_not: str = ""          # why it does not apply
+
+
+def search_places(source: DatasetSource, root=None) -> list[SearchPlace]:
+    """Every place to look, in order of preference."""
     env_value = os.environ.get(DATA_ENV_VAR)
     return [
-        (Path(root) if root is not None else None, "the root argument"),
-        (Path(env_value) / source.folder if env_value else None,
-         f"${DATA_ENV_VAR}/{source.folder}" + ("" if env_value else f" ({DATA_ENV_VAR} is not set)")),
-        (user_cache_folder() / source.folder, "the user cache"),
-        *[(Path(folder), description) for folder, description in source.system_folders],
+        SearchPlace("root argument", Path(root) if root is not None else None, "not given"),
+        SearchPlace(f"${DATA_ENV_VAR}/{source.folder}",
+                    Path(env_value) / source.folder if env_value else None, f"{DATA_ENV_VAR} is not set"),
+        SearchPlace("user cache", user_cache_folder() / source.folder),
+        *[SearchPlace(label, Path(folder)) for folder, label in source.system_folders],
     ]
 
 
 def find_folder(source: DatasetSource, required: list[str], root=None) -> Path | None:
     """The first place holding all the ``required`` files (paths relative to it), or None."""
-    for folder, _ in search_places(source, root):
-        if folder is not None and all((folder / name).is_file() for name in required):
-            return folder
+    for place in search_places(source, root):
+        if place.folder is not None and all((place.folder / name).is_file() for name in required):
+            return place.folder
     return None
 
 
 def download_folder(source: DatasetSource, root=None) -> Path:
     """Where downloads go: the first of root, ``$TINYGRAD_CNN_DATA/<folder>``, user cache."""
-    return next(folder for folder, _ in search_places(source, root)[:3] if folder is not None)
+    return next(place.folder for place in search_places(source, root)[:3] if place.folder is not None)
 
 
 def not_found_error(source: DatasetSource, required: list[str], root=None,
                     download_failure: Exception | None = None) -> DatasetError:
     """One message saying every place that was searched and every way to get the files."""
     lines = [f"{source.name} files not found: {', '.join(required)}", "Looked in:"]
-    for folder, description in search_places(source, root):
-        lines.append(f"  - {folder if folder is not None else '(skipped)'}  [{description}]")
+    for place in search_places(source, root):
+        lines.append(f"  - {place.label}: {place.folder if place.folder is not None else place.why_not}")
     if download_failure is not None:
         lines.append(f"Download failed: {download_failure}")
     lines.append("To get the files:")
-    lines.append(f"  - pass download=True to fetch them into {download_folder(source, root)}")
+    if download_failure is None:
+        lines.append(f"  - pass download=True to fetch them into {download_folder(source, root)}")
+    else:
+        lines.append("  - retry download=True once the network works, or pass mirrors=[base URL] "
+                     "naming a server that has the files")
     if source.install_hint:
         lines.append(f"  - or {source.install_hint}")
     lines.append(f"  - or download {', '.join(source.md5)} from {source.mirrors[0]} "
