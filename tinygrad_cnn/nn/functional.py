@@ -25,6 +25,10 @@ def _check_input(x: Tensor, op: str) -> None:
         raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: input of shape {x.shape} is empty; only the batch size N may be 0")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be a floating-point tensor, got dtype {x.dtype}")
 
 
 def _window_geometry(op, x_shape, kernel, stride, padding, dilation, groups=1) -> ConvGeometry:
@@ -57,10 +61,16 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, 
     """2-D cross-correlation of NCHW input with OIHW weights, as ``torch.nn.functional.conv2d``."""
     op = "conv2d"
     _check_input(x, op)
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{op}: weight must be a Tensor, got {type(weight).__name__}")
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), got shape {weight.shape}")
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if weight.shape[0] == 0 or weight.shape[1] == 0:
+        raise ValueError(f"{op}: weight of shape {weight.shape} has no channels")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be at least 1, got {groups}")
     channels, out_channels = x.shape[1], weight.shape[0]
     if channels % groups or out_channels % groups:
         raise ValueError(
@@ -178,7 +188,11 @@ def _one_hot_targets(target, n_classes: int, dtype, op: str) -> np.ndarray:
 
 def nll_loss(log_probs: Tensor, target, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer targets given (N, C) log-probabilities."""
-    op = "nll_loss"
+    return _nll_loss(log_probs, target, reduction, "nll_loss")
+
+
+def _nll_loss(log_probs: Tensor, target, reduction: str, op: str) -> Tensor:
+    """``nll_loss`` with errors reported under the name of the public function that was called."""
     if log_probs.ndim != 2:
         raise ValueError(f"{op}: input must be (N, C), got shape {log_probs.shape}")
     one_hot = _one_hot_targets(target, log_probs.shape[1], log_probs.dtype, op)
@@ -192,7 +206,7 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of (N, C) logits against integer class targets (N,)."""
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (N, C), got shape {logits.shape}")
-    return nll_loss(log_softmax(logits, axis=1), target, reduction)
+    return _nll_loss(log_softmax(logits, axis=1), target, reduction, "cross_entropy")
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:

@@ -1,0 +1,1 @@
+"""Tests of tinygrad_cnn.nn: modules, layers, initialisation."""

@@ -1,0 +1,227 @@
+"""``nn.functional`` beyond convolution and pooling (those are in tests/ops): activations, softmax
+and log-softmax (also at logits of magnitude 1e3), the losses, ``linear`` and dropout.
+
+References are NumPy formulas written here; log-sum-exp comes from ``np.logaddexp.reduce``, which
+is stable without the max-shift the implementation uses.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_cnn as tg
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
+from tinygrad_cnn.testing import strategies as S
+
+
+def check_op(op, expected, *inputs, rtol=1e-12):
+    """The four checks: forward against the reference, gradients of order 1 and 2, float32."""
+    out = op(*inputs)
+    assert out.shape == np.shape(expected)
+    np.testing.assert_allclose(out.data, expected, rtol=rtol, atol=1e-12)
+    check_gradients(op, *inputs)
+    check_dtype_preserved(op, *inputs)
+
+
+def log_softmax_reference(a, axis):
+    return a - np.logaddexp.reduce(a, axis=axis, keepdims=True)
+
+
+# ---- activations ------------------------------------------------------------------------------------
+
+
+@given(x=S.away_from_kinks(), slope=st.sampled_from([0.01, 0.2, -0.5]))
+def test_relu_and_leaky_relu(x, slope):
+    check_op(F.relu, np.where(x.data > 0, x.data, 0.0), x)
+    check_op(lambda t: F.leaky_relu(t, slope), np.where(x.data > 0, x.data, slope * x.data), x)
+    check_op(F.leaky_relu, np.where(x.data > 0, x.data, 0.01 * x.data), x)
+
+
+@given(x=S.tensors())
+def test_sigmoid_and_tanh(x):
+    check_op(F.sigmoid, 1 / (1 + np.exp(-x.data)), x)
+    check_op(F.tanh, (np.exp(x.data) - np.exp(-x.data)) / (np.exp(x.data) + np.exp(-x.data)), x)
+
+
+def test_sigmoid_is_finite_and_saturates_for_large_inputs():
+    x = Tensor(np.array([-1e3, -50.0, 0.0, 50.0, 1e3]), requires_grad=True)
+    out = F.sigmoid(x)
+    np.testing.assert_allclose(out.data, [0.0, np.exp(-50.0), 0.5, 1.0, 1.0], rtol=1e-12, atol=0)
+    out.sum().backward()
+    assert np.isfinite(x.grad.data).all()
+
+
+@given(data=st.data())
+def test_softmax_and_log_softmax(data):
+    x = data.draw(S.tensors(S.shapes(min_dims=1)), label="x")
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    expected = log_softmax_reference(x.data, axis)
+    check_op(lambda t: F.log_softmax(t, axis=axis), expected, x)
+    check_op(lambda t: F.softmax(t, axis=axis), np.exp(expected), x)
+
+
+@given(data=st.data())
+def test_softmax_is_stable_for_logits_of_magnitude_1e3(data):
+    x = data.draw(S.tensors(S.shapes(min_dims=1), elements=st.floats(-1e3, 1e3)), label="x")
+    x = Tensor(x.data + np.where(x.data >= 0, 1e3, -1e3) * data.draw(st.booleans()), requires_grad=True)
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    expected = log_softmax_reference(x.data, axis)
+    for dtype in (np.float64, np.float32):
+        logits = Tensor(x.data.astype(dtype), requires_grad=True)
+        log_probs, probs = F.log_softmax(logits, axis=axis), F.softmax(logits, axis=axis)
+        assert np.isfinite(log_probs.data).all() and np.isfinite(probs.data).all()
+        tolerance = dict(rtol=1e-12, atol=1e-9) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(log_probs.data, expected, **tolerance)
+        np.testing.assert_allclose(probs.data, np.exp(expected), **tolerance)
+        # d/dx sum(v * log_softmax(x)) = v - softmax(x) * sum(v)
+        v = np.random.default_rng(0).standard_normal(x.shape)
+        (g,) = tg.grad(log_probs, logits, grad_outputs=Tensor(v.astype(dtype)))
+        expected_grad = v - np.exp(expected) * v.sum(axis=axis, keepdims=True)
+        np.testing.assert_allclose(g.data, expected_grad, **tolerance)
+    check_gradients(lambda t: F.log_softmax(t, axis=axis), x)
+
+
+# ---- losses ---------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def classification_problems(draw, magnitude=3.0):
+    n, classes = draw(st.integers(1, 4), label="N"), draw(st.integers(1, 4), label="C")
+    logits = draw(S.tensors((n, classes), elements=st.floats(-magnitude, magnitude)), label="logits")
+    target = np.array(draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n)), dtype=np.int64)
+    as_tensor = draw(st.booleans(), label="target as Tensor")
+    return logits, (Tensor(target) if as_tensor else target), target
+
+
+REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda a: a}
+
+
+@pytest.mark.parametrize("reduction", REDUCE)
+@given(problem=classification_problems())
+def test_cross_entropy(reduction, problem):
+    logits, target, labels = problem
+    per_sample = -log_softmax_reference(logits.data, axis=1)[np.arange(len(labels)), labels]
+    check_op(lambda t: F.cross_entropy(t, target, reduction=reduction), REDUCE[reduction](per_sample), logits)
+
+
+@pytest.mark.parametrize("reduction", REDUCE)
+@given(problem=classification_problems())
+def test_nll_loss(reduction, problem):
+    log_probs, target, labels = problem
+    per_sample = np.array([-log_probs.data[i, t] for i, t in enumerate(labels)])
+    check_op(lambda t: F.nll_loss(t, target, reduction=reduction), REDUCE[reduction](per_sample), log_probs)
+
+
+@given(problem=classification_problems(magnitude=1e3))
+def test_cross_entropy_is_finite_and_correct_for_logits_of_magnitude_1e3(problem):
+    logits, target, labels = problem
+    loss = F.cross_entropy(logits, target)
+    expected = np.mean(-log_softmax_reference(logits.data, axis=1)[np.arange(len(labels)), labels])
+    assert np.isfinite(loss.item())
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12, atol=1e-9)
+    loss.backward()
+    assert np.isfinite(logits.grad.data).all()
+
+
+@given(problem=classification_problems())
+def test_cross_entropy_matches_torch(problem):
+    torch = pytest.importorskip("torch")
+    logits, target, labels = problem
+    t_logits = torch.tensor(logits.data, requires_grad=True)
+    for reduction in REDUCE:
+        logits.grad, t_logits.grad = None, None
+        expected = torch.nn.functional.cross_entropy(t_logits, torch.tensor(labels), reduction=reduction)
+        out = F.cross_entropy(logits, target, reduction=reduction)
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+        upstream = np.random.default_rng(0).standard_normal(out.shape)
+        expected.backward(torch.tensor(upstream))
+        (out * Tensor(upstream)).sum().backward()
+        np.testing.assert_allclose(logits.grad.data, t_logits.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
+def test_loss_argument_errors_are_clear(loss):
+    logits = Tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="out of range"):
+        loss(logits, np.array([0, 3]))
+    with pytest.raises(TypeError, match="integer"):
+        loss(logits, np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="reduction"):
+        loss(logits, np.array([0, 1]), reduction="average")
+    with pytest.raises(ValueError):
+        loss(logits, np.array([0, 1, 2]))
+
+
+@pytest.mark.parametrize("reduction", REDUCE)
+@given(data=st.data())
+def test_mse_loss(reduction, data):
+    shape = data.draw(S.shapes(), label="shape")
+    prediction, target = data.draw(S.tensors(shape), label="input"), data.draw(S.tensors(shape), label="target")
+    expected = REDUCE[reduction]((prediction.data - target.data) ** 2)
+    check_op(lambda p, t: F.mse_loss(p, t, reduction=reduction), expected, prediction, target)
+    constant = target.data.copy()  # a float64 array: with a float32 input NumPy promotes, so no dtype check
+    np.testing.assert_allclose(F.mse_loss(prediction, constant, reduction=reduction).data, expected, rtol=1e-12)
+    check_gradients(lambda p: F.mse_loss(p, constant, reduction=reduction), prediction)
+
+
+def test_mse_loss_of_different_shapes_raises():
+    with pytest.raises(ValueError, match="shape"):
+        F.mse_loss(Tensor(np.zeros(3)), Tensor(np.zeros((3, 1))))
+
+
+@given(data=st.data())
+def test_linear(data):
+    n_in, n_out = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    batch = data.draw(S.shapes(max_dims=2), label="batch")
+    x = data.draw(S.tensors(batch + (n_in,)), label="x")
+    w, b = data.draw(S.tensors((n_out, n_in)), label="weight"), data.draw(S.tensors((n_out,)), label="bias")
+    expected = np.einsum("...i,oi->...o", x.data, w.data) + b.data
+    check_op(F.linear, expected, x, w, b)
+
+
+# ---- dropout ---------------------------------------------------------------------------------------------------
+
+
+@given(x=S.tensors())
+def test_dropout_is_the_identity_with_p_0_or_outside_training(x):
+    for out in (F.dropout(x, p=0.0), F.dropout(x, p=0.7, training=False)):
+        np.testing.assert_array_equal(out.data, x.data)
+        check_gradients(lambda t: F.dropout(t, p=0.0), x)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_dropout_mask_statistics_and_scaling(p):
+    tg.manual_seed(0)
+    n = 20_000
+    out = F.dropout(Tensor(np.ones(n)), p=p)
+    dropped = out.data == 0
+    # the kept fraction is a binomial proportion: within 5 standard deviations of 1 - p
+    assert abs(dropped.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+    np.testing.assert_allclose(out.data[~dropped], 1 / (1 - p), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(x=S.away_from_kinks(S.shapes(min_dims=1, max_side=4), margin=0.1), p=st.sampled_from([0.25, 0.5]))
+def test_dropout_gradient_is_the_mask_times_the_scale(dtype, x, p):
+    x = Tensor(x.data.astype(dtype), requires_grad=True)  # no zeros, so a zero output means dropped
+    out = F.dropout(x, p=p)
+    assert out.dtype == dtype
+    kept = out.data != 0
+    np.testing.assert_allclose(out.data, np.where(kept, x.data / (1 - p), 0.0), rtol=1e-6)
+    upstream = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    out.backward(Tensor(upstream))
+    assert x.grad.dtype == dtype
+    np.testing.assert_allclose(x.grad.data, np.where(kept, upstream / (1 - p), 0.0), rtol=1e-6)
+
+
+def test_dropout_repeats_after_manual_seed_and_p_1_drops_everything():
+    x = Tensor(np.arange(1.0, 50.0))
+    tg.manual_seed(3)
+    first = F.dropout(x, 0.5).data
+    tg.manual_seed(3)
+    np.testing.assert_array_equal(F.dropout(x, 0.5).data, first)
+    np.testing.assert_array_equal(F.dropout(x, 1.0).data, np.zeros(49))
+    with pytest.raises(ValueError, match="p must be"):
+        F.dropout(x, 1.5)

@@ -1,0 +1,280 @@
+"""The layers: output values against NumPy formulas (and torch when it is installed), shapes,
+float32 in -> float32 out, BatchNorm's statistics in train and eval mode, Dropout, Sequential, and
+gradient checks of each parameterised layer's forward in float64."""
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import Tensor, nn
+
+
+def randn(*shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def check_layer_gradients(layer, x: np.ndarray) -> None:
+    """gradcheck of layer(x) with respect to x and the layer's own parameters.
+
+    gradcheck calls the function with float64 *copies* of its inputs, so the function puts the
+    copies in the layer's parameter slots before calling it."""
+    names = [name for name, _ in layer.named_parameters(recurse=False)]
+
+    def forward(x, *params):
+        layer._parameters.update(zip(names, params))
+        return layer(x)
+
+    params = [layer._parameters[name] for name in names]
+    assert tg.gradcheck(forward, (Tensor(x, requires_grad=True), *params))
+
+
+# ---- Linear and Conv2d ------------------------------------------------------------------------------
+
+
+def test_linear_computes_x_times_weight_transposed_plus_bias():
+    layer = nn.Linear(4, 3)
+    assert layer.weight.shape == (3, 4) and layer.bias.shape == (3,)
+    x = randn(5, 4)
+    out = layer(Tensor(x))
+    assert out.shape == (5, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out.data, x @ layer.weight.data.T + layer.bias.data, rtol=1e-6, atol=1e-6)
+    no_bias = nn.Linear(4, 3, bias=False)
+    assert no_bias.bias is None and [n for n, _ in no_bias.named_parameters()] == ["weight"]
+    np.testing.assert_allclose(no_bias(Tensor(x)).data, x @ no_bias.weight.data.T, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, out_hw",
+    [
+        (dict(), (5, 6)),
+        (dict(stride=2, padding=1), (4, 4)),
+        (dict(padding=(2, 1), dilation=2), (7, 7)),
+        (dict(groups=2, bias=False), (5, 6)),
+    ],
+)
+def test_conv2d_shapes_and_values_against_torch(kwargs, out_hw):
+    layer = nn.Conv2d(4, 6, (3, 2), **kwargs)
+    assert layer.weight.shape == (6, 4 // kwargs.get("groups", 1), 3, 2)
+    x = randn(2, 4, 7, 7)
+    out = layer(Tensor(x))
+    assert out.shape == (2, 6, *out_hw) and out.dtype == np.float32
+    torch = pytest.importorskip("torch")
+    theirs = torch.nn.Conv2d(4, 6, (3, 2), **kwargs)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_and_conv2d_gradients():
+    tg.manual_seed(0)
+    check_layer_gradients(nn.Linear(3, 2, dtype=np.float64), randn(4, 3, dtype=np.float64))
+    check_layer_gradients(nn.Conv2d(2, 2, 2, stride=1, padding=1, dtype=np.float64), randn(2, 2, 3, 3, dtype=np.float64))
+
+
+# ---- pooling, flatten, activations ---------------------------------------------------------------------
+
+
+def test_pooling_layers():
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    out = nn.MaxPool2d(2)(Tensor(x))  # stride defaults to the kernel size
+    np.testing.assert_array_equal(out.data, x.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5)))
+    np.testing.assert_array_equal(nn.AvgPool2d(2)(Tensor(x)).data, x.reshape(1, 2, 2, 2, 2, 2).mean(axis=(3, 5)))
+    assert nn.MaxPool2d(3, stride=1, padding=1)(Tensor(x)).shape == (1, 2, 4, 4)
+    padded = nn.AvgPool2d(2, stride=2, padding=1)(Tensor(np.ones((1, 1, 2, 2), dtype=np.float32)))
+    np.testing.assert_array_equal(padded.data, np.full((1, 1, 2, 2), 0.25, dtype=np.float32))  # padding counts
+
+
+def test_flatten():
+    x = Tensor(randn(2, 3, 4, 5))
+    assert nn.Flatten()(x).shape == (2, 60)
+    assert nn.Flatten(0)(x).shape == (120,)
+    assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
+    np.testing.assert_array_equal(nn.Flatten()(x).data, x.data.reshape(2, 60))
+
+
+@pytest.mark.parametrize(
+    "layer, formula",
+    [
+        (nn.ReLU(), lambda x: np.maximum(x, 0)),
+        (nn.LeakyReLU(), lambda x: np.where(x > 0, x, 0.01 * x)),
+        (nn.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+        (nn.Sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
+        (nn.Tanh(), np.tanh),
+    ],
+)
+def test_activations(layer, formula):
+    x = randn(3, 4)
+    out = layer(Tensor(x))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.data, formula(x.astype(np.float64)), rtol=1e-6, atol=1e-7)
+
+
+# ---- Dropout --------------------------------------------------------------------------------------------
+
+
+def test_dropout_in_training_zeros_a_fraction_p_and_rescales_the_rest():
+    tg.manual_seed(0)
+    layer = nn.Dropout(0.3)
+    x = Tensor(np.ones(100_000, dtype=np.float32), requires_grad=True)
+    out = layer(x)
+    assert out.dtype == np.float32
+    dropped = out.data == 0
+    # the fraction of zeros is binomial: standard deviation sqrt(0.3 * 0.7 / n) ~ 0.0015
+    assert abs(dropped.mean() - 0.3) < 0.0075
+    np.testing.assert_allclose(out.data[~dropped], 1 / 0.7, rtol=1e-6)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, out.data)  # the gradient is the same mask and scale
+
+
+def test_dropout_draws_from_the_library_generator_and_is_identity_in_eval():
+    layer = nn.Dropout()
+    x = Tensor(randn(50))
+    tg.manual_seed(3)
+    first = layer(x).data
+    tg.manual_seed(3)
+    np.testing.assert_array_equal(layer(x).data, first)
+    assert layer.eval()(x) is x
+    with pytest.raises(ValueError):
+        nn.Dropout(1.5)
+
+
+# ---- BatchNorm ------------------------------------------------------------------------------------------
+
+
+def batch_norm_reference(x, weight, bias, eps, axes):
+    """Normalisation with the batch's biased variance, in float64."""
+    x = x.astype(np.float64)
+    shape = [1] * x.ndim
+    shape[1] = -1
+    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight.reshape(shape) + bias.reshape(shape)
+
+
+@pytest.mark.parametrize("layer_type, shape, axes", [
+    (nn.BatchNorm2d, (4, 3, 5, 5), (0, 2, 3)),
+    (nn.BatchNorm1d, (8, 3), (0,)),
+    (nn.BatchNorm1d, (4, 3, 6), (0, 2)),
+])
+def test_batchnorm_training_and_running_statistics(layer_type, shape, axes):
+    layer = layer_type(3, momentum=0.2)
+    with tg.no_grad():
+        layer.weight.copy_(np.array([1.0, 2.0, 0.5], dtype=np.float32))
+        layer.bias.copy_(np.array([0.0, -1.0, 3.0], dtype=np.float32))
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    count = int(np.prod([shape[a] for a in axes]))
+    for step in range(3):
+        x = randn(*shape, seed=step) * 2 + 1
+        out = layer(Tensor(x))
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out.data, batch_norm_reference(x, layer.weight.data, layer.bias.data, 1e-5, axes),
+                                   rtol=1e-5, atol=1e-5)
+        # the running variance uses the unbiased estimate: divided by count - 1
+        running_mean = 0.8 * running_mean + 0.2 * x.mean(axis=axes)
+        running_var = 0.8 * running_var + 0.2 * x.astype(np.float64).var(axis=axes) * count / (count - 1)
+    np.testing.assert_allclose(layer.running_mean.data, running_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.running_var.data, running_var, rtol=1e-5)
+    assert layer.running_mean.dtype == layer.running_var.dtype == np.float32
+    assert int(layer.num_batches_tracked.item()) == 3
+
+    layer.eval()
+    x = randn(*shape, seed=10)
+    channel = [1] * len(shape)
+    channel[1] = 3
+    expected = ((x - running_mean.reshape(channel)) / np.sqrt(running_var.reshape(channel) + 1e-5)
+                * layer.weight.data.reshape(channel) + layer.bias.data.reshape(channel))
+    np.testing.assert_allclose(layer(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
+    assert int(layer.num_batches_tracked.item()) == 3  # eval mode does not move the statistics
+
+
+def test_batchnorm_momentum_none_is_a_cumulative_average():
+    layer = nn.BatchNorm1d(2, momentum=None)
+    batches = [randn(5, 2, seed=s) + s for s in range(4)]
+    for x in batches:
+        layer(Tensor(x))
+    np.testing.assert_allclose(layer.running_mean.data, np.mean([x.mean(axis=0) for x in batches], axis=0), rtol=1e-5)
+    np.testing.assert_allclose(layer.running_var.data, np.mean([x.var(axis=0, ddof=1) for x in batches], axis=0), rtol=1e-5)
+
+
+def test_batchnorm_without_running_stats_or_affine():
+    layer = nn.BatchNorm2d(2, affine=False, track_running_stats=False).eval()
+    assert list(layer.state_dict()) == [] and list(layer.parameters()) == []
+    x = randn(3, 2, 2, 2)
+    # without running statistics even eval mode normalises with the batch's
+    np.testing.assert_allclose(layer(Tensor(x)).data, batch_norm_reference(x, np.ones(2), np.zeros(2), 1e-5, (0, 2, 3)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm_input_errors():
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(3)(Tensor(randn(1, 3)))
+    nn.BatchNorm1d(3).eval()(Tensor(randn(1, 3)))  # fine in eval mode
+    with pytest.raises(ValueError, match="4-D"):
+        nn.BatchNorm2d(3)(Tensor(randn(2, 3)))
+    with pytest.raises(ValueError, match="expected 3"):
+        nn.BatchNorm2d(3)(Tensor(randn(2, 4, 2, 2)))
+
+
+def test_batchnorm_gradients_in_train_and_eval_mode():
+    layer = nn.BatchNorm2d(2, dtype=np.float64)
+    with tg.no_grad():
+        layer.weight.copy_(np.array([1.5, -0.5]))
+        layer.bias.copy_(np.array([0.1, 0.2]))
+    x = randn(3, 2, 2, 2, dtype=np.float64)
+    check_layer_gradients(layer, x)
+    check_layer_gradients(layer.eval(), x)
+    check_layer_gradients(nn.BatchNorm1d(3, dtype=np.float64), randn(4, 3, dtype=np.float64))
+
+
+def test_batchnorm_matches_torch_in_train_and_eval_mode():
+    torch = pytest.importorskip("torch")
+    ours, theirs = nn.BatchNorm2d(3, momentum=0.3), torch.nn.BatchNorm2d(3, momentum=0.3)
+    with tg.no_grad():
+        ours.weight.copy_(randn(3, seed=7))
+        ours.bias.copy_(randn(3, seed=8))
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    direction = randn(4, 3, 5, 5, seed=9)
+    for step in range(3):
+        x = randn(4, 3, 5, 5, seed=step) * 3 - 1
+        x_ours, x_theirs = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (ours(x_ours) * direction).sum().backward()
+        (theirs(x_theirs) * torch.from_numpy(direction)).sum().backward()
+        np.testing.assert_allclose(x_ours.grad.data, x_theirs.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.bias.grad.data, theirs.bias.grad.numpy(), rtol=1e-5, atol=1e-5)
+    for name, value in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[name], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    x = randn(2, 3, 5, 5, seed=20)
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours(Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
+
+
+# ---- Sequential -------------------------------------------------------------------------------------------
+
+
+def test_sequential_indexing_length_iteration_and_names():
+    layers = [nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)]
+    model = nn.Sequential(*layers)
+    assert len(model) == 3 and list(model) == layers
+    assert model[0] is layers[0] and model[-1] is layers[2]
+    assert [name for name, _ in model.named_children()] == ["0", "1", "2"]
+    tail = model[1:]
+    assert isinstance(tail, nn.Sequential) and list(tail) == layers[1:]
+    assert [name for name, _ in tail.named_children()] == ["1", "2"]  # slices keep the names, as torch
+    with pytest.raises(IndexError):
+        model[3]
+    x = Tensor(randn(4, 2))
+    np.testing.assert_array_equal(model(x).data, layers[2](layers[1](layers[0](x))).data)
+    model.append(nn.Sigmoid())
+    assert len(model) == 4 and [name for name, _ in model.named_children()][-1] == "3"
+    named = nn.Sequential({"features": nn.Linear(2, 2), "act": nn.Tanh()})
+    assert [name for name, _ in named.named_parameters()] == ["features.weight", "features.bias"]
+
+
+def test_numpy_float64_hyperparameters_do_not_upcast_float32():
+    x = Tensor(randn(4, 2, 3, 3))
+    layer = nn.BatchNorm2d(2, eps=np.float64(1e-3), momentum=np.float64(0.2))
+    out = layer(x)
+    assert out.dtype == layer.running_mean.dtype == layer.running_var.dtype == np.float32
+    assert nn.LeakyReLU(np.float64(0.1))(x).dtype == np.float32

@@ -1,0 +1,340 @@
+"""Optimizers, schedulers and gradient clipping.
+
+Each update rule is checked over several steps against the formula written out here in NumPy,
+and against torch.optim (same initial values, same gradients) when torch is installed. The
+gradients are set by hand, so the tests isolate the update from the rest of the library.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import Tensor, nn, optim
+from tinygrad_cnn.optim import lr_scheduler
+
+STEPS = 6
+
+
+# Values are drawn in float32 and then cast, so every dtype starts from exactly the same numbers.
+def initial_values(dtype=np.float32):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(shape).astype(np.float32).astype(dtype) for shape in [(3, 4), (4,)]]
+
+
+def gradient_sequence(dtype=np.float32):
+    rng = np.random.default_rng(1)
+    return [[rng.standard_normal(shape).astype(np.float32).astype(dtype) for shape in [(3, 4), (4,)]] for _ in range(STEPS)]
+
+
+def run_ours(make_optimizer, dtype=np.float32):
+    params = [nn.Parameter(v.copy()) for v in initial_values(dtype)]
+    optimizer = make_optimizer(params)
+    for grads in gradient_sequence(dtype):
+        for p, g in zip(params, grads):
+            p.grad = Tensor(g)
+        optimizer.step()
+    return [p.data for p in params], optimizer
+
+
+def run_reference(update):
+    """``update(p, g, state, t)`` written in NumPy float64, applied to every parameter."""
+    params = [v.astype(np.float64) for v in initial_values()]
+    states = [{} for _ in params]
+    for t, grads in enumerate(gradient_sequence(), start=1):
+        params = [update(p, g.astype(np.float64), state, t) for p, g, state in zip(params, grads, states)]
+    return params
+
+
+def sgd_reference(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def update(p, g, state, t):
+        g = g + weight_decay * p
+        if momentum:
+            state["b"] = g if t == 1 else momentum * state["b"] + (1 - dampening) * g
+            g = g + momentum * state["b"] if nesterov else state["b"]
+        return p - lr * g
+    return update
+
+
+def adam_reference(lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+    def update(p, g, state, t):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        state["m"] = beta1 * state.get("m", 0) + (1 - beta1) * g
+        state["v"] = beta2 * state.get("v", 0) + (1 - beta2) * g * g
+        m_hat = state["m"] / (1 - beta1**t)
+        v_hat = state["v"] / (1 - beta2**t)
+        return p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return update
+
+
+CASES = {
+    "sgd": (lambda ps: optim.SGD(ps, lr=0.1), sgd_reference(0.1), "SGD", dict(lr=0.1)),
+    "sgd momentum": (lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9), sgd_reference(0.05, 0.9), "SGD",
+                     dict(lr=0.05, momentum=0.9)),
+    "sgd dampening weight decay": (lambda ps: optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01),
+                                   sgd_reference(0.05, 0.8, 0.3, 0.01), "SGD",
+                                   dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01)),
+    "sgd nesterov": (lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1),
+                     sgd_reference(0.05, 0.9, weight_decay=0.1, nesterov=True), "SGD",
+                     dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    "adam": (lambda ps: optim.Adam(ps, lr=0.01), adam_reference(0.01, 0.9, 0.999, 1e-8), "Adam", dict(lr=0.01)),
+    "adam weight decay": (lambda ps: optim.Adam(ps, lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+                          adam_reference(0.02, 0.8, 0.99, 1e-6, 0.1), "Adam",
+                          dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    "adamw": (lambda ps: optim.AdamW(ps, lr=0.01), adam_reference(0.01, 0.9, 0.999, 1e-8, 1e-2, decoupled=True),
+              "AdamW", dict(lr=0.01)),
+    "adamw weight decay": (lambda ps: optim.AdamW(ps, lr=0.05, weight_decay=0.5),
+                           adam_reference(0.05, 0.9, 0.999, 1e-8, 0.5, decoupled=True), "AdamW",
+                           dict(lr=0.05, weight_decay=0.5)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_updates_match_the_formulas(case):
+    make, reference, _, _ = CASES[case]
+    expected = run_reference(reference)
+    # in float64 the implementation must agree with the formula to rounding
+    ours64, _ = run_ours(make, np.float64)
+    for ours, exp in zip(ours64, expected):
+        np.testing.assert_allclose(ours, exp, rtol=1e-12, atol=1e-12)
+    # in float32 the parameters and every piece of state stay float32
+    ours32, optimizer = run_ours(make, np.float32)
+    for ours, exp in zip(ours32, expected):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, exp, rtol=1e-5, atol=1e-6)
+    for state in optimizer.state.values():
+        assert all(v.dtype == np.float32 for v in state.values() if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_updates_match_torch(case):
+    torch = pytest.importorskip("torch")
+    make, _, torch_name, kwargs = CASES[case]
+    params = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in initial_values()]
+    optimizer = getattr(torch.optim, torch_name)(params, **kwargs)
+    for grads in gradient_sequence():
+        for p, g in zip(params, grads):
+            p.grad = torch.from_numpy(g)
+        optimizer.step()
+    ours, _ = run_ours(make)
+    for mine, theirs in zip(ours, params):
+        np.testing.assert_allclose(mine, theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_first_adam_step_moves_each_coordinate_by_lr():
+    # with bias correction, step 1 is lr * g / (|g| + eps'): the sign of g times lr
+    p = nn.Parameter(np.array([1.0, -2.0, 3.0], dtype=np.float32))
+    p.grad = Tensor(np.array([0.5, -40.0, 1e-3], dtype=np.float32))
+    optim.Adam([p], lr=0.1).step()
+    np.testing.assert_allclose(p.data, [0.9, -1.9, 2.9], rtol=1e-5)
+
+
+def test_step_is_in_place_skips_params_without_grad_and_trains():
+    tg.manual_seed(0)
+    model = nn.Linear(3, 1)
+    unused = nn.Parameter(np.ones(2, dtype=np.float32))
+    optimizer = optim.SGD([*model.parameters(), unused], lr=0.1, momentum=0.9)
+    weight, version = model.weight.data, model.weight._version
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], dtype=np.float32) + 0.3
+    losses = []
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = tg.nn.functional.mse_loss(model(Tensor(x)).reshape(-1), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert model.weight.data is weight and model.weight._version == version + 60
+    assert losses[-1] < 1e-3 * losses[0]
+    np.testing.assert_allclose(model.weight.data[0], [1.0, -2.0, 0.5], atol=0.02)
+    assert unused not in optimizer.state and (unused.data == 1).all()
+
+
+def test_step_between_forward_and_backward_is_detected():
+    conv = nn.Conv2d(1, 2, 3)
+    optimizer = optim.SGD(conv.parameters(), lr=0.1)
+    loss = conv(Tensor(np.ones((1, 1, 4, 4), dtype=np.float32))).sum()
+    for p in conv.parameters():
+        p.grad = Tensor(np.ones_like(p.data))
+    optimizer.step()  # changes the weight that Conv2d saved for its input gradient
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+
+
+def test_step_between_forward_and_backward_is_detected_through_a_view():
+    # Linear saves weight.T, a view: views share their base's version counter, as in torch
+    layer = nn.Linear(3, 2)
+    x = Tensor(np.ones((1, 3), dtype=np.float32), requires_grad=True)
+    loss = layer(x).sum()
+    with tg.no_grad():
+        layer.weight.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        loss.backward()
+
+
+def test_zero_grad():
+    params = [nn.Parameter(np.ones(2, dtype=np.float32)) for _ in range(2)]
+    optimizer = optim.Adam(params)
+    for p in params:
+        p.grad = Tensor(np.ones(2, dtype=np.float32))
+    optimizer.zero_grad(set_to_none=False)
+    assert all((p.grad.data == 0).all() for p in params)
+    optimizer.zero_grad()
+    assert all(p.grad is None for p in params)
+
+
+def test_param_groups_have_their_own_hyperparameters():
+    a, b = nn.Parameter(np.zeros(2, dtype=np.float32)), nn.Parameter(np.zeros(2, dtype=np.float32))
+    optimizer = optim.SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1, momentum=0.0)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.1, 0.5]
+    assert optimizer.param_groups[1]["momentum"] == 0.0  # defaults fill in what a group does not set
+    a.grad = b.grad = Tensor(np.ones(2, dtype=np.float32))
+    optimizer.step()
+    np.testing.assert_allclose(a.data, -0.1, rtol=1e-6)
+    np.testing.assert_allclose(b.data, -0.5, rtol=1e-6)
+
+
+def test_invalid_arguments():
+    p = nn.Parameter(np.zeros(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.Adam([p], lr=-1)
+    with pytest.raises(ValueError, match="betas"):
+        optim.AdamW([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="more than once"):
+        optim.SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([p * 2], lr=0.1)
+    with pytest.raises(TypeError):
+        optim.SGD(p, lr=0.1)
+
+
+def test_optimizer_state_dict_resumes_exactly():
+    full, _ = run_ours(lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1))
+    params = [nn.Parameter(v.copy()) for v in initial_values()]
+    first = optim.Adam(params, lr=0.01, weight_decay=0.1)
+    grads = gradient_sequence()
+    for step_grads in grads[:3]:
+        for p, g in zip(params, step_grads):
+            p.grad = Tensor(g)
+        first.step()
+    saved = first.state_dict()
+    assert saved["param_groups"][0]["params"] == [0, 1] and saved["state"][0]["step"] == 3
+    second = optim.Adam(params, lr=0.5)  # wrong lr, no state: both come from the state_dict
+    second.load_state_dict(saved)
+    assert second.param_groups[0]["lr"] == 0.01
+    for step_grads in grads[3:]:
+        for p, g in zip(params, step_grads):
+            p.grad = Tensor(g)
+        second.step()
+    for resumed, uninterrupted in zip(params, full):
+        np.testing.assert_array_equal(resumed.data, uninterrupted)
+
+
+# ---- schedulers --------------------------------------------------------------------------------------
+
+
+def _optimizer(lrs=(0.1,)):
+    return optim.SGD([{"params": [nn.Parameter(np.zeros(1, dtype=np.float32))], "lr": lr} for lr in lrs], lr=lrs[0])
+
+
+def test_step_lr_closed_form():
+    optimizer = _optimizer((0.1, 1.0))
+    scheduler = lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
+    seen = []
+    for _ in range(10):
+        seen.append(scheduler.get_last_lr())
+        optimizer.step()
+        scheduler.step()
+    expected = [[base * 0.5 ** (epoch // 3) for base in (0.1, 1.0)] for epoch in range(10)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-15)
+    assert [g["lr"] for g in optimizer.param_groups] == scheduler.get_last_lr()
+
+
+def test_cosine_annealing_closed_form():
+    optimizer = _optimizer((0.1,))
+    scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=8, eta_min=0.01)
+    seen = [scheduler.get_last_lr()[0]]
+    for _ in range(8):
+        scheduler.step()
+        seen.append(scheduler.get_last_lr()[0])
+    expected = [0.01 + (0.1 - 0.01) * (1 + math.cos(math.pi * t / 8)) / 2 for t in range(9)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-14)
+    assert seen[0] == pytest.approx(0.1) and seen[-1] == pytest.approx(0.01) and seen[4] == pytest.approx(0.055)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib, opt: lib.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.3),
+    lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=0.001),
+    lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10),
+])
+def test_schedulers_match_torch(make):
+    torch = pytest.importorskip("torch")
+    theirs_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    ours_opt = optim.SGD([nn.Parameter(np.zeros(1, dtype=np.float32))], lr=0.2)
+    theirs, ours = make(torch, theirs_opt), make(tg, ours_opt)
+    for _ in range(12):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-9, abs=1e-15)
+        theirs_opt.step(), ours_opt.step()
+        theirs.step(), ours.step()
+
+
+# ---- clip_grad_norm_ --------------------------------------------------------------------------------------
+
+
+def _params_with_grads(*grads):
+    params = []
+    for g in grads:
+        p = nn.Parameter(np.zeros_like(g))
+        p.grad = Tensor(g.copy())
+        params.append(p)
+    return params
+
+
+def test_clip_grad_norm_scales_to_max_norm_and_returns_the_norm_before():
+    g1, g2 = np.array([3.0, 0.0], dtype=np.float32), np.array([[0.0, 4.0], [0.0, 12.0]], dtype=np.float32)
+    params = _params_with_grads(g1, g2)
+    total = nn.utils.clip_grad_norm_(params, max_norm=6.5)
+    assert isinstance(total, Tensor) and total.item() == pytest.approx(13.0)  # sqrt(9 + 16 + 144)
+    scale = 6.5 / (13.0 + 1e-6)
+    np.testing.assert_allclose(params[0].grad.data, g1 * scale, rtol=1e-6)
+    np.testing.assert_allclose(params[1].grad.data, g2 * scale, rtol=1e-6)
+    assert params[0].grad.dtype == np.float32
+    unchanged = _params_with_grads(g1, g2)
+    assert nn.utils.clip_grad_norm_(unchanged, max_norm=100).item() == pytest.approx(13.0)
+    np.testing.assert_array_equal(unchanged[1].grad.data, g2)
+
+
+def test_clip_grad_norm_other_norms_and_params_without_grad():
+    g1, g2 = np.array([3.0, -7.0], dtype=np.float32), np.array([1.0, 2.0], dtype=np.float32)
+    params = _params_with_grads(g1, g2) + [nn.Parameter(np.zeros(3, dtype=np.float32))]
+    assert nn.utils.clip_grad_norm_(params, 100, norm_type=float("inf")).item() == pytest.approx(7.0)
+    assert nn.utils.clip_grad_norm_(params, 100, norm_type=1).item() == pytest.approx(13.0)
+    assert nn.utils.clip_grad_norm_(params[0], 1.0, norm_type="inf").item() == pytest.approx(7.0)  # one tensor
+    np.testing.assert_allclose(np.abs(params[0].grad.data).max(), 1.0, rtol=1e-5)
+    assert nn.utils.clip_grad_norm_([params[2]], 1.0).item() == 0.0
+    params[1].grad.data[0] = np.nan
+    with pytest.raises(RuntimeError, match="nan"):
+        nn.utils.clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    grads = [np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate([(5, 3), (3,), (2, 2, 2)])]
+    for norm_type in (2.0, 1.0, 3.0, float("inf")):
+        ours = _params_with_grads(*grads)
+        theirs = [torch.nn.Parameter(torch.zeros(g.shape)) for g in grads]
+        for p, g in zip(theirs, grads):
+            p.grad = torch.from_numpy(g.copy())
+        total_ours = nn.utils.clip_grad_norm_(ours, 0.5, norm_type)
+        total_theirs = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type)
+        assert total_ours.item() == pytest.approx(total_theirs.item(), rel=1e-6)
+        for p, q in zip(ours, theirs):
+            np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-6, atol=1e-7)

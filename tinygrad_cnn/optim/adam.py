@@ -1,0 +1,68 @@
+"""Adam and AdamW, as ``torch.optim.Adam`` / ``torch.optim.AdamW``.
+
+Both keep running averages of the gradient (m, first moment) and of its square (v, second
+moment), and step by m / sqrt(v) per coordinate, corrected for the zeros m and v start from. They
+differ only in weight decay: Adam adds ``weight_decay * p`` to the gradient (so it passes through
+the moment estimates), AdamW shrinks the parameter directly ("decoupled" weight decay).
+"""
+import math
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """For each parameter p with gradient g, at step t = 1, 2, ...:
+
+        g = g + weight_decay * p                  (Adam; AdamW instead does p = p * (1 - lr * weight_decay))
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0):
+        name = type(self).__name__
+        if lr < 0:
+            raise ValueError(f"{name}: invalid learning rate {lr}")
+        if eps < 0:
+            raise ValueError(f"{name}: invalid eps {eps}")
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"{name}: betas must be in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise ValueError(f"{name}: invalid weight_decay {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _update(self, param, grad, group, state):
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(param.data)
+            state["exp_avg_sq"] = np.zeros_like(param.data)
+        state["step"] += 1
+        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        if weight_decay != 0:
+            if self.decoupled_weight_decay:
+                param.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad + weight_decay * param.data
+        m += (1 - beta1) * (grad - m)  # = beta1 * m + (1 - beta1) * grad, written as torch's lerp
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        denominator = np.sqrt(v) / math.sqrt(bias_correction2) + eps
+        param.sub_((lr / bias_correction1) * (m / denominator))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p = p * (1 - lr * weight_decay)
+    before the Adam step, instead of adding weight_decay * p to the gradient."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
