@@ -17,6 +17,10 @@ from .tensor import (
 )
 from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import nn
+from . import optim
+from . import viz
+from .explain import explain
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
@@ -24,5 +28,5 @@ __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "concatenate", "detect_anomaly", "enable_grad",
     "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "maximum", "minimum", "nn",
     "no_grad", "set_grad_enabled", "stack", "where", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
-    "eye", "randn", "rand",
+    "eye", "randn", "rand", "optim", "save", "load", "viz", "explain",
 ]

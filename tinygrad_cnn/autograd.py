@@ -23,6 +23,10 @@ leaves. A node is visited once, after every consumer has added its contribution,
 a tensor used twice is the sum of both paths. Leaves (tensors with no ``grad_fn``) accumulate into
 ``.grad``. Unless ``retain_graph=True``, each node drops its inputs and saved arrays as soon as it
 has been visited, which releases the activations while backward is still running.
+
+Hooks (``Tensor.register_hook``) see a tensor's gradient once, summed over every path into it, and
+may replace it: a non-leaf's hooks run when its node is visited, a leaf's after the walk, just
+before ``.grad`` is written. ``retain_grad`` keeps the gradient after the hooks.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ import numpy as np
 class _Mode:
     grad_enabled = True
     detect_anomaly = False
+    backward_node = None  # under detect_anomaly: the node whose backward is running, if any
 
 
 def is_grad_enabled() -> bool:
@@ -128,6 +133,9 @@ def _creation_site() -> str:
 def _check_finite(array: np.ndarray, node: Function, where: str) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         kind = "NaN" if np.isnan(array).any() else "Inf"
+        if where == "forward" and _Mode.backward_node is not None:
+            # an op run by another op's backward: blame that op, which is the one the user wrote
+            node, where = _Mode.backward_node, f"backward (in a {type(node).__name__} step of it)"
         site = getattr(node, "creation_site", None) or "(unknown: created outside detect_anomaly)"
         raise AnomalyError(f"{type(node).__name__} produced {kind} in its {where}. The op was created at:\n{site}")
 
@@ -202,7 +210,7 @@ class Function:
         """A Tensor standing for this node's output: same data, same grad_fn, so gradients that
         flow into it during a double backward reach this node again."""
         output = self._output_ref()
-        if output is not None and output._version != 0:
+        if output is not None and output._version != self._output_version:
             raise RuntimeError(self._modified_message("its output"))
         return _tensor_module.Tensor._from_op(self._output, True, self)
 
@@ -232,19 +240,24 @@ class Function:
         ctx._saved = ()
         output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
         if not isinstance(output, np.ndarray):
-            output = np.asarray(output)
+            # NumPy returns scalars for 0-d inputs; a saved copy of that scalar must still be
+            # recognised as the output, or the backward would treat it as a constant.
+            scalar, output = output, np.asarray(output)
+            ctx._saved = tuple(output if s is scalar else s for s in ctx._saved)
         if _Mode.detect_anomaly:
             ctx.creation_site = _creation_site()
             _check_finite(output, ctx, "forward")
         if not any(ctx.needs_input_grad):
-            return Tensor._from_op(output, False, None)
+            return _share_version_with_base(Tensor._from_op(output, False, None), args)
         ctx.inputs = args
-        ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
+        if ctx._saved:  # versions are only checked for saved inputs
+            ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
         ctx._output = output
-        result = Tensor._from_op(output, True, ctx)
+        result = _share_version_with_base(Tensor._from_op(output, True, ctx), args)
         if any(s is output for s in ctx._saved):
             # Watch the output for in-place changes without keeping it alive (no reference cycle).
             ctx._output_ref = weakref.ref(result)
+            ctx._output_version = result._version
         return result
 
     def release(self) -> None:
@@ -256,6 +269,18 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+def _share_version_with_base(result, args):
+    """A result that views an input's memory (reshape, transpose, slice) shares its version counter,
+    so an in-place change through either is seen when a saved view is checked in backward."""
+    base = result.data.base
+    if base is not None:
+        for a in args:
+            if isinstance(a, _tensor_module.Tensor) and (base is a.data or base is a.data.base):
+                result._version_counter = a._version_counter
+                break
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,8 +334,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     """
     Tensor = _tensor_module.Tensor
     pending: dict = {}  # node -> gradient with respect to its output, summed over consumers
-    leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient), for grad()
-    target_nodes = {}
+    leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient summed over every path), delivered after the walk
+    target_nodes, target_leaves = {}, None
     if targets is not None:
         target_nodes = {id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None}
         target_leaves = {id(t) for t in targets if t.grad_fn is None}
@@ -318,7 +343,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
 
     for root, g in zip(roots, root_grads):
         if root.grad_fn is None:  # a leaf used directly as an output
-            _deliver_to_leaf(root, g, targets, leaf_grads, create_graph)
+            _gather_leaf_grad(root, g, leaf_grads, target_leaves)
         else:
             pending[root.grad_fn] = _accumulate(pending.get(root.grad_fn), g)
 
@@ -332,14 +357,14 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
             grad = pending.pop(node, None)
             if grad is None:
                 continue
-            for hook in getattr(node, "output_hooks", ()):
-                replaced = hook(grad)
-                if replaced is not None:
-                    grad = replaced
+            grad = _run_hooks(getattr(node, "output_hooks", ()), grad)
+            retained = getattr(node, "retained_output", None)  # set by Tensor.retain_grad, a weakref
+            if targets is None and retained is not None and retained() is not None:
+                _store_grad(retained(), grad, create_graph)
             if id(node) in target_nodes:
                 found[target_nodes[id(node)]] = grad
             start = timer() if timer else 0.0
-            grads = _as_tuple(node.backward(node, grad), node)
+            grads = _as_tuple(_call_backward(node, grad), node)
             for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
                 if g is None or not needed:
                     continue
@@ -353,13 +378,19 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                 if _Mode.detect_anomaly:
                     _check_finite(g.data, node, "backward")
                 if inp.grad_fn is None:
-                    _deliver_to_leaf(inp, g, targets, leaf_grads, create_graph)
+                    _gather_leaf_grad(inp, g, leaf_grads, target_leaves)
                 else:
                     pending[inp.grad_fn] = _accumulate(pending.get(inp.grad_fn), g)
             if observer:
                 observer(node, timer() - start)
             if not retain_graph:
                 node.release()
+        # Leaves last, so that each leaf's hooks see its whole gradient once, as a node's hooks do.
+        for key, (leaf, g) in leaf_grads.items():
+            g = _run_hooks(leaf._hooks or (), g)
+            if targets is None:
+                _store_grad(leaf, g, create_graph)
+            leaf_grads[key] = (leaf, g)
 
     if targets is None:
         return None
@@ -369,23 +400,53 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     return tuple(found)
 
 
-def _deliver_to_leaf(leaf, g, targets, leaf_grads, create_graph):
-    for hook in leaf._hooks or ():
-        replaced = hook(g)
-        if replaced is not None:
-            g = replaced
-    if targets is not None:
-        key = id(leaf)
-        previous = leaf_grads.get(key, (leaf, None))[1]
-        leaf_grads[key] = (leaf, _accumulate(previous, g))
+def _call_backward(node, grad):
+    """``node.backward``; under anomaly mode the node is remembered while it runs, so that a NaN or
+    Inf made by one of the ops its backward is written with is reported as this node's."""
+    if not _Mode.detect_anomaly:
+        return node.backward(node, grad)
+    previous, _Mode.backward_node = _Mode.backward_node, node
+    try:
+        return node.backward(node, grad)
+    finally:
+        _Mode.backward_node = previous
+
+
+def _gather_leaf_grad(leaf, g, leaf_grads, target_leaves) -> None:
+    """Sum the contributions reaching a leaf; under ``grad()`` only the leaves asked for count."""
+    if target_leaves is not None and id(leaf) not in target_leaves:
         return
-    if not leaf.requires_grad:
+    previous = leaf_grads.get(id(leaf), (leaf, None))[1]
+    leaf_grads[id(leaf)] = (leaf, _accumulate(previous, g))
+
+
+def _run_hooks(hooks, grad):
+    """Call each ``register_hook`` hook in order; one that returns a value replaces the gradient."""
+    Tensor = _tensor_module.Tensor
+    for hook in tuple(hooks):  # a copy: a hook may remove itself
+        replaced = hook(grad)
+        if replaced is None:
+            continue
+        if not isinstance(replaced, Tensor):
+            replaced = Tensor(np.asarray(replaced, dtype=grad.dtype))
+        if replaced.shape != grad.shape:
+            name = getattr(hook, "__qualname__", repr(hook))
+            raise RuntimeError(
+                f"hook {name} returned a gradient of shape {replaced.shape} for a tensor of shape {grad.shape}"
+            )
+        grad = replaced
+    return grad
+
+
+def _store_grad(tensor, g, create_graph) -> None:
+    """Accumulate ``g`` into ``tensor.grad`` (a leaf, or a non-leaf after ``retain_grad``)."""
+    if not tensor.requires_grad:
         return
     if not create_graph:
         # A fresh writable array: the same gradient object may reach several leaves (x + y) or be a
         # read-only broadcast view, and optimizers update .grad in place.
-        g = _tensor_module.Tensor(np.array(g.data, dtype=leaf.dtype, copy=True))
-    leaf.grad = _accumulate(leaf.grad, g)
+        g = _tensor_module.Tensor(np.array(g.data, dtype=tensor.dtype, copy=True))
+    tensor.grad = _accumulate(tensor.grad, g)
 
 
 def _prune_to_targets(order, target_nodes, target_leaves) -> list:
@@ -423,12 +484,13 @@ def _initial_grads(outputs, grad_outputs):
     return grads
 
 
-def backward(tensor, gradient=None, retain_graph=None, create_graph=False) -> None:
-    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad`` (what ``Tensor.backward`` calls)."""
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False, observer=None) -> None:
+    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad`` (what ``Tensor.backward`` calls).
+    ``observer`` is passed to ``run_backward`` (``explain`` uses it)."""
     if retain_graph is None:
         retain_graph = create_graph
     grads = _initial_grads([tensor], [gradient])
-    run_backward([tensor], grads, retain_graph, create_graph)
+    run_backward([tensor], grads, retain_graph, create_graph, observer=observer)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

@@ -10,6 +10,7 @@ Python number in arithmetic takes the tensor's dtype (float32 stays float32).
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -28,15 +29,10 @@ def _to_array(data, dtype) -> np.ndarray:
         data = data.data
     if isinstance(data, np.ndarray):
         array = data if dtype is None else data.astype(dtype, copy=False)
-    elif isinstance(data, (np.generic, numbers.Number, list, tuple)):
-        python_data = not isinstance(data, np.generic)
-        try:
-            array = np.asarray(data, dtype=dtype if dtype is not None else (np.float32 if python_data else None))
-        except (ValueError, TypeError) as error:
-            raise _python_data_error(data, error) from None
-        if python_data and array.dtype.kind == "f" and np.isnan(array).any():
-            # NumPy turns None into NaN when converting to float: refuse it rather than compute with it
-            _check_leaves_are_numbers(data)
+    elif isinstance(data, np.generic):
+        array = np.asarray(data, dtype=dtype)
+    elif isinstance(data, (numbers.Number, list, tuple)):
+        array = _python_data_to_array(data, np.float32 if dtype is None else dtype)
     else:
         raise TypeError(
             f"Tensor data must be a number, a (nested) list of numbers or a NumPy array, not {type(data).__name__}"
@@ -44,6 +40,22 @@ def _to_array(data, dtype) -> np.ndarray:
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise TypeError(f"Tensor data must be numeric, got an array of dtype {array.dtype}")
     return array
+
+
+def _python_data_to_array(data, dtype) -> np.ndarray:
+    """A Python number or nested list as an array of ``dtype``. Converting straight to a float dtype,
+    NumPy would parse strings ("1.5") and turn None into NaN: both are refused instead."""
+    try:
+        array = np.asarray(data)
+    except ValueError as error:  # ragged nesting
+        raise _python_data_error(data, error) from None
+    if array.dtype.kind in _NUMERIC_KINDS:
+        return array.astype(dtype, copy=False)
+    _check_leaves_are_numbers(data)  # strings, None, complex, dicts ... raise a TypeError here
+    try:  # what is left: objects NumPy converts one by one, such as 0-d Tensors or huge ints
+        return np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError) as error:
+        raise _python_data_error(data, error) from None
 
 
 def _check_leaves_are_numbers(data) -> None:
@@ -79,7 +91,9 @@ def _normalize_index(index):
 class Tensor:
     """A multi-dimensional array with reverse-mode automatic differentiation."""
 
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_version", "_hooks", "__weakref__")
+    # _version_counter: a one-element list counting in-place changes, shared by every Tensor that
+    # views the same memory (reshape, transpose, slices, detach), as torch does.
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_version_counter", "_hooks", "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` call Tensor.__rmul__ instead of NumPy's loop
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -87,7 +101,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self.name = None
-        self._version = 0
+        self._version_counter = [0]
         self._hooks = None
         self.requires_grad = False
         self.requires_grad_(requires_grad)
@@ -98,10 +112,18 @@ class Tensor:
         t = cls.__new__(cls)
         t.data, t.requires_grad, t.grad_fn = data, requires_grad, grad_fn
         t.grad = t.name = t._hooks = None
-        t._version = 0
+        t._version_counter = [0]
         return t
 
     # ---- attributes ---------------------------------------------------------------------------
+
+    @property
+    def _version(self) -> int:
+        return self._version_counter[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        self._version_counter[0] = value
 
     @property
     def shape(self) -> tuple:
@@ -138,8 +160,10 @@ class Tensor:
         return self.data.tolist()
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor._from_op(self.data, False, None)
+        """The same data, cut from the graph (an in-place change to one is seen by the other)."""
+        out = Tensor._from_op(self.data, False, None)
+        out._version_counter = self._version_counter
+        return out
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
@@ -201,14 +225,13 @@ class Tensor:
         return _HookHandle(hooks, hook)
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` on a non-leaf tensor too (leaves always keep it)."""
+        """Keep ``.grad`` on a non-leaf tensor too (leaves always keep it). As in PyTorch it is the
+        gradient after every hook, whenever they were registered; calling it twice changes nothing."""
         if self.grad_fn is None:
             return
-
-        def keep(grad):
-            self.grad = grad if self.grad is None else self.grad + grad
-
-        self.register_hook(keep)
+        # A weak reference: the node must not keep its output alive (backward stores the gradient
+        # only if the user still holds the tensor).
+        self.grad_fn.retained_output = weakref.ref(self)
 
     # ---- in-place updates (for optimizers and initialisation, outside the graph) --------------
 
@@ -524,9 +547,14 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+_FAST_OPERAND_TYPES = (Tensor, float, int, np.ndarray)
+
+
 def _operand(x):
     """Tensors pass through; Python numbers stay numbers (so NumPy keeps the tensor's dtype);
     lists and arrays become constant arrays."""
+    if type(x) in _FAST_OPERAND_TYPES:  # the hot path: skips the slow ABC check of numbers.Number
+        return x
     if isinstance(x, (Tensor, numbers.Number, np.ndarray)):
         return x
     if isinstance(x, np.generic):

@@ -1,0 +1,223 @@
+"""explain(loss): the backward walk as rows, saved bytes per node, and the same gradients as backward."""
+import numpy as np
+import pytest
+
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Function, Tensor, explain
+from tinygrad_cnn.autograd import GraphFreedError, topological_order
+from tinygrad_cnn.explain import BackwardReport, saved_arrays
+
+
+def small_cnn(seed=0):
+    """Conv -> relu -> max-pool -> flatten -> dense -> cross-entropy, with its parameters."""
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+    params = {
+        "conv.weight": Tensor(rng.standard_normal((3, 1, 3, 3)).astype(np.float32), requires_grad=True),
+        "conv.bias": Tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True),
+        "fc.weight": Tensor(rng.standard_normal((4, 27)).astype(np.float32), requires_grad=True),
+        "fc.bias": Tensor(rng.standard_normal(4).astype(np.float32), requires_grad=True),
+    }
+    h = F.relu(F.conv2d(x, params["conv.weight"], params["conv.bias"]))
+    h = F.max_pool2d(h, 2).flatten(1)
+    loss = F.cross_entropy(F.linear(h, params["fc.weight"], params["fc.bias"]), np.array([0, 3]))
+    return loss, params
+
+
+def row(report, op):
+    (found,) = [r for r in report.rows if r.op == op]
+    return found
+
+
+# ---- the order of the rows ---------------------------------------------------------------------
+
+
+def test_rows_follow_the_backward_visiting_order():
+    loss, _ = small_cnn()
+    order = topological_order([loss.grad_fn])
+    expected = [(type(n).__name__, n._output.shape) for n in reversed(order)]
+    report = explain(loss)
+    assert [(r.op, r.output_shape) for r in report.rows] == expected
+    assert [r.step for r in report.rows] == list(range(1, len(order) + 1))
+    assert report.rows[0].op == "Div" and report.rows[0].output_shape == ()  # the mean: created last
+
+
+def test_a_node_used_twice_is_visited_once_after_both_consumers():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    ops = [r.op for r in explain((y * 2 + y.log()).sum()).rows]
+    assert sorted(ops) == sorted(["Sum", "Add", "Mul", "Log", "Exp"])
+    assert ops.index("Exp") > max(ops.index("Mul"), ops.index("Log"))
+    np.testing.assert_allclose(x.grad.data, 2 * np.exp([1.0, 2.0]) + 1, rtol=1e-6)
+
+
+# ---- what counts as saved ------------------------------------------------------------------------
+
+
+def test_matmul_saves_both_operands():
+    a = Tensor(np.ones((3, 5), dtype=np.float32), requires_grad=True)
+    b = Tensor(np.ones((5, 2), dtype=np.float64), requires_grad=True)
+    (matmul,) = [n for n in topological_order([(a.double() @ b).grad_fn]) if type(n).__name__ == "MatMul"]
+    saved = saved_arrays(matmul)
+    assert [(s.name, s.shape, s.dtype) for s in saved] == [("input 0", (3, 5), np.float64), ("input 1", (5, 2), np.float64)]
+    assert sum(s.nbytes for s in saved) == 3 * 5 * 8 + b.data.nbytes
+    report = explain((a.double() @ b).sum())
+    mm = row(report, "MatMul")
+    assert mm.saved_bytes == 3 * 5 * 8 + b.data.nbytes and mm.new_bytes == 0  # both are its inputs
+
+
+def test_relu_saves_its_output_and_add_saves_nothing():
+    x = Tensor(np.ones((4, 6), dtype=np.float32), requires_grad=True)
+    report = explain((x + 1).relu().sum())
+    relu = row(report, "Relu")
+    assert [(s.name, s.shared) for s in relu.saved] == [("output", True)]
+    assert relu.saved_bytes == 4 * 6 * 4
+    assert row(report, "Add").saved == ()
+
+
+def test_max_pool_keeps_its_argmax_as_new_memory():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    pool = row(explain(F.max_pool2d(x, 2).sum()), "MaxPool2d")
+    assert [(s.name, s.shape, s.dtype, s.shared) for s in pool.saved] == [("argmax", (2, 3, 4, 4), np.uint8, False)]
+    assert pool.saved_bytes == pool.new_bytes == 2 * 3 * 4 * 4
+
+
+def test_max_keeps_its_share_mask():
+    x = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4), requires_grad=True)
+    maximum = row(explain(x.max(axis=1).sum()), "Max")
+    assert [(s.name, s.shape) for s in maximum.saved] == [("share", (3, 4))]
+    assert maximum.new_bytes == 12 * 4
+
+
+def test_an_array_kept_twice_counts_once():
+    x = Tensor(np.ones(10, dtype=np.float32), requires_grad=True)
+    mul = row(explain((x * x).sum()), "Mul")
+    assert [s.name for s in mul.saved] == ["input 0"] and mul.saved_bytes == 40
+
+
+def test_advanced_index_arrays_are_counted():
+    x = Tensor(np.ones((5, 3), dtype=np.float32), requires_grad=True)
+    index = np.array([0, 2, 2, 4])
+    getitem = row(explain(x[index].sum()), "GetItem")
+    assert [(s.name, s.shape) for s in getitem.saved] == [("index[0]", (4,))]
+    assert getitem.saved_bytes == index.nbytes
+
+
+def test_arrays_made_in_forward_and_saved_are_new_memory():
+    class Square(Function):
+        @staticmethod
+        def forward(ctx, x):
+            twice = 2 * x  # a fresh array, saved for backward
+            ctx.save_for_backward(twice)
+            ctx._scratch = np.zeros(7)  # any ndarray attribute counts, underscores too
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (twice,) = ctx.saved_tensors
+            return grad * twice
+
+    x = Tensor(np.arange(3, dtype=np.float32), requires_grad=True)
+    square = row(explain(Square.apply(x).sum()), "Square")
+    assert [(s.name, s.shared, s.nbytes) for s in square.saved] == [("saved[0]", False, 12), ("_scratch", False, 56)]
+    np.testing.assert_array_equal(x.grad.data, [0, 2, 4])
+
+
+def test_saved_views_of_an_input_are_shared():
+    class FirstColumn(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x[:, :1])  # a view: no memory of its own
+            ctx.shape = x.shape
+            return x[:, 0].copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            out = np.zeros(ctx.shape, dtype=grad.dtype)
+            out[:, 0] = grad.data
+            return Tensor(out)
+
+    x = Tensor(np.ones((4, 3), dtype=np.float32), requires_grad=True)
+    node = FirstColumn.apply(x).grad_fn
+    assert [(s.name, s.shared, s.nbytes) for s in saved_arrays(node)] == [("saved[0]", True, 16)]
+
+
+def test_totals_count_rows_and_distinct_arrays():
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    w = Tensor(np.ones((3, 3), dtype=np.float32), requires_grad=True)
+    report = explain((x.relu() @ w).sum())
+    relu, mm = row(report, "Relu"), row(report, "MatMul")
+    assert report.saved_bytes == relu.saved_bytes + mm.saved_bytes == 2 * x.data.nbytes + w.data.nbytes
+    # relu's output is also MatMul's input 0: one array, counted once among the distinct ones
+    assert report.unique_saved_bytes == mm.saved_bytes == x.data.nbytes + w.data.nbytes
+    assert report.new_bytes == 0
+    loss, _ = small_cnn()
+    report = explain(loss)
+    assert report.new_bytes == sum(r.new_bytes for r in report.rows) == row(report, "MaxPool2d").new_bytes > 0
+
+
+# ---- the same backward as .backward() -------------------------------------------------------------
+
+
+def test_gradients_after_explain_equal_those_after_backward():
+    loss, params = small_cnn(seed=1)
+    loss.backward()
+    expected = {name: p.grad.data.copy() for name, p in params.items()}
+    loss, params = small_cnn(seed=1)
+    report = explain(loss)
+    for name, p in params.items():
+        np.testing.assert_array_equal(p.grad.data, expected[name], err_msg=name)
+    assert isinstance(report, BackwardReport)
+
+
+def test_explain_frees_the_graph_like_backward_and_keeps_it_when_asked():
+    loss, params = small_cnn()
+    explain(loss)
+    with pytest.raises(GraphFreedError):
+        explain(loss)
+    loss, params = small_cnn()
+    first = explain(loss, retain_graph=True)
+    once = params["fc.weight"].grad.data.copy()
+    second = explain(loss)
+    np.testing.assert_allclose(params["fc.weight"].grad.data, 2 * once, rtol=1e-6)
+    assert [(r.op, r.saved_bytes) for r in first.rows] == [(r.op, r.saved_bytes) for r in second.rows]
+
+
+def test_explain_passes_gradient_and_create_graph_on():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    with pytest.raises(RuntimeError, match="scalar outputs"):
+        explain(y)
+    explain(y, gradient=Tensor([1.0, 10.0]), create_graph=True)
+    np.testing.assert_array_equal(x.grad.data, [2, 40])
+    assert x.grad.requires_grad  # differentiable, as with backward(create_graph=True)
+
+
+def test_hooks_run_under_explain():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g * 0)
+    explain((x * 3).sum())
+    np.testing.assert_array_equal(x.grad.data, [0, 0])
+
+
+# ---- the table ---------------------------------------------------------------------------------------
+
+
+def test_table_has_one_line_per_row_and_per_extra_saved_array():
+    loss, _ = small_cnn()
+    report = explain(loss)
+    lines = str(report).splitlines()
+    header = lines[0].split()
+    assert header == ["step", "op", "output", "saved", "for", "backward", "bytes", "new", "bytes", "ms"]
+    body = lines[2 : 2 + sum(max(len(r.saved), 1) for r in report.rows)]
+    steps = [line.split()[0] for line in body if line[:4].strip()]
+    assert steps == [str(r.step) for r in report.rows]
+    conv = next(line for line in body if " Conv2d " in line)
+    assert f"{row(report, 'Conv2d').saved_bytes:,}" in conv and "input 0 (2, 1, 8, 8) float32" in conv
+    total = lines[2 + len(body) + 1]
+    assert total.split()[:3] == ["total", str(len(report.rows)), "nodes"]
+    assert f"{report.saved_bytes:,}" in total and f"{report.new_bytes:,}" in total
+    assert all(r.seconds >= 0 for r in report.rows)
+    assert report.backward_seconds <= report.wall_seconds
+    assert "ms" not in report.table(times=False).splitlines()[0].split()
+    assert repr(report) == str(report)
