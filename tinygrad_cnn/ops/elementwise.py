@@ -140,23 +140,42 @@ class Clip(Function):
 # ---- binary (NumPy broadcasting) ----------------------------------------------------------------
 
 
+def broadcasting(op: str, fn, *operands):
+    """``fn(*operands)`` with NumPy broadcasting; shapes that cannot broadcast raise an error naming
+    ``op``. The shapes are only examined after NumPy refuses, so the common path costs nothing."""
+    try:
+        return fn(*operands)
+    except ValueError:
+        shapes = [np.shape(a) for a in operands]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            listed = " and ".join(str(s) for s in shapes)
+            raise ValueError(f"{op}: shapes {listed} cannot be broadcast together") from None
+        raise
+
+
 class Add(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = np.shape(x), np.shape(y)
-        return np.add(x, y)
+        return broadcasting("add", np.add, x, y)
 
     @staticmethod
     def backward(ctx, grad):
         x_shape, y_shape = ctx.shapes
-        return sum_to_shape(grad, x_shape), sum_to_shape(grad, y_shape)
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(grad, x_shape) if needs_x else None,
+            sum_to_shape(grad, y_shape) if needs_y else None,
+        )
 
 
 class Sub(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = np.shape(x), np.shape(y)
-        return np.subtract(x, y)
+        return broadcasting("sub", np.subtract, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -172,7 +191,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
-        return np.multiply(x, y)
+        return broadcasting("mul", np.multiply, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -188,7 +207,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
-        return np.true_divide(x, y)
+        return broadcasting("div", np.true_divide, x, y)
 
     @staticmethod
     def backward(ctx, grad):
@@ -203,7 +222,7 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, x, y):
-        out = np.power(x, y)
+        out = broadcasting("pow", np.power, x, y)
         ctx.save_for_backward(x, y, out)
         return out
 
@@ -218,7 +237,10 @@ class Pow(Function):
 
 
 def _log(x):
-    return x.log() if hasattr(x, "log") else np.log(x)  # x may be a constant base: 2 ** t
+    if hasattr(x, "log"):
+        return x.log()
+    # a constant base (2 ** t): a number's log stays a Python float, so float32 stays float32
+    return float(np.log(x)) if np.ndim(x) == 0 else np.log(x)
 
 
 class Maximum(Function):
@@ -227,7 +249,7 @@ class Maximum(Function):
     @staticmethod
     def forward(ctx, x, y):
         ctx.shapes = np.shape(x), np.shape(y)
-        out = np.maximum(x, y)
+        out = broadcasting("maximum", np.maximum, x, y)
         dtype = out.dtype
         ctx.x_share = (x > y).astype(dtype) + (x == y).astype(dtype) * dtype.type(0.5)
         return out
@@ -249,7 +271,7 @@ class Where(Function):
     def forward(ctx, condition, x, y):
         ctx.condition = np.asarray(condition, dtype=bool)
         ctx.shapes = np.shape(x), np.shape(y)
-        return np.where(ctx.condition, x, y)
+        return broadcasting("where", np.where, ctx.condition, x, y)
 
     @staticmethod
     def backward(ctx, grad):

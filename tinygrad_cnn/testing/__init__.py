@@ -1,4 +1,12 @@
-"""Tools to prove an op's gradient right: numerical gradient checks (NumPy only)."""
-from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+"""Tools to prove an op's gradient right.
 
-__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+- ``gradcheck``, ``gradgradcheck``, ``check_gradients``: numerical checks of first and second
+  derivatives (NumPy only);
+- ``check_dtype_preserved``: float32 in, float32 out, for results and gradients;
+- ``tinygrad_cnn.testing.strategies``: Hypothesis strategies for shapes, tensors, kink-free and
+  tie-free values, and valid convolution/pooling hyperparameters. It needs the optional
+  dependency Hypothesis (``pip install tinygrad_cnn[testing]``), so it is not imported here.
+"""
+from .gradcheck import GradcheckError, check_dtype_preserved, check_gradients, gradcheck, gradgradcheck
+
+__all__ = ["GradcheckError", "check_dtype_preserved", "check_gradients", "gradcheck", "gradgradcheck"]

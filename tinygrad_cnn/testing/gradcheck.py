@@ -1,14 +1,17 @@
 """Numerical gradient checks: compare the graph's gradients with central differences in float64.
 
 ``gradcheck`` checks first derivatives, ``gradgradcheck`` second derivatives (the gradient of the
-backward pass itself). Both draw a fixed random vector ``v`` for each output and compare, element by
-element of every input, the analytic vector-Jacobian product ``v . dy/dx`` with
-``(v . f(x + eps) - v . f(x - eps)) / (2 eps)``. A mismatch raises ``GradcheckError`` naming the
-input, the element, and both values.
+backward pass itself), ``check_gradients`` runs both. Each draws a fixed random vector ``v`` per
+output and compares, element by element of every input, the analytic vector-Jacobian product
+``v . dy/dx`` with the central difference ``(v . f(x + eps) - v . f(x - eps)) / (2 eps)``.
+A mismatch raises ``GradcheckError`` naming the input, the element, and both values.
+
+``check_dtype_preserved`` is the other half of an op's contract: float32 in, float32 out, for the
+result and for its gradients of first and second order.
 """
 import numpy as np
 
-from ..autograd import grad
+from ..autograd import grad, no_grad
 from ..tensor import Tensor
 
 
@@ -24,26 +27,50 @@ def _as_outputs(result) -> tuple:
     return outputs
 
 
-def _float64_copies(inputs) -> tuple:
-    """Float64 copies of the inputs (so the check can nudge them), keeping requires_grad."""
+def _is_float_tensor(x) -> bool:
+    return isinstance(x, Tensor) and x.dtype.kind == "f"
+
+
+def _copies(inputs, dtype) -> tuple:
+    """Copies of the float Tensor inputs in ``dtype`` (so a check can nudge them), keeping
+    requires_grad; other inputs (integer targets, hyperparameters) pass through."""
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    copies = []
-    for x in inputs:
-        if isinstance(x, Tensor) and x.dtype.kind == "f":
-            copies.append(Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad))
-        else:
-            copies.append(x)
-    return tuple(copies)
+    return tuple(_copy(x, dtype) if _is_float_tensor(x) else x for x in inputs)
+
+
+def _copy(x: Tensor, dtype) -> Tensor:
+    copy = Tensor(np.array(x.data, dtype=dtype), requires_grad=x.requires_grad)
+    copy.name = x.name  # error messages name the input the way the caller did
+    return copy
+
+
+def _input_name(inputs, i: int) -> str:
+    name = getattr(inputs[i], "name", None)
+    return f"input {i}" + (f" ({name!r})" if name else "")
 
 
 def _projected(outputs, directions) -> float:
     return float(sum(np.sum(o.data * v) for o, v in zip(outputs, directions)))
 
 
-def _check(fn, inputs, names, eps, atol, rtol) -> bool:
+def _numerical_gradient(evaluate, x: np.ndarray, eps: float) -> np.ndarray:
+    """d evaluate() / d x by central differences, nudging ``x`` in place one element at a time."""
+    numeric = np.empty(x.shape)
+    for index in np.ndindex(x.shape):
+        original = x[index]
+        x[index] = original + eps
+        plus = evaluate()
+        x[index] = original - eps
+        minus = evaluate()
+        x[index] = original
+        numeric[index] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def _check(fn, inputs, label, names, eps, atol, rtol, numeric_needs_graph) -> bool:
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
-        raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")
+        raise ValueError(f"{label}: no input has requires_grad=True, so there is nothing to check")
     outputs = _as_outputs(fn(*inputs))
     rng = np.random.default_rng(0)
     directions = [rng.standard_normal(o.shape) for o in outputs]
@@ -58,23 +85,26 @@ def _check(fn, inputs, names, eps, atol, rtol) -> bool:
     else:
         analytic = (None,) * len(checked)
 
+    def evaluate():
+        if numeric_needs_graph:
+            return _projected(_as_outputs(fn(*inputs)), directions)
+        with no_grad():  # a forward pass only: no graph to record
+            return _projected(_as_outputs(fn(*inputs)), directions)
+
     for i, g in zip(checked, analytic):
         x = inputs[i].data
-        g = np.zeros_like(x) if g is None else g.data
-        for index in np.ndindex(x.shape):
-            original = x[index]
-            x[index] = original + eps
-            plus = _projected(_as_outputs(fn(*inputs)), directions)
-            x[index] = original - eps
-            minus = _projected(_as_outputs(fn(*inputs)), directions)
-            x[index] = original
-            numeric = (plus - minus) / (2 * eps)
-            if not abs(g[index] - numeric) <= atol + rtol * abs(numeric):
-                raise GradcheckError(
-                    f"{names(i)} (shape {x.shape}), element {index}: analytic gradient {g[index]:.8g}, "
-                    f"numerical {numeric:.8g} (difference {g[index] - numeric:.3g}; atol={atol}, rtol={rtol}, "
-                    f"eps={eps})"
-                )
+        g = np.zeros(x.shape) if g is None else g.data
+        if g.shape != x.shape:
+            raise GradcheckError(f"{label}: {names(i)} has shape {x.shape} but its analytic gradient has shape {g.shape}")
+        numeric = _numerical_gradient(evaluate, x, eps)
+        wrong = ~(np.abs(g - numeric) <= atol + rtol * np.abs(numeric))  # NaN counts as wrong
+        if wrong.any():
+            index = tuple(int(k) for k in np.argwhere(wrong)[0])
+            raise GradcheckError(
+                f"{label}: {names(i)} (shape {x.shape}), element {index}: analytic {g[index]:.8g}, "
+                f"numerical {numeric[index]:.8g} (difference {g[index] - numeric[index]:.3g}; "
+                f"{int(wrong.sum())} of {x.size} elements disagree; atol={atol}, rtol={rtol}, eps={eps})"
+            )
     return True
 
 
@@ -84,22 +114,22 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
     Inputs are copied to float64. Returns True, or raises ``GradcheckError`` that names the input,
     the element index, and the analytic and numerical values.
     """
-    return _check(fn, _float64_copies(inputs), lambda i: f"gradcheck: input {i}", eps, atol, rtol)
+    inputs = _copies(inputs, np.float64)
+    return _check(fn, inputs, "gradcheck", lambda i: _input_name(inputs, i), eps, atol, rtol, numeric_needs_graph=False)
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
     """Check second derivatives: gradcheck of the map (inputs, v) -> v . d fn / d inputs, computed
-    with ``create_graph=True``. ``grad_outputs`` (one per output) defaults to fixed random tensors;
-    they are checked as inputs too, since the backward must be linear in them."""
-    inputs = _float64_copies(inputs)
+    with ``create_graph=True``. ``grad_outputs`` (one per differentiable output) defaults to fixed
+    random tensors; they are checked as inputs too, since the backward must be linear in them."""
+    inputs = _copies(inputs, np.float64)
     n = len(inputs)
     differentiable = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if grad_outputs is None:
         rng = np.random.default_rng(1)
-        grad_outputs = [
-            Tensor(rng.standard_normal(o.shape), requires_grad=True) for o in _as_outputs(fn(*inputs)) if o.requires_grad
-        ]
-    grad_outputs = _float64_copies([Tensor(g.data if isinstance(g, Tensor) else g, requires_grad=True) for g in grad_outputs])
+        grad_outputs = [rng.standard_normal(o.shape) for o in _as_outputs(fn(*inputs)) if o.requires_grad]
+    grad_outputs = [Tensor(np.array(g.data if isinstance(g, Tensor) else g, dtype=np.float64), requires_grad=True)
+                    for g in grad_outputs]
 
     def first_derivatives(*args):
         xs, vs = args[:n], args[n:]
@@ -108,6 +138,48 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3)
         return tuple(g for g in grads if g is not None)
 
     def names(i):
-        return f"gradgradcheck: input {i}" if i < n else f"gradgradcheck: grad_outputs[{i - n}]"
+        return _input_name(inputs, i) if i < n else f"grad_outputs[{i - n}]"
 
-    return _check(first_derivatives, (*inputs, *grad_outputs), names, eps, atol, rtol)
+    return _check(first_derivatives, (*inputs, *grad_outputs), "gradgradcheck", names, eps, atol, rtol,
+                  numeric_needs_graph=True)
+
+
+def check_gradients(fn, *inputs, order=2, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
+    """``gradcheck`` and, with ``order=2``, ``gradgradcheck`` of ``fn(*inputs)``.
+
+    Returns True or raises ``GradcheckError`` naming the input and element that disagree.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"check_gradients: order must be 1 or 2, got {order!r}")
+    gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
+    if order == 2:
+        gradgradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
+    return True
+
+
+def check_dtype_preserved(fn, *inputs, dtype=np.float32, order=2) -> bool:
+    """Run ``fn`` on ``dtype`` copies of the float inputs and check that every floating-point
+    output, every gradient with respect to the inputs, and (``order=2``) every second-order
+    gradient has that dtype. Raises ``AssertionError`` naming what changed dtype."""
+    inputs = _copies(inputs, dtype)
+    dtype = np.dtype(dtype)
+    outputs = _as_outputs(fn(*inputs))
+    for k, out in enumerate(outputs):
+        if out.dtype.kind == "f" and out.dtype != dtype:
+            raise AssertionError(f"output {k} has dtype {out.dtype}, inputs were {dtype}")
+    wrt = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    differentiable = [o for o in outputs if o.requires_grad]
+    if not wrt or not differentiable:
+        return True
+    ones = [Tensor(np.ones(o.shape, dtype=dtype)) for o in differentiable]
+    grads = grad(differentiable, wrt, grad_outputs=ones, create_graph=order == 2, allow_unused=True)
+    for k, g in enumerate(grads):
+        if g is not None and g.dtype != dtype:
+            raise AssertionError(f"the gradient with respect to input {k} has dtype {g.dtype}, inputs were {dtype}")
+    second = [g for g in grads if g is not None and g.requires_grad]
+    if order == 2 and second:
+        grads2 = grad([g.sum() for g in second], wrt, allow_unused=True)
+        for k, g in enumerate(grads2):
+            if g is not None and g.dtype != dtype:
+                raise AssertionError(f"the second-order gradient with respect to input {k} has dtype {g.dtype}, inputs were {dtype}")
+    return True

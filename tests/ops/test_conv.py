@@ -1,0 +1,166 @@
+"""2-D convolution (``nn.functional.conv2d`` over the ``Conv2d`` primitives): every hyperparameter
+drawn by ``conv2d_configs`` (non-square kernels, stride, padding, dilation as int or pair, groups,
+bias), against a convolution written as loops over its multiply-adds.
+
+``Conv2dInputGrad`` and ``Conv2dWeightGrad`` are primitives too, whose own backward is only reached
+at third order through conv2d, so they are checked directly as well: forward against the same
+loops read backwards, and their first and second derivatives.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.ops.conv import Conv2dInputGrad, Conv2dWeightGrad, ConvGeometry
+from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
+from tinygrad_cnn.testing import strategies as S
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def output_size(x_shape, w_shape, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    (height, width), (kh, kw) = x_shape[2:], w_shape[2:]
+    return (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+
+def convolution_terms(x_shape, w_shape, stride, padding, dilation, groups):
+    """Every multiply-add of a convolution: y[n, o, i, j] += w[o, c, ki, kj] * x_padded[n, channel, row, col]
+    with channel = g*C/G + c for the group g of output channel o, row = i*sh + ki*dh, col = j*sw + kj*dw.
+
+    The convolution and both its gradients are sums over these same terms, read in different directions.
+    """
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    out_channels, group_channels, kh, kw = w_shape
+    out_h, out_w = output_size(x_shape, w_shape, stride, padding, dilation)
+    for n in range(x_shape[0]):
+        for o in range(out_channels):
+            first = (o // (out_channels // groups)) * group_channels
+            for i in range(out_h):
+                for j in range(out_w):
+                    for c in range(group_channels):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                yield (n, o, i, j), (o, c, ki, kj), (n, first + c, i * sh + ki * dh, j * sw + kj * dw)
+
+
+def padded_zeros(x_shape, padding):
+    (ph, pw) = pair(padding)
+    return np.zeros((*x_shape[:2], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw))
+
+
+def unpad(padded, padding):
+    (ph, pw) = pair(padding)
+    return padded[:, :, ph : padded.shape[2] - ph, pw : padded.shape[3] - pw]
+
+
+def conv2d_reference(x, w, b, stride, padding, dilation, groups):
+    padded = padded_zeros(x.shape, padding)
+    unpad(padded, padding)[...] = x
+    out = np.zeros((x.shape[0], w.shape[0], *output_size(x.shape, w.shape, stride, padding, dilation)))
+    for y_at, w_at, x_at in convolution_terms(x.shape, w.shape, stride, padding, dilation, groups):
+        out[y_at] += w[w_at] * padded[x_at]
+    return out if b is None else out + b[None, :, None, None]
+
+
+def conv2d_input_grad_reference(g, w, x_shape, stride, padding, dilation, groups):
+    """dL/dx: each term sends w * g back to the input position it read."""
+    padded = padded_zeros(x_shape, padding)
+    for y_at, w_at, x_at in convolution_terms(x_shape, w.shape, stride, padding, dilation, groups):
+        padded[x_at] += w[w_at] * g[y_at]
+    return unpad(padded, padding)
+
+
+def conv2d_weight_grad_reference(x, g, w_shape, stride, padding, dilation, groups):
+    """dL/dw: each term adds g * (the input it read) to its weight."""
+    padded = padded_zeros(x.shape, padding)
+    unpad(padded, padding)[...] = x
+    out = np.zeros(w_shape)
+    for y_at, w_at, x_at in convolution_terms(x.shape, w_shape, stride, padding, dilation, groups):
+        out[w_at] += g[y_at] * padded[x_at]
+    return out
+
+
+@st.composite
+def conv2d_problems(draw):
+    config = draw(S.conv2d_configs(), label="config")
+    x = draw(S.tensors(config.input_shape), label="x")
+    w = draw(S.tensors(config.weight_shape), label="weight")
+    b = None if config.bias_shape is None else draw(S.tensors(config.bias_shape), label="bias")
+    return config, x, w, b
+
+
+@given(problem=conv2d_problems())
+def test_conv2d(problem):
+    config, x, w, b = problem
+    inputs = (x, w) if b is None else (x, w, b)
+
+    def conv(*args):
+        return F.conv2d(*args, **config.kwargs)
+
+    expected = conv2d_reference(x.data, w.data, None if b is None else b.data, **config.kwargs)
+    out = conv(*inputs)
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    check_gradients(conv, *inputs)
+    check_dtype_preserved(conv, *inputs)
+
+
+@given(problem=conv2d_problems())
+def test_conv2d_matches_torch(problem):
+    torch = pytest.importorskip("torch")
+    config, x, w, b = problem
+    tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
+    tb = None if b is None else torch.tensor(b.data, requires_grad=True)
+    expected = torch.nn.functional.conv2d(tx, tw, tb, **config.kwargs)
+    out = F.conv2d(x, w, b, **config.kwargs)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    upstream = np.random.default_rng(0).standard_normal(out.shape)
+    expected.backward(torch.tensor(upstream))
+    (out * Tensor(upstream)).sum().backward()
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        if ours is not None:
+            np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@given(problem=conv2d_problems(), data=st.data())
+def test_conv2d_gradient_primitives(problem, data):
+    config, x, w, _ = problem
+    kw = config.kwargs
+    geometry = ConvGeometry(kernel=w.shape[2:], stride=pair(kw["stride"]), padding=pair(kw["padding"]),
+                            dilation=pair(kw["dilation"]), groups=kw["groups"])
+    g = data.draw(S.tensors((x.shape[0], w.shape[0], *output_size(x.shape, w.shape, kw["stride"], kw["padding"], kw["dilation"]))), label="g")
+
+    def input_grad(g, w):
+        return Conv2dInputGrad.apply(g, w, x.shape, geometry)
+
+    def weight_grad(x, g):
+        return Conv2dWeightGrad.apply(x, g, w.shape, geometry)
+
+    for op, inputs, expected in (
+        (input_grad, (g, w), conv2d_input_grad_reference(g.data, w.data, x.shape, **kw)),
+        (weight_grad, (x, g), conv2d_weight_grad_reference(x.data, g.data, w.shape, **kw)),
+    ):
+        np.testing.assert_allclose(op(*inputs).data, expected, rtol=1e-10, atol=1e-12)
+        check_gradients(op, *inputs)
+        check_dtype_preserved(op, *inputs)
+
+
+def test_conv2d_argument_errors_are_clear():
+    x = Tensor(np.zeros((1, 4, 5, 5)))
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        F.conv2d(x, Tensor(np.zeros((3, 2, 3, 3))), groups=3)
+    with pytest.raises(ValueError, match="expects 2"):
+        F.conv2d(x, Tensor(np.zeros((2, 1, 3, 3))), groups=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.conv2d(x, Tensor(np.zeros((2, 4, 3, 3))), dilation=3)
+    with pytest.raises(ValueError, match="4-D"):
+        F.conv2d(Tensor(np.zeros((4, 5, 5))), Tensor(np.zeros((2, 4, 3, 3))))
+    with pytest.raises(TypeError, match="stride"):
+        F.conv2d(x, Tensor(np.zeros((2, 4, 3, 3))), stride=1.5)
+    with pytest.raises(ValueError, match="bias"):
+        F.conv2d(x, Tensor(np.zeros((2, 4, 3, 3))), Tensor(np.zeros(3)))
