@@ -85,11 +85,12 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, 
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input dtype {x.dtype} and weight dtype {weight.dtype} differ")
     geometry = _window_geometry(op, x.shape, weight.shape[2:], stride, padding, dilation, int(groups))
-    if bias is not None and bias.shape != (out_channels,):
-        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
-    if bias is None or (isinstance(bias, Tensor) and bias.dtype == x.dtype):
-        return Conv2d.apply(x, weight, bias, geometry)  # the bias added inside, in place
-    return Conv2d.apply(x, weight, None, geometry) + bias.reshape(1, out_channels, 1, 1)  # NumPy's type promotion
+    out = Conv2d.apply(x, weight, geometry)
+    if bias is not None:
+        if bias.shape != (out_channels,):
+            raise ValueError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
+        out = out + bias.reshape(1, out_channels, 1, 1)
+    return out
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
@@ -114,7 +115,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     n, c, h, w = x.shape
     kh, kw = geometry.kernel
     weight = Tensor(np.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype))
-    out = Conv2d.apply(x.reshape(n * c, 1, h, w), weight, None, geometry)
+    out = Conv2d.apply(x.reshape(n * c, 1, h, w), weight, geometry)
     return out.reshape(n, c, *out.shape[2:])
 
 

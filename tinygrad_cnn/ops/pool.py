@@ -21,6 +21,17 @@ def _argmax_dtype(geometry: ConvGeometry):
     return np.min_scalar_type(geometry.kernel[0] * geometry.kernel[1] - 1)
 
 
+def keep_where(mask: np.ndarray, values: np.ndarray, out=None) -> np.ndarray:
+    """``np.where(mask, values, 0)``, bit for bit (inf and NaN included), at the speed of a
+    multiplication: each value's bits are ANDed with all ones where ``mask`` holds and with zeros
+    elsewhere. (``np.where`` on a random mask is some ten times slower; ``values * mask`` would
+    turn an inf into a NaN.)"""
+    as_int = np.dtype(f"i{values.itemsize}")
+    out = np.empty(values.shape, dtype=values.dtype) if out is None else out
+    np.bitwise_and(values.view(as_int), np.negative(mask.view(np.int8)), out=out.view(as_int))
+    return out
+
+
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, geometry):
@@ -34,8 +45,13 @@ class MaxPool2d(Function):
                 argmax = np.zeros(best.shape, dtype=_argmax_dtype(geometry))
                 continue
             larger = candidate > best  # strict: the first of tied maxima wins, as in torch
-            np.copyto(best, candidate, where=larger)
-            argmax[larger] = k
+            np.maximum(best, candidate, out=best)  # NaN propagates, as in torch
+            # offsets come in increasing order, so a new winner's k exceeds the argmax so far:
+            # a maximum instead of a masked assignment, which is ten times slower
+            np.maximum(argmax, larger * argmax.dtype.type(k), out=argmax)
+        if np.isnan(best).any():  # rare: point each NaN output at the last NaN of its window, as torch
+            for k, rows, cols in geometry.offset_slices(out_hw):
+                np.copyto(argmax, k, where=np.isnan(padded[:, :, rows, cols]))
         ctx.geometry, ctx.argmax, ctx.input_shape = geometry, argmax, x.shape
         return best
 
@@ -53,8 +69,12 @@ class WindowScatter(Function):
         n, c, h, w = input_shape
         ph, pw = geometry.padding
         padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
+        disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, geometry.kernel))
         for k, rows, cols in geometry.offset_slices(grad.shape[2:]):
-            padded[:, :, rows, cols] += np.where(argmax == k, grad, 0)
+            if disjoint:  # windows do not overlap: each input position receives one value at most
+                keep_where(argmax == k, grad, out=padded[:, :, rows, cols])
+            else:
+                padded[:, :, rows, cols] += keep_where(argmax == k, grad)
         return crop_spatial(padded, geometry.padding)
 
     @staticmethod
