@@ -415,6 +415,9 @@ def main(argv=None) -> int:
     except (UsageError, data.DatasetError, FileNotFoundError, ImportError) as error:
         # expected problems (a missing file, a wrong option combination): the message, not a traceback
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, data.DatasetError):
+            print("(on the command line: --download fetches the files, --data-dir DIR names their folder)",
+                  file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -13,6 +13,7 @@ whether figures can be drawn, and every ``plot_*`` raises ImportError with that 
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -24,11 +25,7 @@ PLOTS_HINT = "figures need matplotlib: pip install 'tinygrad_cnn[plots]' (or pip
 
 
 def matplotlib_available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _pyplot():
@@ -75,7 +72,10 @@ def plot_curves(history: dict, path, title: str = "") -> None:
     loss_axes.plot(epochs, history["train_loss"], "o-", color="tab:blue", label="train (epoch mean)")
     loss_axes.plot(epochs, history["test_loss"], "s-", color="tab:orange", label="test")
     loss_axes.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-    loss_axes.set_ylim(bottom=0)
+    # the first few batches (loss ~2.3) would squash everything after them: cut the axis above
+    # the bulk of the batch losses and the epoch means
+    highest = max([*history["train_loss"], *history["test_loss"], *(np.percentile(steps, [95]) if len(steps) else [])])
+    loss_axes.set_ylim(0, 1.2 * highest)
     accuracy_axes.plot(epochs, 100 * np.asarray(history["train_accuracy"]), "o-", color="tab:blue", label="train")
     accuracy_axes.plot(epochs, 100 * np.asarray(history["test_accuracy"]), "s-", color="tab:orange", label="test")
     if len(epochs):
