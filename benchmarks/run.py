@@ -638,7 +638,7 @@ def what_if(options: list) -> dict | None:
     made before the process starts), returning its results."""
     out = HERE / "results" / f"what-if-{'-'.join(o.strip('-') for o in options)}.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--only", "step", "--no-markdown", "--json", str(out), *options]
-    if ARGS.threads:
+    if ARGS.threads and "--threads" not in options:
         command += ["--threads", str(ARGS.threads)]
     if ARGS.quick:
         command.append("--quick")
@@ -652,6 +652,7 @@ def what_if(options: list) -> dict | None:
 
 def bench_what_if(quick: bool) -> dict:
     return {
+        "1 thread each (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1))": what_if(["--threads", "1"]),
         "malloc keeps freed memory": what_if(["--malloc", "keep"]),
         "OpenBLAS AVX-512 kernels (SkylakeX)": what_if(["--openblas-coretype", "SkylakeX"]),
         "both": what_if(["--malloc", "keep", "--openblas-coretype", "SkylakeX"]),
