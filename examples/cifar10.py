@@ -45,8 +45,8 @@ def main():
     epochs = args.epochs
     if args.quick:
         train_set, test_set = data.load_embedded(train=True), data.load_embedded(train=False)
-        train_set = data.ImageDataset(train_set.images[:512], train_set.labels[:512], train_set.classes)
-        test_set = data.ImageDataset(test_set.images[:200], test_set.labels[:200], test_set.classes)
+        train_set = train_set.subset(slice(512))
+        test_set = test_set.subset(slice(200))
         epochs = 1
     else:
         train_set, test_set = load_cifar10(args.data_dir, args.download)

@@ -30,8 +30,8 @@ def load_data(embedded: bool, quick: bool):
             print("full Fashion-MNIST not found; using the embedded subset")
     train_set, test_set = data.load_embedded(train=True), data.load_embedded(train=False)
     if quick:  # a slice of each: enough to see the loss fall
-        train_set = data.ImageDataset(train_set.images[:512], train_set.labels[:512], train_set.classes)
-        test_set = data.ImageDataset(test_set.images[::10], test_set.labels[::10], test_set.classes)
+        train_set = train_set.subset(slice(512))
+        test_set = test_set.subset(slice(None, None, 10))
     return train_set, test_set
 
 

@@ -136,3 +136,15 @@ def test_transform_is_applied_to_the_image_batch_only():
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError):
         DataLoader(numbered_dataset(), batch_size=0)
+
+
+def test_image_dataset_subset_keeps_images_labels_and_classes():
+    from tinygrad_cnn.data import ImageDataset
+
+    images = np.arange(5 * 4, dtype=np.float32).reshape(5, 1, 2, 2) / 20
+    dataset = ImageDataset(images, np.array([0, 1, 2, 1, 0]), ["a", "b", "c"])
+    part = dataset.subset(slice(1, 4))
+    assert len(part) == 3 and part.classes == ["a", "b", "c"]
+    np.testing.assert_array_equal(part.labels, [1, 2, 1])
+    np.testing.assert_array_equal(part.images, images[1:4])
+    np.testing.assert_array_equal(dataset.subset(np.array([4, 0])).labels, [0, 0])

@@ -93,6 +93,10 @@ class ImageDataset(TensorDataset):
     def images(self) -> np.ndarray:
         return self.arrays[0]
 
+    def subset(self, index) -> "ImageDataset":
+        """The images and labels selected by ``index`` (a slice or integer array), same classes."""
+        return ImageDataset(self.images[index], self.labels[index], self.classes)
+
     @property
     def labels(self) -> np.ndarray:
         return self.arrays[1]
