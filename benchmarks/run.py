@@ -95,7 +95,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(ROOT))
 import tinygrad_cnn as tg  # noqa: E402
 import tinygrad_cnn.nn.functional as F  # noqa: E402
-from tinygrad_cnn import Tensor, models, optim  # noqa: E402
+from tinygrad_cnn import Tensor, memory, models, optim  # noqa: E402
 
 try:
     if ARGS.no_torch:
@@ -334,10 +334,13 @@ def bench_overhead(quick: bool) -> dict:
 
 def our_step_peak_mb(name: str, batch: int, input_shape=IMAGE) -> float:
     """Peak of NumPy allocations during one training step, above what was allocated before it
-    (tracemalloc sees NumPy's array buffers). Two steps first, so Adam's state already exists."""
+    (tracemalloc sees NumPy's array buffers). Two steps first, so Adam's state already exists.
+    The array cache (``tinygrad_cnn.memory``) is emptied first: every block the step uses is then
+    allocated, and counted, during the step, together with any block it holds without using."""
     step, _ = our_training_step(name, batch, input_shape)
     step()
     step()
+    memory.empty_cache()
     tracemalloc.start()
     tracemalloc.reset_peak()
     before = tracemalloc.get_traced_memory()[0]
@@ -345,6 +348,16 @@ def our_step_peak_mb(name: str, batch: int, input_shape=IMAGE) -> float:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return (peak - before) / 2**20
+
+
+def cache_free_between_steps_mb(name: str, batch: int) -> float:
+    """What the array cache holds between training steps without using it: the price of its speed."""
+    memory.empty_cache()
+    step, _ = our_training_step(name, batch)
+    step()
+    step()
+    stats = memory.stats()
+    return (stats["cached_bytes"] - stats["in_use_bytes"]) / 2**20
 
 
 def torch_step_peak_mb(name: str, batch: int, input_shape=IMAGE) -> float:
@@ -392,6 +405,8 @@ def status(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 step(); step()
+if {framework!r} != "torch":
+    run.memory.empty_cache()  # the cache's blocks are resident already: count them again
 before = status("VmRSS:")
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the high-water mark VmHWM to the current resident size
@@ -416,7 +431,7 @@ def rss_delta_mb(framework: str, name: str, batch: int) -> float | None:
 def bench_memory(quick: bool) -> dict:
     result = {"method": (
         "ours: tracemalloc peak above the start of one training step (NumPy reports its array buffers "
-        "to tracemalloc); torch: the running sum of the allocation events of torch.profiler "
+        "to tracemalloc), with the array cache emptied before the step so that its blocks are counted; torch: the running sum of the allocation events of torch.profiler "
         "(profile_memory=True) over one step. Both after two warm-up steps. Cross-check: RSS high-water "
         "mark during one step minus RSS before it, in a fresh process per library (after two warm-up steps)."
     )}
@@ -427,6 +442,7 @@ def bench_memory(quick: bool) -> dict:
         result["lenet_batch64_ours_mb"] = our_step_peak_mb("lenet", 64)
         result["lenet_batch64_torch_mb"] = torch_step_peak_mb("lenet", 64)
     result["goal_ratio"] = GOALS["seed_memory_ratio"]
+    result["seed_batch64_cache_free_mb"] = cache_free_between_steps_mb("seed", 64)
     if not quick:
         result["rss_delta_mb"] = {"ours": rss_delta_mb("ours", "seed", 64)}
         if torch:
@@ -573,6 +589,9 @@ def format_report(r: dict) -> str:
             lines.append(f"- LeNet, batch 64: ours {m['lenet_batch64_ours_mb']:.1f} MB, torch {m['lenet_batch64_torch_mb']:.1f} MB")
         else:
             lines.append(f"- seed net, batch 64: ours {m['seed_batch64_ours_mb']:.1f} MB")
+        if "seed_batch64_cache_free_mb" in m:
+            lines.append(f"- between steps the array cache holds {m['seed_batch64_cache_free_mb']:.1f} MB of free blocks "
+                         "for the next step (seed net, batch 64; `tinygrad_cnn.memory.empty_cache()` releases them)")
         if m.get("rss_delta_mb"):
             rss = m["rss_delta_mb"]
             lines.append("- cross-check, RSS high-water mark during one step minus RSS before it (fresh process): "

@@ -88,8 +88,11 @@ Op nodes fall into four groups by what they save:
 
 $saving_groups
 
-"Shared" arrays cost nothing: they are the op's own inputs or output, which the graph holds
-anyway until backward has passed. Memory that exists for backward's sake alone is kept by
+"Shared" arrays copy nothing: they are the op's own inputs or output, activations the forward
+pass made anyway, which saving keeps alive until backward has passed. Everything else the forward
+pass made is freed as soon as it has been used: a node keeps an input that it did not save only
+as an edge to the op that made it (`InputEdge` in its `inputs`), and its output only if it saved
+it. Memory that exists for backward's sake alone is kept by
 $new_description. Max-pooling remembers which of the four positions of each window held the
 maximum (one byte per output value), so that its backward can send each gradient there.
 
@@ -164,7 +167,7 @@ def layer_table(layers) -> str:
 def input_names(node, numbers: dict, params: dict) -> str:
     names = []
     for value in node.inputs:
-        if isinstance(value, tg.Tensor):
+        if isinstance(value, (tg.Tensor, tg.autograd.InputEdge)):
             if value.grad_fn is not None:
                 names.append(f"#{numbers[value.grad_fn]}")
             else:
@@ -185,7 +188,7 @@ def forward_table(order, params) -> str:
     rows = ["| # | op | output | inputs | saves |", "|---:|---|---|---|---|"]
     for node in order:
         rows.append(
-            f"| {numbers[node]} | {type(node).__name__} | {format_shape(node._output.shape)} | "
+            f"| {numbers[node]} | {type(node).__name__} | {format_shape(node.output_shape)} | "
             f"{input_names(node, numbers, params)} | {saved_description(saved_arrays(node))} |"
         )
     return "\n".join(rows)

@@ -35,7 +35,7 @@ def row(report, op):
 def test_rows_follow_the_backward_visiting_order():
     loss, _ = small_cnn()
     order = topological_order([loss.grad_fn])
-    expected = [(type(n).__name__, n._output.shape) for n in reversed(order)]
+    expected = [(type(n).__name__, n.output_shape) for n in reversed(order)]
     report = explain(loss)
     assert [(r.op, r.output_shape) for r in report.rows] == expected
     assert [r.step for r in report.rows] == list(range(1, len(order) + 1))

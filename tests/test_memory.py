@@ -13,7 +13,8 @@ import pytest
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn import Function, Tensor, nn, optim
+import tinygrad_cnn.models
+from tinygrad_cnn import Function, Tensor, memory, nn, optim
 
 
 @pytest.fixture
@@ -41,14 +42,17 @@ def small_cnn() -> nn.Sequential:
 def test_backward_releases_activations_while_the_loss_is_still_alive(no_cycle_collector):
     x = Tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
     w = Tensor(np.ones((3, 1, 3, 3), np.float32), requires_grad=True)
-    hidden = F.conv2d(x, w).relu()
+    convolved = F.conv2d(x, w)
+    hidden = convolved.relu()
     pooled = F.max_pool2d(hidden, 2)
     loss = pooled.sum()
-    watched = [weakref.ref(hidden), weakref.ref(pooled), weakref.ref(hidden.data), weakref.ref(hidden.grad_fn)]
-    del hidden, pooled
-    assert all(ref() is not None for ref in watched), "the graph keeps its activations until backward"
+    needed = [weakref.ref(hidden.data), weakref.ref(hidden.grad_fn)]  # relu's backward uses its output
+    not_needed = [weakref.ref(convolved.data), weakref.ref(pooled.data)]  # no backward uses these values
+    del convolved, hidden, pooled
+    assert all(ref() is not None for ref in needed), "the graph keeps what its backward needs"
+    assert all(ref() is None for ref in not_needed), "the graph must not keep values no backward needs"
     loss.backward()
-    assert all(ref() is None for ref in watched), "backward must drop the activations it no longer needs"
+    assert all(ref() is None for ref in needed), "backward must drop the activations it no longer needs"
     assert loss.grad_fn.inputs is None
     root_node = weakref.ref(loss.grad_fn)
     del loss
@@ -168,3 +172,129 @@ def test_grad_of_a_100k_chain_and_deleting_one_unused():
     for _ in range(100_000):
         z = z * 1.0
     del z  # dropping a deep graph without backward must not overflow the C stack
+
+
+# ---- the array cache (tinygrad_cnn.memory) ----------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    """The cache with its free blocks released and the default settings, restored afterwards. Arrays of
+    earlier tests may still hold blocks, so the tests look at changes and use sizes of their own."""
+    limit = memory.stats()["limit_bytes"]
+    memory.set_enabled(True)
+    gc.collect()
+    memory.empty_cache()
+    yield memory.stats()
+    memory.set_enabled(True)
+    memory.set_limit(limit)
+    memory.empty_cache()
+
+
+def _block(array):
+    return array.base if array.base is not None else array
+
+
+def test_a_cached_block_is_reused_only_when_no_view_of_it_is_alive(fresh_cache):
+    first = memory.empty((256, 257), np.float32)
+    view = first[::2].T  # views keep the block in use
+    first[:] = 1.0
+    del first
+    second = memory.empty((256, 257), np.float32)
+    assert not np.shares_memory(second, view)
+    second[:] = 2.0
+    assert (view == 1.0).all(), "a live view's memory was handed out again"
+    block = id(_block(view))  # the id only: a reference would keep the block in use
+    del view
+    third = memory.empty((128, 514), np.float32)  # same number of bytes, any shape or dtype
+    assert id(_block(third)) == block
+    assert memory.stats()["hits"] == fresh_cache["hits"] + 1
+
+
+def test_small_arrays_bypass_the_cache(fresh_cache):
+    small = memory.empty((4, 4), np.float32)
+    assert small.base is None and memory.stats()["blocks"] == fresh_cache["blocks"]
+
+
+def test_limit_and_empty_cache(fresh_cache):
+    size = memory.MIN_BYTES + 3
+    held = fresh_cache["cached_bytes"]
+    memory.set_limit(held + 3 * size)
+    kept = [memory.empty((size,), np.uint8) for _ in range(3)]
+    beyond = memory.empty((size,), np.uint8)
+    assert beyond.base is None, "past the limit arrays come from plain NumPy"
+    assert memory.stats()["cached_bytes"] == held + 3 * size
+    del kept[0]
+    assert memory.empty_cache() == size, "only the free block is released"
+    after = memory.stats()
+    assert (after["cached_bytes"], after["blocks"]) == (held + 2 * size, fresh_cache["blocks"] + 2)
+
+
+def test_disabled_cache_gives_plain_arrays(fresh_cache):
+    memory.set_enabled(False)
+    assert memory.empty((512, 512), np.float32).base is None
+    assert memory.ufunc(np.add, np.ones((512, 512), np.float32), 1.0).base is None
+
+
+def test_blocks_are_never_shared_between_threads(fresh_cache):
+    import threading
+
+    failures = []
+
+    def work(value):
+        for _ in range(200):
+            a = memory.empty((128, 128), np.float32)
+            a.fill(value)
+            b = memory.empty((128, 128), np.float32)
+            b.fill(-value)
+            if not ((a == value).all() and (b == -value).all()):
+                failures.append(value)
+
+    threads = [threading.Thread(target=work, args=(v,)) for v in (1.0, 2.0, 3.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+
+
+@pytest.mark.parametrize("fn, dtypes, shapes", [
+    (np.add, ("float32", "float32"), ((64, 1, 32), (1, 16, 32))),
+    (np.multiply, ("float32", "bool"), ((64, 16, 32), (64, 16, 32))),
+    (np.subtract, ("float64", "float32"), ((32,), (64, 16, 32))),
+    (np.true_divide, ("int64", "int64"), ((64, 16, 32), (64, 16, 32))),  # int / int -> float64: left to NumPy
+    (np.maximum, ("float32", None), ((64, 16, 32), ())),  # a Python number as the other operand
+])
+def test_cached_ufunc_results_match_numpy(fresh_cache, monkeypatch, fn, dtypes, shapes):
+    monkeypatch.setattr(memory, "MIN_BYTES", 1)
+    rng = np.random.default_rng(0)
+    operands = [rng.integers(1, 5, shape).astype(dtype) if dtype else 2 for dtype, shape in zip(dtypes, shapes)]
+    expected, got = fn(*operands), memory.ufunc(fn, *operands)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_training_steps_reuse_the_cache_and_compute_the_same(fresh_cache):
+    def losses(enabled):
+        memory.set_enabled(enabled)
+        tg.manual_seed(0)
+        model = tinygrad_cnn.models.lenet()
+        optimizer = optim.Adam(model.parameters(), lr=1e-3)
+        rng = np.random.default_rng(0)
+        images = Tensor(rng.standard_normal((16, 1, 28, 28)).astype(np.float32))
+        labels = rng.integers(0, 10, 16)
+        out = []
+        for step in range(4):
+            if step == 2:
+                misses = memory.stats()["misses"]
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            out.append(loss.item())
+        return out, memory.stats()["misses"] - misses
+
+    cached, new_blocks = losses(True)
+    plain, _ = losses(False)
+    assert cached == plain, "the cache must not change a single bit"
+    assert new_blocks == 0, "after the first steps every large array should come from the cache"

@@ -16,6 +16,7 @@ from .tensor import (
     zeros_like,
 )
 from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import memory
 from . import nn
 from . import optim
 from . import viz
@@ -28,5 +29,5 @@ __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "concatenate", "detect_anomaly", "enable_grad",
     "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "maximum", "minimum", "nn",
     "no_grad", "set_grad_enabled", "stack", "where", "zeros", "ones", "full", "zeros_like", "ones_like", "arange",
-    "eye", "randn", "rand", "optim", "save", "load", "viz", "explain",
+    "eye", "randn", "rand", "optim", "save", "load", "viz", "explain", "memory",
 ]

@@ -13,7 +13,9 @@ Every differentiable op is a subclass of ``Function`` with two static methods:
 
 ``Function.apply(*args)`` runs ``forward`` and, when any Tensor argument requires grad, returns a
 Tensor whose ``grad_fn`` is the ``ctx`` object: an instance of the op's class holding the inputs and
-whatever was saved. Those ``ctx`` objects *are* the graph.
+whatever was saved. Those ``ctx`` objects *are* the graph. An input that another op made and this
+one did not save is held as an ``InputEdge``: the link to the node that made it, without its
+array, so an activation no backward needs is freed as soon as the forward pass has used it.
 
 How backward walks it
 ---------------------
@@ -36,6 +38,8 @@ import traceback
 import weakref
 
 import numpy as np
+
+from . import memory
 
 # ----------------------------------------------------------------------------------------------
 # Grad mode and anomaly mode
@@ -156,6 +160,22 @@ _FREED_MESSAGE = (
 )
 
 
+class InputEdge:
+    """Stands in ``ctx.inputs`` for an input that came out of another op and whose value this node's
+    backward does not need (it did not save it): the edge to the op that made it, without the
+    array. The activation can then be freed as soon as nothing else uses it, as in torch, whose
+    nodes keep edges to their producers (``next_functions``) rather than tensors."""
+
+    __slots__ = ("grad_fn", "shape", "dtype", "requires_grad", "name")
+
+    def __init__(self, tensor):
+        self.grad_fn, self.shape, self.dtype = tensor.grad_fn, tensor.shape, tensor.dtype
+        self.requires_grad, self.name = tensor.requires_grad, tensor.name
+
+    def __repr__(self) -> str:
+        return f"<edge from {type(self.grad_fn).__name__}: {self.shape} {self.dtype}>"
+
+
 class Function:
     """Base class of every differentiable op; subclass it to add your own.
 
@@ -164,8 +184,10 @@ class Function:
     hyperparameters) are there in ``backward``.
     """
 
-    # Set by apply(): the positional arguments (Tensors and constants), which of them need a
-    # gradient, the saved arrays, the output array, and the versions of saved input Tensors.
+    # Set by apply(): the positional arguments (Tensors and constants; an ``InputEdge`` for an
+    # op's output that backward does not need), which of them need a gradient, the saved arrays,
+    # the output's shape and dtype (and the array itself if it is saved), and the versions of
+    # saved input Tensors.
     inputs: tuple | None
     needs_input_grad: tuple
     freed = False
@@ -249,12 +271,14 @@ class Function:
             _check_finite(output, ctx, "forward")
         if not any(ctx.needs_input_grad):
             return _share_version_with_base(Tensor._from_op(output, False, None), args)
-        ctx.inputs = args
+        ctx.inputs = _inputs_to_keep(args, ctx._saved)
         if ctx._saved:  # versions are only checked for saved inputs
             ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
-        ctx._output = output
+        ctx.output_shape, ctx.output_dtype = output.shape, output.dtype
+        saves_output = any(s is output for s in ctx._saved)
+        ctx._output = output if saves_output else None  # else the output is freed when unused
         result = _share_version_with_base(Tensor._from_op(output, True, ctx), args)
-        if any(s is output for s in ctx._saved):
+        if saves_output:
             # Watch the output for in-place changes without keeping it alive (no reference cycle).
             ctx._output_ref = weakref.ref(result)
             ctx._output_version = result._version
@@ -269,6 +293,20 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+def _inputs_to_keep(args, saved) -> tuple:
+    """``args`` with each op-made input that ``saved`` does not mention replaced by its edge."""
+    Tensor = _tensor_module.Tensor
+    kept = list(args)
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a.grad_fn is not None:
+            for s in saved:
+                if s is a.data:
+                    break
+            else:
+                kept[i] = InputEdge(a)
+    return tuple(kept)
 
 
 def _share_version_with_base(result, args):
@@ -445,7 +483,7 @@ def _store_grad(tensor, g, create_graph) -> None:
     if not create_graph:
         # A fresh writable array: the same gradient object may reach several leaves (x + y) or be a
         # read-only broadcast view, and optimizers update .grad in place.
-        g = _tensor_module.Tensor(np.array(g.data, dtype=tensor.dtype, copy=True))
+        g = _tensor_module.Tensor(memory.copy(g.data, tensor.dtype))
     tensor.grad = _accumulate(tensor.grad, g)
 
 

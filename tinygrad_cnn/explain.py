@@ -17,12 +17,14 @@ Everything an op node keeps only so that its backward can run (``saved_arrays(no
   ``share`` mask of max, an advanced ``index``), including arrays inside tuple or list attributes.
 
 Each distinct array counts once per node, at its ``nbytes`` (its logical size: a broadcast view
-counts as if it were materialised). Not counted: ``ctx.inputs`` and the output, which every node
-holds to walk the graph, and Python values such as shapes and hyperparameters.
+counts as if it were materialised). Not counted: Python values such as shapes and hyperparameters.
+The graph holds no other arrays: an input made by another op that the node did not save is kept in
+``ctx.inputs`` only as an ``InputEdge`` (the link to the op that made it), and the output only
+when it is saved, so activations that no backward needs are freed during the forward pass.
 
-An array whose memory belongs to one of the node's inputs or to its output is ``shared``: those
-arrays are alive anyway while the graph is, so saving them costs nothing. ``new_bytes`` counts the
-others, the memory that exists only because backward will need it.
+An array whose memory belongs to one of the node's inputs or to its output is ``shared``: saving
+it copies nothing, it keeps alive an activation that the forward pass made anyway. ``new_bytes``
+counts the others, the memory that exists only because backward will need it.
 
 Timings come from ``time.perf_counter`` around each node's ``backward`` and the routing of its
 gradients; leaves' ``.grad`` are written after the walk and count only in ``wall_seconds``.
@@ -42,8 +44,8 @@ from .tensor import Tensor
 
 # Attributes the engine sets on every node (see Function.apply): graph bookkeeping, not saved values.
 _ENGINE_ATTRIBUTES = frozenset(
-    {"inputs", "needs_input_grad", "_saved", "_output", "_output_ref", "_input_versions", "creation_site",
-     "output_hooks", "retained_output", "freed"}
+    {"inputs", "needs_input_grad", "_saved", "_output", "output_shape", "output_dtype", "_output_ref",
+     "_input_versions", "creation_site", "output_hooks", "retained_output", "freed"}
 )
 
 
@@ -211,7 +213,7 @@ def explain(tensor, gradient=None, retain_graph=None, create_graph=False) -> Bac
     node saved is read before the walk starts, while the graph is intact.
     """
     nodes = autograd.topological_order([tensor.grad_fn]) if tensor.grad_fn is not None else []
-    before = {node: (type(node).__name__, node._output.shape, node._output.dtype, saved_arrays(node)) for node in nodes}
+    before = {node: (type(node).__name__, node.output_shape, node.output_dtype, saved_arrays(node)) for node in nodes}
     # all arrays are alive until the walk starts, so their ids tell them apart
     unique = {id(array): np.asarray(array).nbytes for node in nodes for _, array in _kept_arrays(node)}
     visits = []

@@ -90,7 +90,7 @@ def to_dot(tensor: Tensor, params=None, show_saved: bool = False) -> str:
     output_names = {id(tensor.grad_fn): tensor.name} if tensor.name else {}
     for node in order:
         for inp in node.inputs:
-            if isinstance(inp, Tensor) and inp.grad_fn is not None and inp.name:
+            if isinstance(inp, (Tensor, autograd.InputEdge)) and inp.grad_fn is not None and inp.name:
                 output_names.setdefault(id(inp.grad_fn), inp.name)
 
     def leaf_id(value) -> str:
@@ -113,13 +113,14 @@ def to_dot(tensor: Tensor, params=None, show_saved: bool = False) -> str:
     if tensor.grad_fn is None:  # a lone leaf
         leaf_id(tensor)
     for number, node in enumerate(order):
-        inputs = [(position, inp) for position, inp in enumerate(node.inputs) if isinstance(inp, (Tensor, np.ndarray))]
-        sources = [ids[id(inp.grad_fn)] if isinstance(inp, Tensor) and inp.grad_fn is not None else leaf_id(inp) for _, inp in inputs]
+        inputs = [(position, inp) for position, inp in enumerate(node.inputs)
+                  if isinstance(inp, (Tensor, autograd.InputEdge, np.ndarray))]
+        sources = [ids[id(inp.grad_fn)] if getattr(inp, "grad_fn", None) is not None else leaf_id(inp) for _, inp in inputs]
         dot_id = ids[id(node)] = f"n{number}"
         title = type(node).__name__
         if id(node) in output_names:
             title = f"{output_names[id(node)]} = {title}"
-        label_lines = [title, _describe(node._output)]
+        label_lines = [title, f"{format_shape(node.output_shape)} {node.output_dtype}"]
         if show_saved:
             saved = saved_arrays(node)
             label_lines += [f"saves {s}" for s in saved] or ["saves nothing"]

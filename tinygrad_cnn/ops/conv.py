@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import memory
 from ..autograd import Function
 
 
@@ -63,7 +64,7 @@ def pad_spatial(x: np.ndarray, padding, value=0) -> np.ndarray:
     if ph == 0 and pw == 0:
         return x
     n, c, h, w = x.shape
-    out = np.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    out = memory.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
     out[:, :, ph : ph + h, pw : pw + w] = x
     return out
 
@@ -129,23 +130,26 @@ class Im2col:
 
     def columns(self, chunk: slice) -> np.ndarray:
         """(n, groups, C/groups * kh * kw, positions) for the samples in ``chunk`` (one copy)."""
-        n = len(range(*chunk.indices(self.windows.shape[0])))
-        return self.windows[chunk].reshape(n, self.groups, -1, self.positions)
+        windows = self.windows[chunk]
+        rows = windows.shape[1] * windows.shape[2] * windows.shape[3] // self.groups
+        columns = memory.empty((windows.shape[0], self.groups, rows, self.positions), windows.dtype)
+        np.copyto(columns.reshape(windows.shape), windows)
+        return columns
 
     def output_buffer(self, n: int, out_channels: int, dtype) -> np.ndarray:
         """Room for (n, groups, O/groups, OH * row): GEMM results go into ``[..., :positions]``."""
-        return np.empty((n, self.groups, out_channels // self.groups, self.out_hw[0] * self.row), dtype=dtype)
+        return memory.empty((n, self.groups, out_channels // self.groups, self.out_hw[0] * self.row), dtype)
 
     def to_image(self, out: np.ndarray) -> np.ndarray:
         """An ``output_buffer`` as (N, O, OH, OW), dropping the positions outside the image."""
         out = out.reshape(out.shape[0], out.shape[1] * out.shape[2], self.out_hw[0], self.row)
-        return out if self.row == self.out_hw[1] else np.ascontiguousarray(out[..., : self.out_hw[1]])
+        return out if self.row == self.out_hw[1] else memory.copy(out[..., : self.out_hw[1]])
 
     def from_image(self, y: np.ndarray) -> np.ndarray:
         """(N, O, OH, OW) -> (N, groups, O/groups, positions), zeros at the dropped positions."""
         n, o = y.shape[:2]
         if self.row != self.out_hw[1]:
-            wide = np.zeros((n, o, self.out_hw[0], self.row), dtype=y.dtype)
+            wide = memory.zeros((n, o, self.out_hw[0], self.row), y.dtype)
             wide[..., : self.out_hw[1]] = y
             y = wide
         return y.reshape(n, self.groups, o // self.groups, self.out_hw[0] * self.row)[..., : self.positions]
@@ -174,7 +178,7 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: C
     grad_rows = im2col.from_image(grad_out)
     total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=np.result_type(x, grad_out))
     for chunk in im2col.chunks:
-        total += np.matmul(grad_rows[chunk], im2col.columns(chunk).swapaxes(-1, -2)).sum(axis=0)
+        total += memory.matmul(grad_rows[chunk], im2col.columns(chunk).swapaxes(-1, -2)).sum(axis=0)
     return total.reshape(w_shape)
 
 
@@ -199,9 +203,9 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: Co
     (ph, pw), out_hw = geometry.padding, grad_out.shape[2:]
     weights_t = w.reshape(g, o // g, -1).swapaxes(1, 2)
     grad_rows = grad_out.reshape(n, g, o // g, out_hw[0] * out_hw[1])
-    padded = np.zeros((n, c, h + 2 * ph, w_ + 2 * pw), dtype=np.result_type(grad_out, w))
+    padded = memory.zeros((n, c, h + 2 * ph, w_ + 2 * pw), np.result_type(grad_out, w))
     for chunk in sample_chunks(n, c * kh * kw * grad_rows.shape[3] * padded.itemsize):
-        columns = np.matmul(weights_t, grad_rows[chunk]).reshape(-1, c, kh, kw, *out_hw)
+        columns = memory.matmul(weights_t, grad_rows[chunk]).reshape(-1, c, kh, kw, *out_hw)
         for k, rows, cols in geometry.offset_slices(out_hw):
             padded[chunk, :, rows, cols] += columns[:, :, k // kw, k % kw]
     return crop_spatial(padded, geometry.padding)

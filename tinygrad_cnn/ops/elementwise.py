@@ -6,6 +6,7 @@ Each backward is written with Tensor operations (``grad * y``), so it is recorde
 """
 import numpy as np
 
+from .. import memory
 from ..autograd import Function
 from .movement import sum_to_shape
 
@@ -15,7 +16,7 @@ from .movement import sum_to_shape
 class Neg(Function):
     @staticmethod
     def forward(ctx, x):
-        return -x
+        return memory.ufunc(np.negative, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -25,7 +26,7 @@ class Neg(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.exp(x)
+        out = memory.ufunc(np.exp, x)
         ctx.save_for_backward(out)
         return out
 
@@ -39,7 +40,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.log(x)
+        return memory.ufunc(np.log, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -50,7 +51,7 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.sqrt(x)
+        out = memory.ufunc(np.sqrt, x)
         ctx.save_for_backward(out)
         return out
 
@@ -63,7 +64,7 @@ class Sqrt(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.tanh(x)
+        out = memory.ufunc(np.tanh, x)
         ctx.save_for_backward(out)
         return out
 
@@ -91,14 +92,15 @@ class Sigmoid(Function):
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.maximum(x, 0)
+        out = memory.ufunc(np.maximum, x, 0)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (out.data > 0)  # the mask is a constant: relu'' = 0 away from the kink
+        positive = memory.ufunc(np.greater, out.data, 0, dtype=bool)
+        return grad * positive  # the mask is a constant: relu'' = 0 away from the kink
 
 
 class Abs(Function):
@@ -144,7 +146,7 @@ def broadcasting(op: str, fn, *operands):
     """``fn(*operands)`` with NumPy broadcasting; shapes that cannot broadcast raise an error naming
     ``op``. The shapes are only examined after NumPy refuses, so the common path costs nothing."""
     try:
-        return fn(*operands)
+        return memory.ufunc(fn, *operands) if isinstance(fn, np.ufunc) else fn(*operands)
     except ValueError:
         shapes = [np.shape(a) for a in operands]
         try:

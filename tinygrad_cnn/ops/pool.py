@@ -13,6 +13,7 @@ Average pooling needs no primitive: it is a depthwise convolution with constant 
 """
 import numpy as np
 
+from .. import memory
 from ..autograd import Function
 from .conv import ConvGeometry, crop_spatial, pad_spatial
 
@@ -25,10 +26,11 @@ def keep_where(mask: np.ndarray, values: np.ndarray, out=None) -> np.ndarray:
     """``np.where(mask, values, 0)``, bit for bit (inf and NaN included), at the speed of a
     multiplication: each value's bits are ANDed with all ones where ``mask`` holds and with zeros
     elsewhere. (``np.where`` on a random mask is some ten times slower; ``values * mask`` would
-    turn an inf into a NaN.)"""
+    turn an inf into a NaN.) ``mask`` is used up: its bytes become the AND mask."""
     as_int = np.dtype(f"i{values.itemsize}")
-    out = np.empty(values.shape, dtype=values.dtype) if out is None else out
-    np.bitwise_and(values.view(as_int), np.negative(mask.view(np.int8)), out=out.view(as_int))
+    out = memory.empty(values.shape, values.dtype) if out is None else out
+    all_ones = np.negative(mask.view(np.int8), out=mask.view(np.int8))  # True (1) -> -1: every bit set
+    np.bitwise_and(values.view(as_int), all_ones, out=out.view(as_int))
     return out
 
 
@@ -41,14 +43,15 @@ class MaxPool2d(Function):
         for k, rows, cols in geometry.offset_slices(out_hw):
             candidate = padded[:, :, rows, cols]
             if best is None:
-                best = candidate.copy()
-                argmax = np.zeros(best.shape, dtype=_argmax_dtype(geometry))
+                best = memory.copy(candidate)
+                argmax = memory.zeros(best.shape, _argmax_dtype(geometry))
+                larger = memory.empty(best.shape, argmax.dtype)
                 continue
-            larger = candidate > best  # strict: the first of tied maxima wins, as in torch
+            np.greater(candidate, best, out=larger)  # strict: the first of tied maxima wins, as in torch
             np.maximum(best, candidate, out=best)  # NaN propagates, as in torch
             # offsets come in increasing order, so a new winner's k exceeds the argmax so far:
             # a maximum instead of a masked assignment, which is ten times slower
-            np.maximum(argmax, larger * argmax.dtype.type(k), out=argmax)
+            np.maximum(argmax, np.multiply(larger, k, out=larger), out=argmax)
         if np.isnan(best).any():  # rare: point each NaN output at the last NaN of its window, as torch
             for k, rows, cols in geometry.offset_slices(out_hw):
                 np.copyto(argmax, k, where=np.isnan(padded[:, :, rows, cols]))
@@ -68,13 +71,13 @@ class WindowScatter(Function):
         ctx.argmax, ctx.geometry = argmax, geometry
         n, c, h, w = input_shape
         ph, pw = geometry.padding
-        padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad.dtype)
+        padded = memory.zeros((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
         disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, geometry.kernel))
         for k, rows, cols in geometry.offset_slices(grad.shape[2:]):
             if disjoint:  # windows do not overlap: each input position receives one value at most
-                keep_where(argmax == k, grad, out=padded[:, :, rows, cols])
+                keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols])
             else:
-                padded[:, :, rows, cols] += keep_where(argmax == k, grad)
+                padded[:, :, rows, cols] += keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad)
         return crop_spatial(padded, geometry.padding)
 
     @staticmethod
@@ -89,7 +92,7 @@ class WindowGather(Function):
     def forward(ctx, x, argmax, geometry):
         ctx.argmax, ctx.geometry, ctx.input_shape = argmax, geometry, x.shape
         padded = pad_spatial(x, geometry.padding)
-        out = np.zeros(argmax.shape, dtype=x.dtype)
+        out = memory.zeros(argmax.shape, x.dtype)
         for k, rows, cols in geometry.offset_slices(argmax.shape[2:]):
             np.copyto(out, padded[:, :, rows, cols], where=argmax == k)
         return out

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .. import memory
 from .optimizer import Optimizer
 
 
@@ -49,13 +50,19 @@ class Adam(Optimizer):
                 param.mul_(1 - lr * weight_decay)
             else:
                 grad = grad + weight_decay * param.data
-        m += (1 - beta1) * (grad - m)  # = beta1 * m + (1 - beta1) * grad, written as torch's lerp
+        # Every update is done in place, through one scratch array: a parameter-sized temporary
+        # per arithmetic step would cost more than the arithmetic on a large layer.
+        scratch = memory.empty(m.shape, m.dtype)
+        # m = beta1 * m + (1 - beta1) * grad, written as torch's lerp: m += (1 - beta1) * (grad - m)
+        m += np.multiply(np.subtract(grad, m, out=scratch), 1 - beta1, out=scratch)
         v *= beta2
-        v += (1 - beta2) * grad * grad
+        v += np.multiply(np.multiply(grad, 1 - beta2, out=scratch), grad, out=scratch)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
-        denominator = np.sqrt(v) / math.sqrt(bias_correction2) + eps
-        param.sub_((lr / bias_correction1) * (m / denominator))
+        denominator = np.sqrt(v, out=scratch)
+        denominator /= math.sqrt(bias_correction2)
+        denominator += eps
+        param.sub_(np.multiply(np.divide(m, denominator, out=scratch), lr / bias_correction1, out=scratch))
 
 
 class AdamW(Adam):
