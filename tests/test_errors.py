@@ -65,7 +65,9 @@ def test_broadcasting_that_is_valid_still_works():
     "a_shape, b_shape, pattern",
     [
         ((2, 3), (4, 2), r"^matmul: shapes \(2, 3\) and \(4, 2\) do not match"),
-        ((3,), (4,), r"^matmul: shapes \(1, 3\) and \(4, 1\) do not match"),
+        ((3,), (4,), r"^matmul: shapes \(3,\) and \(4,\) do not match"),
+        ((2, 3), (4,), r"^matmul: shapes \(2, 3\) and \(4,\) do not match"),
+        ((3,), (4, 2), r"^matmul: shapes \(3,\) and \(4, 2\) do not match"),
         ((2, 2, 3), (3, 3, 2), r"^matmul: batch dimensions \(2,\) and \(3,\)"),
         ((), (3,), r"^matmul: both operands need at least one dimension"),
     ],
@@ -89,6 +91,65 @@ def test_inplace_shape_mismatch(op, other, pattern):
         op(t, other)
     assert t._version == 0, "a refused in-place op must not count as a modification"
     np.testing.assert_array_equal(t.data, 1.0)
+
+
+def test_setitem_shape_mismatch():
+    t = const(2, 3)
+    with pytest.raises(ValueError, match=r"^__setitem__: a value of shape \(5,\) cannot be assigned to the \(3,\) "
+                                         r"elements selected from a tensor of shape \(2, 3\)"):
+        t[0] = np.ones(5)
+    assert t._version == 0
+    t[0] = np.zeros(3)  # a value that fits, or broadcasts, is written
+    t[1] = 2.0
+    np.testing.assert_array_equal(t.data, [[0, 0, 0], [2, 2, 2]])
+
+
+AXIS_CALLS = {
+    "sum": lambda t, a: t.sum(axis=a),
+    "max": lambda t, a: t.max(axis=a),
+    "min": lambda t, a: t.min(axis=a),
+    "mean": lambda t, a: t.mean(axis=a),
+    "var": lambda t, a: t.var(axis=a),
+    "argmax": lambda t, a: t.argmax(axis=a),
+    "argmin": lambda t, a: t.argmin(axis=a),
+    "swapaxes": lambda t, a: t.swapaxes(0, a),
+    "flatten": lambda t, a: t.flatten(0, a),
+    "squeeze": lambda t, a: t.squeeze(a),
+    "softmax": lambda t, a: F.softmax(t, axis=a),
+    "log_softmax": lambda t, a: F.log_softmax(t, axis=a),
+    "concatenate": lambda t, a: tg.concatenate([t, t], axis=a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AXIS_CALLS))
+@pytest.mark.parametrize("axis", [2, -3, 7])
+def test_axis_out_of_range_is_refused_not_wrapped(name, axis):
+    # axis % ndim would quietly turn axis 2 of a 2-D tensor into axis 0
+    with pytest.raises(tg.tensor.AxisError, match=rf"^{name}: axis {axis} is out of range for 2 dimensions \(valid: -2 to 1\)"):
+        AXIS_CALLS[name](const(2, 3), axis)
+
+
+def test_axis_errors_of_the_ops_that_add_or_reorder_axes():
+    t = const(2, 3)
+    with pytest.raises(tg.tensor.AxisError, match=r"^unsqueeze: axis 3 is out of range for 3 dimensions"):
+        t.unsqueeze(3)
+    with pytest.raises(tg.tensor.AxisError, match=r"^stack: axis -4 is out of range for 3 dimensions"):
+        tg.stack([t, t], axis=-4)
+    with pytest.raises(ValueError, match=r"^permute: \(0, 3\) is not a permutation of the 2 axes"):
+        t.transpose(0, 3)
+    with pytest.raises(ValueError, match=r"^sum: axis \(1, -1\) names an axis twice"):
+        t.sum(axis=(1, -1))
+    with pytest.raises(tg.tensor.AxisError, match=r"^sum: axis 0 is out of range: a 0-d tensor has no axes"):
+        Tensor(np.float32(1.0)).sum(axis=0)
+    assert t.unsqueeze(-3).shape == (1, 2, 3) and tg.stack([t, t], axis=-1).shape == (2, 3, 2)
+
+
+def test_concatenate_shape_mismatch():
+    with pytest.raises(ValueError, match=r"^concatenate: shapes must match except along axis 0, got \[\(2, 3\), \(2, 4\)\]"):
+        tg.concatenate([const(2, 3), const(2, 4)], axis=0)
+    with pytest.raises(ValueError, match=r"^concatenate: tensors need the same number of dimensions"):
+        tg.concatenate([const(2, 3), const(3)])
+    assert tg.concatenate([const(2, 3), const(2, 4)], axis=-1).shape == (2, 7)
 
 
 def test_inplace_dtype_mismatch():

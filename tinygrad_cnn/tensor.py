@@ -288,7 +288,16 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         self._check_inplace("__setitem__")
-        self.data[_normalize_index(index)] = _data(value)
+        index = _normalize_index(index)
+        value = _data(value)
+        try:
+            self.data[index] = value
+        except ValueError:
+            selected = np.shape(self.data[index])
+            if np.shape(value) != selected:
+                raise ValueError(f"__setitem__: a value of shape {np.shape(value)} cannot be assigned to the "
+                                 f"{selected} elements selected from a tensor of shape {self.shape}") from None
+            raise
         self._version += 1
 
     # ---- arithmetic ---------------------------------------------------------------------------
@@ -397,31 +406,33 @@ class Tensor:
     # ---- reductions (NumPy names: axis, keepdims) -----------------------------------------------
 
     def sum(self, axis=None, keepdims=False):
-        return R.Sum.apply(self, axis=_axis(axis), keepdims=keepdims)
+        return R.Sum.apply(self, axis=_axis("sum", axis, self.ndim), keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return R.Max.apply(self, axis=_axis(axis), keepdims=keepdims)
+        return R.Max.apply(self, axis=_axis("max", axis, self.ndim), keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
-        return -((-self).max(axis=axis, keepdims=keepdims))
+        return -((-self).max(axis=_axis("min", axis, self.ndim), keepdims=keepdims))
 
     def mean(self, axis=None, keepdims=False):
-        return self.sum(axis=axis, keepdims=keepdims) / _reduced_count(self.shape, _axis(axis))
+        axis = _axis("mean", axis, self.ndim)
+        return self.sum(axis=axis, keepdims=keepdims) / _reduced_count(self.shape, axis)
 
     def var(self, axis=None, keepdims=False, ddof=0):
         """Variance with NumPy's default ``ddof=0`` (torch's default is the unbiased ``ddof=1``)."""
+        axis = _axis("var", axis, self.ndim)
         centered = self - self.mean(axis=axis, keepdims=True)
-        count = _reduced_count(self.shape, _axis(axis))
+        count = _reduced_count(self.shape, axis)
         return (centered * centered).sum(axis=axis, keepdims=keepdims) / (count - ddof)
 
     def std(self, axis=None, keepdims=False, ddof=0):
         return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
 
     def argmax(self, axis=None):
-        return Tensor(np.argmax(self.data, axis=axis))
+        return Tensor(np.argmax(self.data, axis=None if axis is None else check_axis("argmax", axis, self.ndim)))
 
     def argmin(self, axis=None):
-        return Tensor(np.argmin(self.data, axis=axis))
+        return Tensor(np.argmin(self.data, axis=None if axis is None else check_axis("argmin", axis, self.ndim)))
 
     # ---- movement (NumPy semantics) -------------------------------------------------------------
 
@@ -439,9 +450,10 @@ class Tensor:
 
     def permute(self, *axes):
         axes = _shape_args(axes)
-        if sorted(a % self.ndim for a in axes) != list(range(self.ndim)) or len(axes) != self.ndim:
+        if len(axes) != self.ndim or not all(isinstance(a, (int, np.integer)) and -self.ndim <= a < self.ndim for a in axes) \
+                or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of a tensor of shape {self.shape}")
-        axes = tuple(a % self.ndim for a in axes)
+        axes = tuple(int(a) % self.ndim for a in axes)
         return self if axes == tuple(range(self.ndim)) else MV.Permute.apply(self, axes)
 
     def transpose(self, *axes):
@@ -454,27 +466,30 @@ class Tensor:
         return self.transpose()
 
     def swapaxes(self, axis1, axis2):
+        axis1, axis2 = check_axis("swapaxes", axis1, self.ndim), check_axis("swapaxes", axis2, self.ndim)
         axes = list(range(self.ndim))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
         return self.permute(*axes)
 
     def flatten(self, start_axis=0, end_axis=-1):
-        start, end = start_axis % max(self.ndim, 1), end_axis % max(self.ndim, 1)
+        start, end = (check_axis("flatten", a, max(self.ndim, 1)) for a in (start_axis, end_axis))
         if self.ndim == 0:
             return self.reshape(1)
+        if start > end:
+            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for shape {self.shape}")
         return self.reshape(*self.shape[:start], -1, *self.shape[end + 1 :])
 
     def squeeze(self, axis=None):
         if axis is None:
             return self.reshape(*(n for n in self.shape if n != 1))
-        axes = {a % self.ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+        axes = {check_axis("squeeze", a, self.ndim) for a in (axis if isinstance(axis, tuple) else (axis,))}
         for a in axes:
             if self.shape[a] != 1:
                 raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size {self.shape[a]}, not 1")
         return self.reshape(*(n for i, n in enumerate(self.shape) if i not in axes))
 
     def unsqueeze(self, axis):
-        axis = axis % (self.ndim + 1)
+        axis = check_axis("unsqueeze", axis, self.ndim + 1)
         return self.reshape(*self.shape[:axis], 1, *self.shape[axis:])
 
     def expand(self, *shape):
@@ -510,6 +525,12 @@ class Tensor:
         other = other if isinstance(other, Tensor) else Tensor(other)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(f"matmul: both operands need at least one dimension, got shapes {self.shape} and {other.shape}")
+        if self.ndim == 1 or other.ndim == 1:  # say it with the shapes the caller passed
+            inner_b = other.shape[0] if other.ndim == 1 else other.shape[-2]
+            if self.shape[-1] != inner_b:
+                which = "its only dimension" if other.ndim == 1 else "the second-to-last"
+                raise ValueError(f"matmul: shapes {self.shape} and {other.shape} do not match: the last dimension of "
+                                 f"the first ({self.shape[-1]}) must equal {which} of the second ({inner_b})")
         a = self.reshape(1, -1) if self.ndim == 1 else self
         b = other.reshape(-1, 1) if other.ndim == 1 else other
         out = M.MatMul.apply(a, b)
@@ -563,10 +584,31 @@ def _operand(x):
     return _to_array(x, None)
 
 
-def _axis(axis):
-    if axis is None or isinstance(axis, (int, np.integer)):
-        return axis
-    return tuple(axis)
+AxisError = getattr(np, "exceptions", np).AxisError  # a ValueError and an IndexError, as in NumPy
+
+
+def check_axis(op: str, axis, ndim: int) -> int:
+    """``axis`` as a non-negative index into ``ndim`` axes; out of range raises an AxisError naming
+    ``op`` (instead of wrapping around, which ``axis % ndim`` would do)."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: an axis must be an integer, got {axis!r}")
+    if ndim == 0:
+        raise AxisError(f"{op}: axis {axis} is out of range: a 0-d tensor has no axes")
+    if not -ndim <= axis < ndim:
+        raise AxisError(f"{op}: axis {axis} is out of range for {ndim} dimensions (valid: {-ndim} to {ndim - 1})")
+    return int(axis) % ndim
+
+
+def _axis(op: str, axis, ndim: int):
+    """A reduction's ``axis`` argument (None, an int or a sequence of ints), each checked."""
+    if axis is None:
+        return None
+    if isinstance(axis, (int, np.integer)):
+        return check_axis(op, axis, ndim)
+    axes = tuple(check_axis(op, a, ndim) for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: axis {tuple(axis)} names an axis twice")
+    return axes
 
 
 def _reduced_count(shape, axis) -> int:
@@ -612,6 +654,13 @@ def concatenate(tensors, axis=0) -> Tensor:
     tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate: need at least one tensor")
+    first = tensors[0]
+    if first.ndim == 0 or any(t.ndim != first.ndim for t in tensors):
+        raise ValueError(f"concatenate: tensors need the same number of dimensions (at least 1), got shapes "
+                         f"{[t.shape for t in tensors]}")
+    axis = check_axis("concatenate", axis, first.ndim)
+    if any(t.shape[:axis] + t.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :] for t in tensors):
+        raise ValueError(f"concatenate: shapes must match except along axis {axis}, got {[t.shape for t in tensors]}")
     return MV.Concatenate.apply(axis, *tensors)
 
 
@@ -622,6 +671,7 @@ def stack(tensors, axis=0) -> Tensor:
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
+    axis = check_axis("stack", axis, tensors[0].ndim + 1)
     return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 

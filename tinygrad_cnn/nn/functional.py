@@ -8,7 +8,7 @@ import numpy as np
 from ..ops.conv import Conv2d, ConvGeometry
 from ..ops.pool import MaxPool2d
 from ..random import get_rng
-from ..tensor import Tensor, where
+from ..tensor import Tensor, check_axis, where
 
 # ---- argument checking for sliding windows ------------------------------------------------------
 
@@ -148,11 +148,13 @@ def tanh(x: Tensor) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     # log softmax(x) = x - m - log sum exp(x - m) for any constant m; m = max keeps exp from overflowing
+    axis = check_axis("log_softmax", axis, x.ndim)
     shifted = x - x.data.max(axis=axis, keepdims=True)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    axis = check_axis("softmax", axis, x.ndim)
     shifted = (x - x.data.max(axis=axis, keepdims=True)).exp()
     return shifted / shifted.sum(axis=axis, keepdims=True)
 
