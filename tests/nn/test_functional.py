@@ -1,9 +1,12 @@
 """``nn.functional`` beyond convolution and pooling (those are in tests/ops): activations, softmax
-and log-softmax (also at logits of magnitude 1e3), the losses, ``linear`` and dropout.
+and log-softmax (also at logits of magnitude 1e3), the losses, ``linear``, conv2d's string
+paddings ``"same"`` and ``"valid"`` (resolved here, before the convolution primitive) and dropout.
 
 References are NumPy formulas written here; log-sum-exp comes from ``np.logaddexp.reduce``, which
 is stable without the max-shift the implementation uses.
 """
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -179,6 +182,88 @@ def test_linear(data):
     w, b = data.draw(S.tensors((n_out, n_in)), label="weight"), data.draw(S.tensors((n_out,)), label="bias")
     expected = np.einsum("...i,oi->...o", x.data, w.data) + b.data
     check_op(F.linear, expected, x, w, b)
+
+
+# ---- conv2d with padding="same" and "valid" ---------------------------------------------------------------
+
+
+@st.composite
+def string_padding_problems(draw, padding):
+    """A stride-1 conv2d with the string ``padding``: kernels up to 4 (odd and even, non-square),
+    dilation 1 or 2, groups, with and without bias. With "same" any input fits, even one smaller
+    than the kernel."""
+    config = draw(S.conv2d_configs(max_kernel=4, max_stride=1, max_padding=0), label="config")
+    input_shape = config.input_shape
+    if padding == "same":
+        input_shape = input_shape[:2] + (draw(st.integers(1, 5), label="H"), draw(st.integers(1, 5), label="W"))
+    config = replace(config, input_shape=input_shape, padding=padding)
+    x = draw(S.tensors(config.input_shape), label="x")
+    w = draw(S.tensors(config.weight_shape), label="weight")
+    b = None if config.bias_shape is None else draw(S.tensors(config.bias_shape), label="bias")
+    return config, x, w, b
+
+
+def same_padding_widths(weight_shape, dilation) -> list:
+    """torch's split of "same": per axis dilation * (kernel - 1) in all, half before, the rest after."""
+    totals = [d * (k - 1) for d, k in zip(np.broadcast_to(dilation, 2), weight_shape[2:])]
+    return [(t // 2, t - t // 2) for t in totals]
+
+
+@given(problem=string_padding_problems("same"))
+def test_conv2d_same_padding_keeps_the_spatial_size(problem):
+    config, x, w, b = problem
+    out = F.conv2d(x, w, b, **config.kwargs)
+    assert out.shape == (x.shape[0], w.shape[0], *x.shape[2:])
+    padded = Tensor(np.pad(x.data, [(0, 0), (0, 0), *same_padding_widths(w.shape, config.dilation)]))
+    expected = F.conv2d(padded, w, b, **dict(config.kwargs, padding=0))
+    np.testing.assert_allclose(out.data, expected.data, rtol=1e-12, atol=1e-12)
+
+
+@given(problem=string_padding_problems("valid"))
+def test_conv2d_valid_padding_is_no_padding(problem):
+    config, x, w, b = problem
+    expected = F.conv2d(x, w, b, **dict(config.kwargs, padding=0))
+    np.testing.assert_array_equal(F.conv2d(x, w, b, **config.kwargs).data, expected.data)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@given(data=st.data())
+def test_conv2d_string_padding_matches_torch(padding, data):
+    torch = pytest.importorskip("torch")
+    config, x, w, b = data.draw(string_padding_problems(padding), label="problem")
+    tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
+    tb = None if b is None else torch.tensor(b.data, requires_grad=True)
+    expected = torch.nn.functional.conv2d(tx, tw, tb, **config.kwargs)
+    out = F.conv2d(x, w, b, **config.kwargs)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    upstream = np.random.default_rng(0).standard_normal(out.shape)
+    expected.backward(torch.tensor(upstream))
+    (out * Tensor(upstream)).sum().backward()
+    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
+        if ours is not None:
+            np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, dilation",
+    [
+        ((1, 2, 3, 4), (2, 2, 2, 3), 1),  # one extra row after
+        ((2, 1, 4, 3), (1, 1, 3, 2), (2, 1)),  # one extra column after
+        ((1, 1, 2, 3), (2, 1, 4, 4), 1),  # both, with a kernel larger than the input
+    ],
+)
+@given(data=st.data())
+def test_conv2d_same_padding_gradients_with_even_kernels(x_shape, w_shape, dilation, data):
+    assert any(after > before for before, after in same_padding_widths(w_shape, dilation))
+    x, w = data.draw(S.tensors(x_shape), label="x"), data.draw(S.tensors(w_shape), label="weight")
+    b = data.draw(S.tensors(w_shape[:1]), label="bias")
+
+    def conv(*args):
+        return F.conv2d(*args, padding="same", dilation=dilation)
+
+    check_gradients(conv, x, w, b)
+    check_dtype_preserved(conv, x, w, b)
 
 
 # ---- dropout ---------------------------------------------------------------------------------------------------

@@ -49,8 +49,12 @@ def test_linear_computes_x_times_weight_transposed_plus_bias():
         (dict(stride=2, padding=1), (4, 4)),
         (dict(padding=(2, 1), dilation=2), (7, 7)),
         (dict(groups=2, bias=False), (5, 6)),
+        (dict(padding="same"), (7, 7)),
+        (dict(padding="same", dilation=(1, 2)), (7, 7)),
+        (dict(padding="valid"), (5, 6)),
     ],
 )
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_conv2d_shapes_and_values_against_torch(kwargs, out_hw):
     layer = nn.Conv2d(4, 6, (3, 2), **kwargs)
     assert layer.weight.shape == (6, 4 // kwargs.get("groups", 1), 3, 2)
@@ -69,6 +73,25 @@ def test_linear_and_conv2d_gradients():
     tg.manual_seed(0)
     check_layer_gradients(nn.Linear(3, 2, dtype=np.float64), randn(4, 3, dtype=np.float64))
     check_layer_gradients(nn.Conv2d(2, 2, 2, stride=1, padding=1, dtype=np.float64), randn(2, 2, 3, 3, dtype=np.float64))
+
+
+def test_conv2d_keeps_a_string_padding_in_repr_and_forward(monkeypatch):
+    layer = nn.Conv2d(2, 3, (2, 3), padding="same", bias=False)
+    assert layer.padding == "same"
+    assert repr(layer) == "Conv2d(2, 3, kernel_size=(2, 3), stride=(1, 1), padding=same, bias=False)"
+    assert repr(nn.Conv2d(2, 3, 3, padding="valid")) == "Conv2d(2, 3, kernel_size=(3, 3), stride=(1, 1), padding=valid)"
+    paddings = []
+    conv2d = nn.functional.conv2d
+    monkeypatch.setattr(nn.functional, "conv2d", lambda *args: paddings.append(args[4]) or conv2d(*args))
+    assert layer(Tensor(randn(1, 2, 4, 5))).shape == (1, 3, 4, 5)
+    assert paddings == ["same"]
+    monkeypatch.undo()
+    tg.manual_seed(0)
+    check_layer_gradients(nn.Conv2d(2, 2, 2, padding="same", dtype=np.float64), randn(1, 2, 3, 3, dtype=np.float64))
+    with pytest.raises(ValueError, match=r"^Conv2d: padding='same' is not supported for strided convolutions"):
+        nn.Conv2d(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match=r"^Conv2d: padding must be .*\('valid', 'same'\), got 'full'"):
+        nn.Conv2d(2, 3, 3, padding="full")
 
 
 # ---- pooling, flatten, activations ---------------------------------------------------------------------

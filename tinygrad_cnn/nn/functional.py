@@ -54,11 +54,37 @@ def _window_geometry(op, x_shape, kernel, stride, padding, dilation, groups=1) -
     return geometry
 
 
+_PADDING_MODES = ("valid", "same")
+
+
+def _check_padding_mode(op: str, padding: str, stride) -> None:
+    """Shared with ``nn.Conv2d``, which refuses a bad string when it is built, as torch does."""
+    if padding not in _PADDING_MODES:
+        raise ValueError(f"{op}: padding must be an int, a pair of ints or one of {_PADDING_MODES}, got {padding!r}")
+    if padding == "same" and any(s > 1 for s in _pair(stride, "stride", op)):
+        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions, got stride {stride!r}")
+
+
+def _same_padding(op: str, x: Tensor, kernel, dilation) -> tuple:
+    """torch's padding="same": per axis dilation * (kernel - 1) in total, half of it before and the
+    rest after. The geometry only holds symmetric padding, so an odd total's extra row or column
+    is padded onto the input here, where its gradient comes from the graph. Returns the input and
+    the symmetric padding for the convolution."""
+    totals = [d * (k - 1) for d, k in zip(_pair(dilation, "dilation", op), kernel)]
+    extra_after = [t % 2 for t in totals]
+    if any(extra_after):
+        x = x.pad(((0, 0), (0, 0), (0, extra_after[0]), (0, extra_after[1])))
+    return x, tuple(t // 2 for t in totals)
+
+
 # ---- convolution and pooling --------------------------------------------------------------------
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
-    """2-D cross-correlation of NCHW input with OIHW weights, as ``torch.nn.functional.conv2d``."""
+    """2-D cross-correlation of NCHW input with OIHW weights, as ``torch.nn.functional.conv2d``.
+
+    ``padding`` is an int, a pair, or torch's ``"valid"`` (none) or ``"same"`` (output as large as
+    the input; stride 1 only)."""
     op = "conv2d"
     _check_input(x, op)
     if not isinstance(weight, Tensor):
@@ -84,6 +110,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, 
         )
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input dtype {x.dtype} and weight dtype {weight.dtype} differ")
+    if isinstance(padding, str):
+        _check_padding_mode(op, padding, stride)
+        x, padding = _same_padding(op, x, weight.shape[2:], dilation) if padding == "same" else (x, 0)
     geometry = _window_geometry(op, x.shape, weight.shape[2:], stride, padding, dilation, int(groups))
     out = Conv2d.apply(x, weight, geometry)
     if bias is not None:

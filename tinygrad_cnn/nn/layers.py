@@ -7,6 +7,8 @@ statistics); it is written out here with Tensor operations.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -17,6 +19,31 @@ from . import init
 from .module import Module, Parameter
 
 # ---- containers -----------------------------------------------------------------------------------
+
+
+def _absolute_index(container: Module, index) -> int:
+    """Position ``index`` (negative counts from the end, as for lists) among the container's
+    modules, as 0..len-1; IndexError when it is out of range."""
+    length = len(container._modules)
+    index = operator.index(index)  # an int, or a TypeError for floats and strings
+    if not -length <= index < length:
+        raise IndexError(f"index {index} is out of range for a {type(container).__name__} of {length} modules")
+    return index + length if index < 0 else index
+
+
+def _checked_module(container: str, module) -> Module:
+    """``module`` itself if it is a Module. A container holds only Modules, because only they have
+    parameters to register; anything else is a TypeError naming the container."""
+    if not isinstance(module, Module):
+        raise TypeError(f"{container}: expected a Module, got {type(module).__name__}")
+    return module
+
+
+def _no_forward(container: Module):
+    raise NotImplementedError(
+        f"{type(container).__name__} has no forward(): it only holds modules, so call them from your "
+        "model's forward (e.g. `for layer in self.layers: x = layer(x)`)"
+    )
 
 
 class Sequential(Module):
@@ -43,16 +70,152 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, index):
-        modules = list(self._modules.items())
         if isinstance(index, slice):
-            return Sequential(dict(modules[index]))
-        if not -len(modules) <= index < len(modules):
-            raise IndexError(f"index {index} is out of range for a Sequential of {len(modules)} modules")
-        return modules[index][1]
+            return Sequential(dict(list(self._modules.items())[index]))
+        return list(self._modules.values())[_absolute_index(self, index)]
 
     def append(self, module: Module) -> Sequential:
         self.add_module(str(len(self)), module)
         return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered, under "0", "1", ... as in torch (a plain
+    Python list would hide them from ``parameters()`` and ``state_dict``). It has no forward: the
+    model that owns it decides how to call its modules."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def forward(self, *args, **kwargs):
+        _no_forward(self)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(list(self)[index])  # renumbered from "0", as torch
+        return self._modules[str(_absolute_index(self, index))]
+
+    def __setitem__(self, index, module: Module) -> None:
+        # written in place, not via add_module, so the replaced entry keeps its position
+        self._modules[str(_absolute_index(self, index))] = _checked_module("ModuleList", module)
+
+    def __delitem__(self, index) -> None:
+        modules = list(self)
+        if isinstance(index, slice):
+            del modules[index]
+        else:
+            del modules[_absolute_index(self, index)]
+        self._renumber(modules)
+
+    def __iadd__(self, modules) -> ModuleList:
+        return self.extend(modules)
+
+    def append(self, module: Module) -> ModuleList:
+        self.add_module(str(len(self)), _checked_module("ModuleList", module))
+        return self
+
+    def extend(self, modules) -> ModuleList:
+        if not isinstance(modules, Iterable):
+            raise TypeError(f"ModuleList: expected an iterable of Modules, got {type(modules).__name__}")
+        modules = [_checked_module("ModuleList", module) for module in modules]  # all checked before any is added
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        """Insert before ``index`` and renumber the modules after it (an index past either end
+        inserts at that end, as ``list.insert`` does)."""
+        modules = list(self)
+        modules.insert(operator.index(index), _checked_module("ModuleList", module))
+        self._renumber(modules)
+
+    def _renumber(self, modules: list) -> None:
+        """Register ``modules`` under "0", "1", ... again, so the names stay those torch gives after
+        an insert or a delete."""
+        self._modules.clear()
+        self._modules.update((str(position), module) for position, module in enumerate(modules))
+
+    def __repr__(self) -> str:
+        """As torch's: a run of modules that print alike is shown once, as ``(0-2): 3 x Linear(...)``."""
+        if not self._modules:
+            return f"{type(self).__name__}()"
+        runs = []  # [first index, last index, repr]
+        for position, module in enumerate(self):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = position
+            else:
+                runs.append([position, position, text])
+        lines = [f"({first}): {text}" if first == last else f"({first}-{last}): {last - first + 1} x {text}"
+                 for first, last, text in runs]
+        return f"{type(self).__name__}(\n  " + "\n  ".join(line.replace("\n", "\n  ") for line in lines) + "\n)"
+
+
+class ModuleDict(Module):
+    """A dict of modules, keyed by strings, whose parameters are registered under those keys
+    (``heads.cls.weight``); insertion order is kept. Like ModuleList it has no forward."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def forward(self, *args, **kwargs):
+        _no_forward(self)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key) -> bool:
+        return key in self._modules
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {type(key).__name__}")
+        if not key or "." in key:
+            raise KeyError(f"ModuleDict: key {key!r} must be non-empty and without '.' (it is part of parameter names)")
+        if key not in self._modules and hasattr(self, key):
+            raise KeyError(f"ModuleDict: key {key!r} is already an attribute of the ModuleDict")
+        # written in place, not via add_module, so a replaced key keeps its position (as in a dict)
+        self._modules[key] = _checked_module("ModuleDict", module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def update(self, modules) -> None:
+        """Add or replace entries from a mapping (or ModuleDict) or from an iterable of (key, module) pairs."""
+        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
+        for key, module in pairs:
+            self[key] = module
+
+    def pop(self, key: str) -> Module:
+        return self._modules.pop(key)
+
+    def clear(self) -> None:
+        self._modules.clear()
 
 
 # ---- parameterised layers -----------------------------------------------------------------------
@@ -102,7 +265,10 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        self.padding, self.dilation = _pair(padding), _pair(dilation)
+        if isinstance(padding, str):  # "valid" or "same": kept as written, and refused at once if bad, as torch does
+            F._check_padding_mode("Conv2d", padding, stride)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        self.dilation = _pair(dilation)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()

@@ -121,10 +121,10 @@ class Module:
             )
         params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, keeping=params)
             params[name] = value
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keeping=modules)
             modules[name] = value
         elif name in params:
             if value is not None:
@@ -144,11 +144,13 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
-        """Remove ``name`` from every registry before it is registered again as another kind."""
+    def _forget(self, name: str, keeping: dict = None) -> None:
+        """Remove ``name`` from every registry but ``keeping``, the one it is about to be stored in
+        again: replacing a submodule or parameter keeps its place in the order, as in torch."""
         self.__dict__.pop(name, None)
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keeping:
+                registry.pop(name, None)
         self._non_persistent_buffers.discard(name)
 
     def __getattr__(self, name: str):
@@ -176,7 +178,7 @@ class Module:
             raise KeyError(f"attribute {name!r} already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(tensor).__name__}")
-        self._forget(name)
+        self._forget(name, keeping=self._buffers)
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -184,13 +186,13 @@ class Module:
     def register_parameter(self, name: str, param) -> None:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter {name!r} must be a Parameter or None, got {type(param).__name__}")
-        self._forget(name)
+        self._forget(name, keeping=self._parameters)
         self._parameters[name] = param
 
     def add_module(self, name: str, module) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module")
-        self._forget(name)
+        self._forget(name, keeping=self._modules)
         self._modules[name] = module
 
     # ---- walking the tree ---------------------------------------------------------------------
