@@ -152,6 +152,23 @@ def test_window_scatter_and_gather_primitives(data):
         check_dtype_preserved(op, t)
 
 
+@pytest.mark.parametrize("shape, kernel_size, stride", [
+    ((4, 8, 32, 32), 2, 2),  # windows tile the input: the gradient's buffer is written without a zero fill
+    ((4, 8, 33, 32), 2, 2),  # the last row is in no window and must get zeros
+    ((4, 8, 32, 32), 3, 3),  # (31 of 32 rows and columns in windows)
+])
+def test_max_pool2d_gradient_from_a_reused_dirty_buffer(shape, kernel_size, stride):
+    # large enough for tinygrad_cnn.memory's cache: fill blocks of the gradient's size with NaN and
+    # free them, so the scatter gets a dirty block; every position must still be written
+    for _ in range(3):
+        tg.memory.empty(shape, np.float32).fill(np.nan)
+    x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape).astype(np.float32)
+    t = Tensor(x, requires_grad=True)
+    g = np.random.default_rng(1).standard_normal(output_shape(shape, kernel_size=kernel_size, stride=stride)).astype(np.float32)
+    F.max_pool2d(t, kernel_size, stride).backward(Tensor(g))
+    np.testing.assert_array_equal(t.grad.data, scatter_reference(g, x, kernel_size=kernel_size, stride=stride))
+
+
 def test_max_pool2d_gradient_goes_to_the_first_of_tied_maxima_as_torch():
     x = Tensor(np.array([[[[1.0, 1.0], [0.0, 1.0]]]]), requires_grad=True)
     F.max_pool2d(x, 2).sum().backward()

@@ -71,8 +71,12 @@ class WindowScatter(Function):
         ctx.argmax, ctx.geometry = argmax, geometry
         n, c, h, w = input_shape
         ph, pw = geometry.padding
-        padded = memory.zeros((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
         disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, geometry.kernel))
+        # Windows that tile the input exactly (as a 2x2 pool with stride 2 on an even size) write every
+        # position below, so the zero fill can be skipped.
+        tiled = disjoint and geometry.padding == (0, 0) and geometry.dilation == (1, 1) and \
+            geometry.stride == geometry.kernel and tuple(o * k for o, k in zip(grad.shape[2:], geometry.kernel)) == (h, w)
+        padded = (memory.empty if tiled else memory.zeros)((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
         for k, rows, cols in geometry.offset_slices(grad.shape[2:]):
             if disjoint:  # windows do not overlap: each input position receives one value at most
                 keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols])
