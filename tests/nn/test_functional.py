@@ -229,20 +229,8 @@ def test_conv2d_valid_padding_is_no_padding(problem):
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @given(data=st.data())
-def test_conv2d_string_padding_matches_torch(padding, data):
-    torch = pytest.importorskip("torch")
-    config, x, w, b = data.draw(string_padding_problems(padding), label="problem")
-    tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
-    tb = None if b is None else torch.tensor(b.data, requires_grad=True)
-    expected = torch.nn.functional.conv2d(tx, tw, tb, **config.kwargs)
-    out = F.conv2d(x, w, b, **config.kwargs)
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
-    upstream = np.random.default_rng(0).standard_normal(out.shape)
-    expected.backward(torch.tensor(upstream))
-    (out * Tensor(upstream)).sum().backward()
-    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
-        if ours is not None:
-            np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+def test_conv2d_string_padding_matches_torch(padding, data, assert_conv2d_matches_torch):
+    assert_conv2d_matches_torch(*data.draw(string_padding_problems(padding), label="problem"))
 
 
 @pytest.mark.parametrize(

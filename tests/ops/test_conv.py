@@ -111,20 +111,8 @@ def test_conv2d(problem):
 
 
 @given(problem=conv2d_problems())
-def test_conv2d_matches_torch(problem):
-    torch = pytest.importorskip("torch")
-    config, x, w, b = problem
-    tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
-    tb = None if b is None else torch.tensor(b.data, requires_grad=True)
-    expected = torch.nn.functional.conv2d(tx, tw, tb, **config.kwargs)
-    out = F.conv2d(x, w, b, **config.kwargs)
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
-    upstream = np.random.default_rng(0).standard_normal(out.shape)
-    expected.backward(torch.tensor(upstream))
-    (out * Tensor(upstream)).sum().backward()
-    for ours, theirs in ((x, tx), (w, tw), (b, tb)):
-        if ours is not None:
-            np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+def test_conv2d_matches_torch(problem, assert_conv2d_matches_torch):
+    assert_conv2d_matches_torch(*problem)
 
 
 @given(problem=conv2d_problems(), data=st.data())

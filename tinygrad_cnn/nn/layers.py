@@ -39,11 +39,22 @@ def _checked_module(container: str, module) -> Module:
     return module
 
 
-def _no_forward(container: Module):
-    raise NotImplementedError(
-        f"{type(container).__name__} has no forward(): it only holds modules, so call them from your "
-        "model's forward (e.g. `for layer in self.layers: x = layer(x)`)"
-    )
+class _Holder(Module):
+    """What ModuleList and ModuleDict share: they register modules but have no forward of their own."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self._add_all(modules)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no forward(): it only holds modules, so call them from your "
+            "model's forward (e.g. `for layer in self.layers: x = layer(x)`)"
+        )
+
+    def __len__(self) -> int:
+        return len(self._modules)
 
 
 class Sequential(Module):
@@ -79,21 +90,13 @@ class Sequential(Module):
         return self
 
 
-class ModuleList(Module):
+class ModuleList(_Holder):
     """A list of modules whose parameters are registered, under "0", "1", ... as in torch (a plain
     Python list would hide them from ``parameters()`` and ``state_dict``). It has no forward: the
     model that owns it decides how to call its modules."""
 
-    def __init__(self, modules=None):
-        super().__init__()
-        if modules is not None:
-            self.extend(modules)
-
-    def forward(self, *args, **kwargs):
-        _no_forward(self)
-
-    def __len__(self) -> int:
-        return len(self._modules)
+    def _add_all(self, modules) -> None:
+        self.extend(modules)
 
     def __iter__(self):
         return iter(self._modules.values())
@@ -159,20 +162,12 @@ class ModuleList(Module):
         return f"{type(self).__name__}(\n  " + "\n  ".join(line.replace("\n", "\n  ") for line in lines) + "\n)"
 
 
-class ModuleDict(Module):
+class ModuleDict(_Holder):
     """A dict of modules, keyed by strings, whose parameters are registered under those keys
     (``heads.cls.weight``); insertion order is kept. Like ModuleList it has no forward."""
 
-    def __init__(self, modules=None):
-        super().__init__()
-        if modules is not None:
-            self.update(modules)
-
-    def forward(self, *args, **kwargs):
-        _no_forward(self)
-
-    def __len__(self) -> int:
-        return len(self._modules)
+    def _add_all(self, modules) -> None:
+        self.update(modules)
 
     def __iter__(self):
         return iter(self._modules)
