@@ -52,9 +52,9 @@ through the layers one at a time and looking at which nodes each one added:
 
 $layer_table
 
-$node_count nodes in all. A `Conv2d` layer is the `Conv2d` primitive plus its bias, reshaped to
-(1, C, 1, 1) and added with broadcasting; a `Linear` layer is a transpose of its weight
-(`Permute`), a `MatMul` and an `Add`; `Flatten` is a `Reshape`. Cross-entropy has no primitive
+$node_count nodes in all. A `Conv2d` layer is one `Conv2d` primitive, which adds the bias as it
+writes its output (its backward sums the output gradient for the bias); a `Linear` layer is a
+transpose of its weight (`Permute`), a `MatMul` and an `Add`; `Flatten` is a `Reshape`. Cross-entropy has no primitive
 of its own: log-softmax (subtract the row maximum, `Exp`, `Sum`, `Log`, subtract) and the
 negative log-likelihood (multiply by the one-hot targets, `Sum`, `Neg`, then the mean as `Sum`
 and `Div`) are composed from Tensor operations, and their gradients come from the graph.
@@ -210,11 +210,11 @@ def saving_groups(order) -> str:
 
 
 def dot_excerpt(dot: str, order) -> str:
-    """The DOT statements of the first Conv2d block: the conv, its bias Add and the Relu after it,
-    with the leaves and nodes feeding them."""
+    """The DOT statements of the first Conv2d block: the conv (bias included) and the Relu after
+    it, with the leaves and nodes feeding them."""
     first_conv = next(i for i, node in enumerate(order) if type(node).__name__ == "Conv2d")
-    assert [type(n).__name__ for n in order[first_conv : first_conv + 3]] == ["Conv2d", "Add", "Relu"]
-    keep = {f"n{first_conv}", f"n{first_conv + 1}", f"n{first_conv + 2}"}  # to_dot numbers ops in this order
+    assert [type(n).__name__ for n in order[first_conv : first_conv + 2]] == ["Conv2d", "Relu"]
+    keep = {f"n{first_conv}", f"n{first_conv + 1}"}  # to_dot numbers ops in this order
     statements = dot.splitlines()
     edges = [line for line in statements if "->" in line and line.split("->")[1].split()[0].rstrip(";") in keep]
     sources = {line.split()[0] for line in edges}

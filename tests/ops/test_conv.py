@@ -152,3 +152,39 @@ def test_conv2d_argument_errors_are_clear():
         F.conv2d(x, Tensor(np.zeros((2, 4, 3, 3))), stride=1.5)
     with pytest.raises(ValueError, match="bias"):
         F.conv2d(x, Tensor(np.zeros((2, 4, 3, 3))), Tensor(np.zeros(3)))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(stride=1, padding=1, dilation=1, groups=1),  # whole-row columns
+    dict(stride=2, padding=(1, 0), dilation=1, groups=1),  # window-corner columns
+    dict(stride=1, padding=2, dilation=2, groups=2),
+    dict(stride=(1, 2), padding=0, dilation=(2, 1), groups=4),
+])
+def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(kwargs, monkeypatch):
+    # The batch goes through the GEMMs a chunk of samples at a time, in buffers from the array cache.
+    # Make every chunk a sample or two, cache every array, and hand out blocks full of NaN: each
+    # output position must still be written, and the extra positions of whole-row columns must
+    # neither leak into the results nor turn a gradient into NaN.
+    from tinygrad_cnn import memory
+    from tinygrad_cnn.ops import conv
+
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((8, 4 // kwargs["groups"], 3, 2)), rng.standard_normal(8)
+    g = rng.standard_normal((5, 8, *output_size(x.shape, w.shape, kwargs["stride"], kwargs["padding"], kwargs["dilation"])))
+    geometry = ConvGeometry(kernel=(3, 2), stride=pair(kwargs["stride"]), padding=pair(kwargs["padding"]),
+                            dilation=pair(kwargs["dilation"]), groups=kwargs["groups"])
+    monkeypatch.setattr(memory, "MIN_BYTES", 0)
+    monkeypatch.setattr(conv, "COLUMN_CHUNK_BYTES", 2 * x[0].nbytes)
+    assert len(conv.sample_chunks(5, 4 * x[0].nbytes)) > 1
+    sizes = np.unique(np.geomspace(8, 1 << 20, 40).astype(int) // 8)  # each within 2x of the next: best fit finds one
+    blocks = [memory.empty((size,), np.float64) for size in sizes for _ in range(4)]
+    for block in blocks:
+        block.fill(np.nan)
+    del blocks, block
+    shared = {}
+    np.testing.assert_allclose(conv.conv2d_forward(x, w, geometry, b), conv2d_reference(x, w, b, **kwargs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape, geometry, shared),
+                               conv2d_input_grad_reference(g, w, x.shape, **kwargs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape, geometry, shared),
+                               conv2d_weight_grad_reference(x, g, w.shape, **kwargs), rtol=1e-10, atol=1e-12)
+    memory.empty_cache()

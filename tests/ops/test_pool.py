@@ -204,3 +204,30 @@ def test_pool_argument_errors_are_clear(pool):
         pool(x, 5)
     with pytest.raises(ValueError, match="4-D"):
         pool(Tensor(np.zeros((4, 4))), 2)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 5, 9, 7), (1, 1, 2, 2)])
+def test_max_pool2d_2x2_fast_path_matches_the_general_loop_on_ties_and_nan(shape):
+    # 2x2 windows with stride 2 take a tournament path of their own; on values drawn from {0, 1, 2}
+    # (ties everywhere), with NaN and infinities mixed in, it must pick the same maxima and argmax
+    # as the loop over kernel offsets that serves every other window, and agree with torch
+    from tinygrad_cnn.ops.pool import _max_of_2x2, _max_of_windows
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=shape).astype(np.float32)
+    x.flat[rng.choice(x.size, size=max(1, x.size // 20), replace=False)] = np.nan
+    x.flat[rng.choice(x.size, size=max(1, x.size // 20), replace=False)] = np.inf
+    geometry = ConvGeometry(kernel=(2, 2), stride=(2, 2))
+    out_hw = geometry.output_size(*shape[2:])
+    best, argmax = _max_of_2x2(x, out_hw)
+    reference_best, reference_argmax = _max_of_windows(x, geometry, out_hw)
+    np.testing.assert_array_equal(best, reference_best)
+    nan = np.isnan(best)  # the NaN fix-up in MaxPool2d.forward rewrites these argmax entries
+    np.testing.assert_array_equal(argmax[~nan], reference_argmax[~nan])
+
+    torch = pytest.importorskip("torch")
+    t = Tensor(x, requires_grad=True)
+    F.max_pool2d(t, 2).backward(Tensor(np.arange(best.size, dtype=np.float32).reshape(best.shape)))
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(tx, 2).backward(torch.arange(best.size, dtype=torch.float32).reshape(best.shape))
+    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())

@@ -113,13 +113,15 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, 
     if isinstance(padding, str):
         _check_padding_mode(op, padding, stride)
         x, padding = _same_padding(op, x, weight.shape[2:], dilation) if padding == "same" else (x, 0)
-    geometry = _window_geometry(op, x.shape, weight.shape[2:], stride, padding, dilation, int(groups))
-    out = Conv2d.apply(x, weight, geometry)
     if bias is not None:
+        if not isinstance(bias, Tensor):
+            raise TypeError(f"{op}: bias must be a Tensor or None, got {type(bias).__name__}")
         if bias.shape != (out_channels,):
             raise ValueError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
-        out = out + bias.reshape(1, out_channels, 1, 1)
-    return out
+        if bias.dtype != weight.dtype:
+            raise TypeError(f"{op}: bias dtype {bias.dtype} and weight dtype {weight.dtype} differ")
+    geometry = _window_geometry(op, x.shape, weight.shape[2:], stride, padding, dilation, int(groups))
+    return Conv2d.apply(x, weight, bias, geometry)  # the bias is added as the output is written
 
 
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
@@ -144,7 +146,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     n, c, h, w = x.shape
     kh, kw = geometry.kernel
     weight = Tensor(np.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype))
-    out = Conv2d.apply(x.reshape(n * c, 1, h, w), weight, geometry)
+    out = Conv2d.apply(x.reshape(n * c, 1, h, w), weight, None, geometry)
     return out.reshape(n, c, *out.shape[2:])
 
 

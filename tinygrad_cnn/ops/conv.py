@@ -1,25 +1,31 @@
 """2-D convolution as three primitives that are each other's gradients.
 
-``y = conv2d(x, w)`` is linear in ``x`` and in ``w``, so its two gradients are again linear maps:
+``y = conv2d(x, w) + b`` is linear in ``x`` and in ``w``, so its two gradients are again linear maps:
 
 * ``Conv2dInputGrad(g, w)``  = dL/dx, the transposed convolution of the output gradient ``g``;
-* ``Conv2dWeightGrad(x, g)`` = dL/dw, the correlation of the input with ``g``.
+* ``Conv2dWeightGrad(x, g)`` = dL/dw, the correlation of the input with ``g``;
 
-Differentiating those gives back members of the same set (see each ``backward``), which is what
-makes second derivatives through a CNN exact.
+and dL/db is ``g`` summed over everything but its channels. Differentiating those gives back
+members of the same set (see each ``backward``), which is what makes second derivatives through a
+CNN exact.
 
-All three are matrix products (GEMMs) around im2col. ``Im2col`` copies the windows of the padded
-input into columns, one per output position: for a chunk of n samples a stack of matrices
-(n, groups, C/groups * kh * kw, positions). A convolution is then ``weights (groups, O/groups, K)
-@ columns``, which lands directly in NCHW order, and the weight gradient is ``grad @ columns.T``
-summed over the samples. The batch goes through a few samples at a time (``sample_chunks``): the
-columns hold kh * kw copies of the input, and chunks keep them small enough to stay in the CPU
-cache and out of the peak memory of a training step.
+All three are matrix products (GEMMs) around im2col, a few samples at a time. For a chunk of m
+samples the windows of the padded input are copied into *columns*: a matrix with one row per
+(input channel, kernel row, kernel column) and one column per (sample, output position). Then
 
-The transposed convolution (``Conv2dInputGrad``) with stride 1 is itself a correlation: of the
-output gradient padded by dilation * (kernel - 1) - padding, with the kernel flipped and its input
-and output channels swapped. With larger strides it multiplies by the transposed weights and adds
-the columns back onto the input (col2im), with a Python loop over the kh * kw kernel offsets only.
+* the convolution is ``weights (O, C*kh*kw) @ columns``: one GEMM for the whole chunk, whose result
+  (O, m, positions) is copied into the NCHW output with the bias added on the way;
+* the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks;
+* the input gradient is ``weights.T @ grad``: columns again, each added back onto the input
+  position it would have been copied from (col2im), in a Python loop over the kh * kw kernel
+  offsets only.
+
+One GEMM per chunk rather than one per sample matters: BLAS runs far below its peak on the
+matrices of a single small image. Chunks keep the columns (kh * kw copies of the input) small
+enough to stay in the CPU cache and out of the peak memory of a training step. With groups, each
+group is its own GEMM. Output positions are the window corners; with stride 1 they are taken along
+whole rows of the padded input instead (``Columns.wide``), which makes every copy a plain memory
+copy, at the price of a few positions per row that are computed and dropped.
 """
 from dataclasses import dataclass
 
@@ -74,23 +80,114 @@ def crop_spatial(x: np.ndarray, padding) -> np.ndarray:
     return x[:, :, ph : x.shape[2] - ph, pw : x.shape[3] - pw]
 
 
-def sliding_windows(x_padded: np.ndarray, geometry: ConvGeometry, out_hw) -> np.ndarray:
-    """A read-only view (N, C, kh, kw, OH, OW) of every window, without copying."""
-    sn, sc, sh, sw = x_padded.strides
-    (kh, kw), (st_h, st_w), (dh, dw) = geometry.kernel, geometry.stride, geometry.dilation
-    n, c = x_padded.shape[:2]
-    return as_strided(
-        x_padded,
-        shape=(n, c, kh, kw, *out_hw),
-        strides=(sn, sc, sh * dh, sw * dw, sh * st_h, sw * st_w),
-        writeable=False,
-    )
-
-
 # Bytes of im2col columns per chunk of samples: enough for BLAS to run at full speed, few enough to
-# stay in the L2/L3 cache. Measured on 2 cores: anything from 256 KB to 8 MB is within a few percent,
-# while a whole batch of 64 at once is 20-50% slower and holds kh * kw copies of the input.
-COLUMN_CHUNK_BYTES = 2 << 20
+# stay in the L2/L3 cache. Measured on 2 cores (LeNet's convolutions): 2-4 MB are within a few
+# percent of each other; a whole batch of 64 at once is slower and holds kh * kw copies of the input.
+COLUMN_CHUNK_BYTES = 4 << 20
+
+
+class Columns:
+    """How the windows of an (N, C, H, W) input become GEMM columns, a chunk of samples at a time,
+    and how GEMM results of shape (O, m * positions) map to and from (m, O, OH, OW) images.
+
+    A sample's positions are its ``out_hw[0]`` output rows of ``row`` positions each. In general
+    ``row`` is the output width and a window row is a short strided slice of the input. With stride
+    1 and ``wide`` rows, ``row`` is the padded input's width Wp instead: kernel offset (i, j) then
+    sees one contiguous run of the padded input starting at i*dh*Wp + j*dw, so im2col and col2im
+    are plain memory copies and additions. The price is Wp - OW extra positions per row, which
+    straddle the image edge: their results are dropped (``to_image``) and their gradients are
+    zero (``from_image``).
+    """
+
+    def __init__(self, x_shape, geometry: ConvGeometry, out_hw, dtype, wide_rows: bool):
+        n, c, h, w = x_shape
+        (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
+        self.geometry, self.channels, self.out_hw = geometry, c, tuple(out_hw)
+        self.padded_hw = (h + 2 * ph, w + 2 * pw)
+        self.wide = wide_rows and geometry.stride == (1, 1) and self.padded_hw[1] <= 2 * out_hw[1]
+        self.row = self.padded_hw[1] if self.wide else out_hw[1]
+        self.positions = out_hw[0] * self.row
+        # the run each kernel offset sees along a sample's wide rows: it ends at the last real position
+        self.run = (out_hw[0] - 1) * self.row + out_hw[1]
+        self.chunks = sample_chunks(n, c * kh * kw * self.positions * np.dtype(dtype).itemsize)
+
+    def windows(self, x: np.ndarray) -> np.ndarray:
+        """A read-only view of every window of the padded ``x``: (N, C, kh, kw, run) for wide rows,
+        else (N, C, kh, kw, OH, OW)."""
+        padded = pad_spatial(x, self.geometry.padding)
+        (kh, kw), (dh, dw), (sth, stw) = self.geometry.kernel, self.geometry.dilation, self.geometry.stride
+        if self.wide:
+            padded = np.ascontiguousarray(padded)
+            sn, sc, s_row, s_col = padded.strides
+            shape, strides = (self.run,), (s_col,)
+        else:
+            sn, sc, s_row, s_col = padded.strides
+            shape, strides = self.out_hw, (s_row * sth, s_col * stw)
+        return as_strided(padded, shape=(padded.shape[0], padded.shape[1], kh, kw, *shape),
+                          strides=(sn, sc, s_row * dh, s_col * dw, *strides), writeable=False)
+
+    def columns(self, windows: np.ndarray, chunk: slice) -> np.ndarray:
+        """(groups, C/groups * kh * kw, m * positions) for the m samples in ``chunk`` (one copy)."""
+        windows = windows[chunk]
+        m, c, kh, kw = windows.shape[:4]
+        columns = memory.empty((c, kh, kw, m, self.positions), windows.dtype)
+        as_image = columns.reshape(c, kh, kw, m, *((self.positions,) if self.wide else self.out_hw))
+        if self.wide:
+            # past the last real position of each sample the run would leave the padded input:
+            # those few positions (dropped, or multiplied by a zero gradient) are zeroed instead
+            as_image[..., self.run :] = 0
+            as_image = as_image[..., : self.run]
+        np.copyto(as_image, windows.transpose(1, 2, 3, 0, *range(4, windows.ndim)))
+        groups = self.geometry.groups
+        return columns.reshape(groups, c * kh * kw // groups, m * self.positions)
+
+    def to_image(self, result: np.ndarray, out: np.ndarray, bias=None) -> None:
+        """Write a GEMM result (groups, O/groups, m * positions) into ``out`` (m, O, OH, OW), plus
+        ``bias`` (O,) when given: one pass that drops the extra positions and reorders the axes."""
+        m, o = out.shape[:2]
+        image = result.reshape(o, m, self.out_hw[0], self.row)[..., : self.out_hw[1]].transpose(1, 0, 2, 3)
+        if bias is None:
+            np.copyto(out, image)
+        else:
+            np.add(image, bias.reshape(o, 1, 1), out=out)
+
+    def from_image(self, y: np.ndarray, shared: dict = None) -> np.ndarray:
+        """(N, O, OH, OW) -> (groups, O/groups, N * positions), zero at the extra positions; a
+        chunk's samples are the slice ``[..., chunk_columns(chunk)]``. ``shared`` (a dict) keeps
+        the result for a second call with the same layout: a convolution's backward needs it
+        for both gradients."""
+        key = (self.geometry.groups, self.out_hw, self.row)
+        if shared is not None and key in shared:
+            return shared[key]
+        n, o = y.shape[:2]
+        rows = memory.empty((o, n, self.out_hw[0], self.row), y.dtype)
+        if self.row != self.out_hw[1]:
+            rows[..., self.out_hw[1] :] = 0
+        np.copyto(rows[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
+        rows = rows.reshape(self.geometry.groups, o // self.geometry.groups, n * self.positions)
+        if shared is not None:
+            shared[key] = rows
+        return rows
+
+    def chunk_columns(self, chunk: slice) -> slice:
+        return slice(chunk.start * self.positions, chunk.stop * self.positions)
+
+    def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
+        """col2im: add each entry of ``columns`` (C * kh * kw, m * positions), as ``columns``
+        returns them, onto the position of ``padded`` (m, C, Hp, Wp) it would be copied from."""
+        m, c = padded.shape[:2]
+        kw = self.geometry.kernel[1]
+        if self.wide:
+            runs = columns.reshape(c, -1, m, self.positions)[..., : self.run].transpose(2, 0, 1, 3)
+            flat = padded.reshape(m, c, -1)
+            (dh, dw), width = self.geometry.dilation, self.padded_hw[1]
+            for k in range(runs.shape[2]):
+                start = (k // kw) * dh * width + (k % kw) * dw
+                flat[:, :, start : start + self.run] += runs[:, :, k]
+        else:
+            windows = columns.reshape(c, -1, m, *self.out_hw).transpose(2, 0, 1, 3, 4)
+            for k, rows, cols in self.geometry.offset_slices(self.out_hw):
+                padded[:, :, rows, cols] += windows[:, :, k]
 
 
 def sample_chunks(n: int, bytes_per_sample: int) -> list:
@@ -99,185 +196,111 @@ def sample_chunks(n: int, bytes_per_sample: int) -> list:
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
-class Im2col:
-    """The windows of one (N, C, H, W) input, copied into GEMM columns a chunk of samples at a time.
-
-    Output positions are the columns' last axis. In general they are the OH * OW window corners,
-    and every window row is a short strided slice of the input. With stride 1 and ``wide_rows`` the
-    positions are instead taken along whole rows of the padded input (width Wp): kernel offset
-    (i, j) then sees one contiguous run of (OH - 1) * Wp + OW values starting at i*dh*Wp + j*dw,
-    so the copy is a plain memory copy. The price is Wp - OW extra positions per row, which
-    straddle the image edge: they are computed and dropped by ``to_image``.
-    """
-
-    def __init__(self, x: np.ndarray, geometry: ConvGeometry, out_hw, wide_rows: bool):
-        n, c = x.shape[:2]
-        (kh, kw), (dh, dw) = geometry.kernel, geometry.dilation
-        padded = pad_spatial(x, geometry.padding)
-        self.out_hw, self.groups, self.row = tuple(out_hw), geometry.groups, out_hw[1]
-        if wide_rows and geometry.stride == (1, 1) and padded.shape[3] <= 2 * out_hw[1]:
-            padded = np.ascontiguousarray(padded)
-            sn, sc, s_row, s_col = padded.strides
-            self.row = padded.shape[3]
-            length = (out_hw[0] - 1) * self.row + out_hw[1]
-            self.windows = as_strided(
-                padded, shape=(n, c, kh, kw, length), strides=(sn, sc, s_row * dh, s_col * dw, s_col), writeable=False
-            )
-        else:
-            self.windows = sliding_windows(padded, geometry, out_hw)
-        self.positions = int(np.prod(self.windows.shape[4:]))
-        self.chunks = sample_chunks(n, c * kh * kw * self.positions * x.itemsize)
-
-    def columns(self, chunk: slice) -> np.ndarray:
-        """(n, groups, C/groups * kh * kw, positions) for the samples in ``chunk`` (one copy)."""
-        windows = self.windows[chunk]
-        rows = windows.shape[1] * windows.shape[2] * windows.shape[3] // self.groups
-        columns = memory.empty((windows.shape[0], self.groups, rows, self.positions), windows.dtype)
-        np.copyto(columns.reshape(windows.shape), windows)
-        return columns
-
-    def output_buffer(self, n: int, out_channels: int, dtype) -> np.ndarray:
-        """Room for (n, groups, O/groups, OH * row): GEMM results go into ``[..., :positions]``."""
-        return memory.empty((n, self.groups, out_channels // self.groups, self.out_hw[0] * self.row), dtype)
-
-    def to_image(self, out: np.ndarray) -> np.ndarray:
-        """An ``output_buffer`` as (N, O, OH, OW), dropping the positions outside the image."""
-        out = out.reshape(out.shape[0], out.shape[1] * out.shape[2], self.out_hw[0], self.row)
-        return out if self.row == self.out_hw[1] else memory.copy(out[..., : self.out_hw[1]])
-
-    def from_image(self, y: np.ndarray) -> np.ndarray:
-        """(N, O, OH, OW) -> (N, groups, O/groups, positions), zeros at the dropped positions."""
-        n, o = y.shape[:2]
-        if self.row != self.out_hw[1]:
-            wide = memory.zeros((n, o, self.out_hw[0], self.row), y.dtype)
-            wide[..., : self.out_hw[1]] = y
-            y = wide
-        return y.reshape(n, self.groups, o // self.groups, self.out_hw[0] * self.row)[..., : self.positions]
-
-
 def _wide_rows(w_shape, groups: int) -> bool:
     """Whole-row columns pay when the columns (C/G * kh * kw rows) outweigh the output rows."""
     return w_shape[1] * w_shape[2] * w_shape[3] > w_shape[0] // groups
 
 
-def conv2d_forward(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
-    """(N, C, H, W) correlated with (O, C/G, kh, kw) -> (N, O, OH, OW)."""
+def conv2d_forward(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry, bias=None) -> np.ndarray:
+    """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
-    im2col = Im2col(x, geometry, geometry.output_size(*x.shape[2:]), _wide_rows(w.shape, g))
+    out_hw = geometry.output_size(*x.shape[2:])
+    dtype = np.result_type(x, w)
+    layout = Columns(x.shape, geometry, out_hw, dtype, _wide_rows(w.shape, g))
+    windows = layout.windows(x)
     weights = w.reshape(g, o // g, -1)
-    out = im2col.output_buffer(n, o, np.result_type(x, w))
-    for chunk in im2col.chunks:
-        np.matmul(weights, im2col.columns(chunk), out=out[chunk, ..., : im2col.positions])
-    return im2col.to_image(out)
+    out = memory.empty((n, o, *out_hw), dtype)
+    for chunk in layout.chunks:
+        layout.to_image(memory.matmul(weights, layout.columns(windows, chunk)), out[chunk], bias)
+    return out
 
 
-def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: ConvGeometry) -> np.ndarray:
+def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: ConvGeometry, shared=None) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g = geometry.groups
-    im2col = Im2col(x, geometry, grad_out.shape[2:], _wide_rows(w_shape, g))
-    grad_rows = im2col.from_image(grad_out)
-    total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=np.result_type(x, grad_out))
-    for chunk in im2col.chunks:
-        total += memory.matmul(grad_rows[chunk], im2col.columns(chunk).swapaxes(-1, -2)).sum(axis=0)
+    dtype = np.result_type(x, grad_out)
+    layout = Columns(x.shape, geometry, grad_out.shape[2:], dtype, _wide_rows(w_shape, g))
+    windows = layout.windows(x)
+    total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
+    grad_rows = layout.from_image(grad_out, shared)
+    for chunk in layout.chunks:
+        columns = layout.columns(windows, chunk).swapaxes(-1, -2)
+        total += memory.matmul(grad_rows[..., layout.chunk_columns(chunk)], columns)
     return total.reshape(w_shape)
 
 
-def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: ConvGeometry) -> np.ndarray:
-    """dL/dx, the transposed convolution of ``grad_out``."""
-    # With stride 1 it is a correlation (below), whose columns have O/G * kh * kw rows; col2im's
-    # have C/G * kh * kw, then kh * kw strided passes to add them up: the correlation is faster
-    # unless the output has many more channels than the input (as in a first layer).
-    if geometry.stride == (1, 1) and w.shape[0] <= 2 * x_shape[1]:
-        # dx[h] = sum_i w[i] g[h + p - d*i]: a correlation of g padded by d*(k-1) - p (a crop where
-        # that is negative) with the flipped kernel, input and output channels swapped per group.
-        reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
-        pad = [r - p for r, p in zip(reach, geometry.padding)]
-        crop_h, crop_w = (max(0, -q) for q in pad)
-        grad_out = grad_out[:, :, crop_h : grad_out.shape[2] - crop_h, crop_w : grad_out.shape[3] - crop_w]
-        transposed = ConvGeometry(geometry.kernel, (1, 1), tuple(max(0, q) for q in pad), geometry.dilation, geometry.groups)
-        return conv2d_forward(grad_out, flipped_transpose(w, geometry.groups), transposed)
-    # col2im: the columns w.T @ grad_out, each added back onto the input position it was copied from
-    n, c, h, w_ = x_shape
+def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: ConvGeometry, shared=None) -> np.ndarray:
+    """dL/dx, the transposed convolution of ``grad_out``: weights.T @ grad, then col2im."""
     g, o = geometry.groups, w.shape[0]
-    kh, kw = geometry.kernel
-    (ph, pw), out_hw = geometry.padding, grad_out.shape[2:]
+    dtype = np.result_type(grad_out, w)
+    layout = Columns(x_shape, geometry, grad_out.shape[2:], dtype, wide_rows=True)
     weights_t = w.reshape(g, o // g, -1).swapaxes(1, 2)
-    grad_rows = grad_out.reshape(n, g, o // g, out_hw[0] * out_hw[1])
-    padded = memory.zeros((n, c, h + 2 * ph, w_ + 2 * pw), np.result_type(grad_out, w))
-    for chunk in sample_chunks(n, c * kh * kw * grad_rows.shape[3] * padded.itemsize):
-        columns = memory.matmul(weights_t, grad_rows[chunk]).reshape(-1, c, kh, kw, *out_hw)
-        for k, rows, cols in geometry.offset_slices(out_hw):
-            padded[chunk, :, rows, cols] += columns[:, :, k // kw, k % kw]
+    padded = memory.zeros((x_shape[0], x_shape[1], *layout.padded_hw), dtype)
+    grad_rows = layout.from_image(grad_out, shared)
+    for chunk in layout.chunks:
+        layout.add_to_image(memory.matmul(weights_t, grad_rows[..., layout.chunk_columns(chunk)]), padded[chunk])
     return crop_spatial(padded, geometry.padding)
 
 
-def flipped_transpose(w: np.ndarray, groups: int) -> np.ndarray:
-    """(O, C/G, kh, kw) -> (C, O/G, kh, kw), each kernel rotated by 180 degrees: the weights of the
-    transposed convolution."""
-    o, cg, kh, kw = w.shape
-    flipped = w.reshape(groups, o // groups, cg, kh, kw)[:, :, :, ::-1, ::-1]
-    return np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups * cg, o // groups, kh, kw)
-
-
 class Conv2d(Function):
-    """y[n, o] = sum over c, i, j of w[o, c, i, j] * x_padded[n, c, s*oh + d*i, s*ow + d*j]."""
+    """y[n, o] = b[o] + sum over c, i, j of w[o, c, i, j] * x_padded[n, c, s*oh + d*i, s*ow + d*j]."""
 
     @staticmethod
-    def forward(ctx, x, w, geometry):
+    def forward(ctx, x, w, b, geometry):
         ctx.geometry = geometry
         ctx.save_for_backward(x, w)
-        return conv2d_forward(x, w, geometry)
+        return conv2d_forward(x, w, geometry, b)
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
-        needs_x, needs_w, _ = ctx.needs_input_grad
-        return (
-            Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry) if needs_x else None,
-            Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry) if needs_w else None,
+        needs_x, needs_w, needs_b, _ = ctx.needs_input_grad
+        shared = {}  # both gradients read the output gradient in the same GEMM order: reorder it once
+        grads = (
+            Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry, shared) if needs_x else None,
+            Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry, shared) if needs_w else None,
+            grad.sum(axis=(0, 2, 3)) if needs_b else None,
             None,
         )
+        shared.clear()  # a recorded node keeps its arguments; not the reordered gradient
+        return grads
 
 
 class Conv2dInputGrad(Function):
     """dL/dx of a convolution: ``w``'s transpose applied to the output gradient, then col2im."""
 
     @staticmethod
-    def forward(ctx, grad_out, w, x_shape, geometry):
+    def forward(ctx, grad_out, w, x_shape, geometry, shared=None):
         ctx.geometry = geometry
         ctx.save_for_backward(grad_out, w)
-        return conv2d_input_grad(grad_out, w, x_shape, geometry)
+        return conv2d_input_grad(grad_out, w, x_shape, geometry, shared)
 
     @staticmethod
     def backward(ctx, grad):
         # <Conv2dInputGrad(g, w), v> = <g, conv2d(v, w)>: linear in g and in w
         grad_out, w = ctx.saved_tensors
-        needs_g, needs_w, _, _ = ctx.needs_input_grad
+        needs_g, needs_w = ctx.needs_input_grad[:2]
         return (
-            Conv2d.apply(grad, w, ctx.geometry) if needs_g else None,
+            Conv2d.apply(grad, w, None, ctx.geometry) if needs_g else None,
             Conv2dWeightGrad.apply(grad, grad_out, w.shape, ctx.geometry) if needs_w else None,
-            None,
-            None,
-        )
+        ) + (None,) * (len(ctx.needs_input_grad) - 2)  # shapes, geometry and the optional shared dict
 
 
 class Conv2dWeightGrad(Function):
     """dL/dw of a convolution: the output gradient times the input's columns, summed over the batch."""
 
     @staticmethod
-    def forward(ctx, x, grad_out, w_shape, geometry):
+    def forward(ctx, x, grad_out, w_shape, geometry, shared=None):
         ctx.geometry = geometry
         ctx.save_for_backward(x, grad_out)
-        return conv2d_weight_grad(x, grad_out, w_shape, geometry)
+        return conv2d_weight_grad(x, grad_out, w_shape, geometry, shared)
 
     @staticmethod
     def backward(ctx, grad):
         # <Conv2dWeightGrad(x, g), v> = <g, conv2d(x, v)>: linear in x and in g
         x, grad_out = ctx.saved_tensors
-        needs_x, needs_g, _, _ = ctx.needs_input_grad
+        needs_x, needs_g = ctx.needs_input_grad[:2]
         return (
             Conv2dInputGrad.apply(grad_out, grad, x.shape, ctx.geometry) if needs_x else None,
-            Conv2d.apply(x, grad, ctx.geometry) if needs_g else None,
-            None,
-            None,
-        )
+            Conv2d.apply(x, grad, None, ctx.geometry) if needs_g else None,
+        ) + (None,) * (len(ctx.needs_input_grad) - 2)  # shapes, geometry and the optional shared dict

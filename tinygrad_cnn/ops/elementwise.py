@@ -89,10 +89,29 @@ class Sigmoid(Function):
         return grad * out * (1 - out)
 
 
+# NumPy's maximum against a scalar misses its vectorised loop: np.maximum(x, 0) runs some 2.5x
+# slower than against an array of zeros. So relu takes its zeros from a small array (it stays in
+# the L1 cache), with x seen as rows of that length.
+_ZEROS = 4096
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    """``np.maximum(x, 0)``, bit for bit (NaN propagates as in torch), into a cached array."""
+    if x.dtype.kind != "f" or x.size < _ZEROS or not x.flags.c_contiguous:
+        return memory.ufunc(np.maximum, x, 0)
+    out = memory.empty(x.shape, x.dtype)
+    zeros = np.zeros(_ZEROS, x.dtype)
+    flat, flat_out = x.reshape(-1), out.reshape(-1)
+    whole = x.size - x.size % _ZEROS
+    np.maximum(flat[:whole].reshape(-1, _ZEROS), zeros, out=flat_out[:whole].reshape(-1, _ZEROS))
+    np.maximum(flat[whole:], zeros[: x.size - whole], out=flat_out[whole:])
+    return out
+
+
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):
-        out = memory.ufunc(np.maximum, x, 0)
+        out = _relu(x)
         ctx.save_for_backward(out)
         return out
 
