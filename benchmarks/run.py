@@ -16,7 +16,8 @@ What is measured, and the goal each figure is checked against (the goals live he
 4. peak memory     of the seed-net training step at batch 64; goal: <= 2x torch, and growing linearly
                    with batch size and with the number of pixels
 5. what if         (--what-if) the training steps again in fresh processes with settings that must be
-                   made before NumPy loads: glibc keeping freed memory, OpenBLAS's AVX-512 kernels
+                   made before NumPy loads: one thread each, glibc keeping freed memory, OpenBLAS
+                   choosing its kernels for itself (this machine's environment pins them to Haswell)
 6. batch scaling   ms per step and per image from batch 16 to 256; goal: linear (flat ms/image)
 
 Timing is wall-clock (``time.perf_counter``): the median over rounds, with the minimum alongside
@@ -58,13 +59,15 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both libraries (sets OPENBLAS_NUM_THREADS; default: the BLAS default, one per core)")
     parser.add_argument("--openblas-coretype", default=None,
-                        help="force OpenBLAS's kernel family (e.g. SkylakeX for AVX-512), as the OPENBLAS_CORETYPE variable does")
+                        help="force OpenBLAS's kernel family (e.g. SkylakeX for AVX-512), as the OPENBLAS_CORETYPE "
+                             "variable does; 'auto' removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the "
+                             "environment, so that OpenBLAS detects the CPU itself")
     parser.add_argument("--malloc", choices=("default", "keep"), default="default",
                         help="keep: glibc keeps freed memory for reuse instead of returning it to the OS "
                              "(MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, for both libraries)")
     parser.add_argument("--what-if", action="store_true",
-                        help="with the full run: also time the training steps under --malloc keep and "
-                             "--openblas-coretype SkylakeX, each in a fresh process")
+                        help="with the full run: also time the training steps with one thread each, under "
+                             "--malloc keep and under --openblas-coretype auto, each in a fresh process")
     parser.add_argument("--no-torch", action="store_true", help="measure ours only")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     parser.add_argument("--assemble", action="store_true",
@@ -87,7 +90,13 @@ if ARGS.malloc == "keep" and any(os.environ.get(k) != v for k, v in MALLOC_KEEP.
 if ARGS.threads is not None:
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(ARGS.threads)
-if ARGS.openblas_coretype:
+# OpenBLAS reads these when NumPy loads it; a machine's environment may pin them (this one sets
+# OPENBLAS_CORETYPE=Haswell), and the report states what was in force.
+OPENBLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if ARGS.openblas_coretype == "auto":
+    for variable in OPENBLAS_SETTINGS:
+        os.environ.pop(variable, None)
+elif ARGS.openblas_coretype:
     os.environ["OPENBLAS_CORETYPE"] = ARGS.openblas_coretype
 
 import numpy as np  # noqa: E402
@@ -508,6 +517,8 @@ def environment() -> dict:
         "numpy": np.__version__,
         "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
         "openblas_core": openblas_core(),
+        "openblas_environment": ", ".join(f"{k}={os.environ[k]}" for k in OPENBLAS_SETTINGS if k in os.environ)
+        or "none (OpenBLAS detects the CPU)",
         "torch": torch.__version__ if torch else None,
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -530,7 +541,8 @@ def verdict(ok: bool) -> str:
 def format_report(r: dict) -> str:
     env, lines = r["environment"], []
     lines.append(f"Machine: {env['cpu']}, {env['cores']} cores; Python {env['python']}, NumPy {env['numpy']} "
-                 f"({env['blas']}, kernels: {env['openblas_core']}), torch {env['torch']}")
+                 f"({env['blas']}, kernels: {env['openblas_core']}; set in the environment: "
+                 f"{env.get('openblas_environment', 'not recorded')}), torch {env['torch']}")
     lines.append(f"Threads: {env['threads']} ({env['threads_how']}). Malloc: {env['malloc']}.")
     runs = r.get("section_runs", {})
     if runs:
@@ -673,8 +685,7 @@ def bench_what_if(quick: bool) -> dict:
     return {
         "1 thread each (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1))": what_if(["--threads", "1"]),
         "malloc keeps freed memory": what_if(["--malloc", "keep"]),
-        "OpenBLAS AVX-512 kernels (SkylakeX)": what_if(["--openblas-coretype", "SkylakeX"]),
-        "both": what_if(["--malloc", "keep", "--openblas-coretype", "SkylakeX"]),
+        "OpenBLAS picks its own kernels (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset)": what_if(["--openblas-coretype", "auto"]),
     }
 
 
