@@ -746,6 +746,10 @@ def main() -> int:
         return 0
 
     chosen = args.only.split(",") if args.only else [k for k in SECTIONS if k != "what_if" or args.what_if]
+    unknown = [k for k in chosen if k not in functions]
+    if unknown:
+        print(f"run.py: error: unknown section(s) {', '.join(unknown)}; choose from {','.join(SECTIONS)}", file=sys.stderr)
+        return 2
     results = {"environment": environment(), "quick": args.quick, "section_runs": {}}
     for key in chosen:
         print(f"[{key}] ...", file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor
+from tinygrad_cnn.ops.elementwise import KeepWhere
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
@@ -199,6 +200,41 @@ def test_maximum_at_a_tie_splits_the_gradient_as_torch():
     tg.maximum(x, y).sum().backward()
     np.testing.assert_array_equal(x.grad.data, [0.5, 0.0])
     np.testing.assert_array_equal(y.grad.data, [0.5, 1.0])
+
+
+@given(data=st.data())
+def test_keep_where_primitive(data):
+    # the masked pass-through that relu, clamp and where use for their gradients, checked on its own:
+    # a mask that broadcasts to x, forward against np.where, and its first and second derivatives
+    (shape_m, shape_x), _ = data.draw(S.broadcastable_shapes(2), label="shapes")
+    shape_x = np.broadcast_shapes(shape_m, shape_x)  # the mask broadcasts to x, not the other way
+    mask = data.draw(hnp.arrays(bool, shape_m), label="mask")
+    x = data.draw(S.tensors(shape_x), label="x")
+
+    def op(x):
+        return KeepWhere.apply(x, mask)
+
+    np.testing.assert_array_equal(op(x).data, np.where(mask, x.data, 0.0))
+    check_gradients(op, x)
+    check_dtype_preserved(op, x)
+
+
+@pytest.mark.parametrize("op, torch_op", [
+    (Tensor.relu, "relu"),
+    (lambda t: t.clip(-0.5, 0.5), lambda torch, t: torch.clamp(t, -0.5, 0.5)),
+    (lambda t: tg.where(t.data > 0, t, 0.0), lambda torch, t: torch.where(t > 0, t, 0.0)),
+])
+def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op):
+    # relu, clamp and where pass part of the upstream gradient through and block the rest; a blocked
+    # inf or NaN still gives 0 (torch masks, it does not multiply by 0, which would give NaN)
+    x = np.array([-2.0, -1.0, 0.25, 1.0, 3.0, -0.75])
+    upstream = np.array([np.inf, np.nan, 2.0, -np.inf, np.nan, 5.0])
+    t = Tensor(x, requires_grad=True)
+    op(t).backward(Tensor(upstream))
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, requires_grad=True)
+    (torch.relu(tx) if torch_op == "relu" else torch_op(torch, tx)).backward(torch.tensor(upstream))
+    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())
 
 
 # ---- comparisons: not differentiable, boolean results ----------------------------------------------

@@ -1,6 +1,6 @@
 """The primitives: every op the graph can record, one module per family.
 
-- ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip, Add Sub Mul Div Pow Maximum Where
+- ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip, Add Sub Mul Div Pow Maximum Where KeepWhere
 - ``reduce``: Sum Max
 - ``movement``: Reshape Permute Expand Pad GetItem IndexAdd Concatenate
 - ``matmul``: MatMul

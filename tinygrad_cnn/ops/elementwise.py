@@ -10,6 +10,35 @@ from .. import memory
 from ..autograd import Function
 from .movement import sum_to_shape
 
+def keep_where(mask: np.ndarray, values: np.ndarray, out=None, mask_is_scratch=False) -> np.ndarray:
+    """``np.where(mask, values, 0)`` in ``values``' shape, bit for bit (inf and NaN included), at the
+    speed of a multiplication: each value's bits are ANDed with all ones where ``mask`` holds and
+    with zeros elsewhere. (``np.where`` on a random mask is some ten times slower; ``values * mask``
+    would turn an inf into a NaN.) With ``mask_is_scratch`` the mask's bytes become the AND mask
+    instead of a new array."""
+    as_int = np.dtype(f"i{values.itemsize}")
+    out = memory.empty(values.shape, values.dtype) if out is None else out
+    mask = mask.view(np.int8)
+    all_ones = np.negative(mask, out=mask if mask_is_scratch else memory.empty(mask.shape, np.int8))  # 1 -> -1
+    np.bitwise_and(values.view(as_int), all_ones, out=out.view(as_int))
+    return out
+
+
+class KeepWhere(Function):
+    """``where(mask, x, 0)`` for a constant boolean ``mask`` that broadcasts to ``x``: the gradient of
+    ops that pass some values through and block the rest (relu, clamp, where). A blocked value
+    gives 0 even when it is inf or NaN, as in torch; ``x * mask`` would give NaN there."""
+
+    @staticmethod
+    def forward(ctx, x, mask):
+        ctx.mask = mask
+        return keep_where(mask, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return KeepWhere.apply(grad, ctx.mask), None  # linear in x, with the same mask
+
+
 # ---- unary --------------------------------------------------------------------------------------
 
 
@@ -119,7 +148,7 @@ class Relu(Function):
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
         positive = memory.ufunc(np.greater, out.data, 0, dtype=bool)
-        return grad * positive  # the mask is a constant: relu'' = 0 away from the kink
+        return KeepWhere.apply(grad, positive)  # the mask is a constant: relu'' = 0 away from the kink
 
 
 class Abs(Function):
@@ -155,7 +184,7 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.inside, None, None  # slope 1 inside [low, high], as torch.clamp
+        return KeepWhere.apply(grad, ctx.inside), None, None  # slope 1 inside [low, high], as torch.clamp
 
 
 # ---- binary (NumPy broadcasting) ----------------------------------------------------------------
@@ -300,6 +329,6 @@ class Where(Function):
         _, needs_x, needs_y = ctx.needs_input_grad
         return (
             None,
-            sum_to_shape(grad * ctx.condition, x_shape) if needs_x else None,
-            sum_to_shape(grad * ~ctx.condition, y_shape) if needs_y else None,
+            sum_to_shape(KeepWhere.apply(grad, ctx.condition), x_shape) if needs_x else None,
+            sum_to_shape(KeepWhere.apply(grad, ~ctx.condition), y_shape) if needs_y else None,
         )

@@ -16,22 +16,11 @@ import numpy as np
 from .. import memory
 from ..autograd import Function
 from .conv import ConvGeometry, crop_spatial, pad_spatial
+from .elementwise import keep_where
 
 
 def _argmax_dtype(geometry: ConvGeometry):
     return np.min_scalar_type(geometry.kernel[0] * geometry.kernel[1] - 1)
-
-
-def keep_where(mask: np.ndarray, values: np.ndarray, out=None) -> np.ndarray:
-    """``np.where(mask, values, 0)``, bit for bit (inf and NaN included), at the speed of a
-    multiplication: each value's bits are ANDed with all ones where ``mask`` holds and with zeros
-    elsewhere. (``np.where`` on a random mask is some ten times slower; ``values * mask`` would
-    turn an inf into a NaN.) ``mask`` is used up: its bytes become the AND mask."""
-    as_int = np.dtype(f"i{values.itemsize}")
-    out = memory.empty(values.shape, values.dtype) if out is None else out
-    all_ones = np.negative(mask.view(np.int8), out=mask.view(np.int8))  # True (1) -> -1: every bit set
-    np.bitwise_and(values.view(as_int), all_ones, out=out.view(as_int))
-    return out
 
 
 def _max_of_2x2(x: np.ndarray, out_hw) -> tuple:
@@ -117,9 +106,9 @@ class WindowScatter(Function):
         padded = (memory.empty if tiled else memory.zeros)((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
         for k, rows, cols in geometry.offset_slices(grad.shape[2:]):
             if disjoint:  # windows do not overlap: each input position receives one value at most
-                keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols])
+                keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols], mask_is_scratch=True)
             else:
-                padded[:, :, rows, cols] += keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad)
+                padded[:, :, rows, cols] += keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, mask_is_scratch=True)
         return crop_spatial(padded, geometry.padding)
 
     @staticmethod
