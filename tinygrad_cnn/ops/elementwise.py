@@ -10,17 +10,14 @@ from .. import memory
 from ..autograd import Function
 from .movement import sum_to_shape
 
-def keep_where(mask: np.ndarray, values: np.ndarray, out=None, mask_is_scratch=False) -> np.ndarray:
+def keep_where(mask: np.ndarray, values: np.ndarray, out=None) -> np.ndarray:
     """``np.where(mask, values, 0)`` in ``values``' shape, bit for bit (inf and NaN included), at the
-    speed of a multiplication: each value's bits are ANDed with all ones where ``mask`` holds and
-    with zeros elsewhere. (``np.where`` on a random mask is some ten times slower; ``values * mask``
-    would turn an inf into a NaN.) With ``mask_is_scratch`` the mask's bytes become the AND mask
-    instead of a new array."""
+    speed of a multiplication: each value's bits, read as an integer, are multiplied by the mask's
+    1 or 0. (``np.where`` on a random mask is some ten times slower; ``values * mask`` in floating
+    point would turn a blocked inf into a NaN.)"""
     as_int = np.dtype(f"i{values.itemsize}")
     out = memory.empty(values.shape, values.dtype) if out is None else out
-    mask = mask.view(np.int8)
-    all_ones = np.negative(mask, out=mask if mask_is_scratch else memory.empty(mask.shape, np.int8))  # 1 -> -1
-    np.bitwise_and(values.view(as_int), all_ones, out=out.view(as_int))
+    np.multiply(values.view(as_int), mask.view(np.int8), out=out.view(as_int))
     return out
 
 

@@ -106,9 +106,9 @@ class WindowScatter(Function):
         padded = (memory.empty if tiled else memory.zeros)((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
         for k, rows, cols in geometry.offset_slices(grad.shape[2:]):
             if disjoint:  # windows do not overlap: each input position receives one value at most
-                keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols], mask_is_scratch=True)
+                keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols])
             else:
-                padded[:, :, rows, cols] += keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, mask_is_scratch=True)
+                padded[:, :, rows, cols] += keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad)
         return crop_spatial(padded, geometry.padding)
 
     @staticmethod
