@@ -152,26 +152,25 @@ class Columns:
         else:
             np.add(image, bias.reshape(o, 1, 1), out=out)
 
-    def from_image(self, y: np.ndarray, shared: dict = None) -> np.ndarray:
-        """(N, O, OH, OW) -> (groups, O/groups, N * positions), zero at the extra positions; a
-        chunk's samples are the slice ``[..., chunk_columns(chunk)]``. ``shared`` (a dict) keeps
-        the result for a second call with the same layout: a convolution's backward needs it
-        for both gradients."""
-        key = (self.geometry.groups, self.out_hw, self.row)
-        if shared is not None and key in shared:
-            return shared[key]
-        n, o = y.shape[:2]
-        rows = memory.empty((o, n, self.out_hw[0], self.row), y.dtype)
+    def from_image(self, y: np.ndarray) -> np.ndarray:
+        """(m, O, OH, OW) -> (groups, O/groups, m * positions), zero at the extra positions."""
+        m, o = y.shape[:2]
+        rows = memory.empty((o, m, self.out_hw[0], self.row), y.dtype)
         if self.row != self.out_hw[1]:
             rows[..., self.out_hw[1] :] = 0
         np.copyto(rows[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
-        rows = rows.reshape(self.geometry.groups, o // self.geometry.groups, n * self.positions)
-        if shared is not None:
-            shared[key] = rows
-        return rows
+        return rows.reshape(self.geometry.groups, o // self.geometry.groups, m * self.positions)
 
-    def chunk_columns(self, chunk: slice) -> slice:
-        return slice(chunk.start * self.positions, chunk.stop * self.positions)
+    def gradient_rows(self, grad: np.ndarray, chunk: slice, shared: dict = None) -> np.ndarray:
+        """``from_image`` of a chunk of the output gradient. With ``shared`` (a dict) the whole
+        batch is reordered once and kept there for a second caller with the same layout: a
+        convolution's backward needs it for both gradients. Without, only the chunk is."""
+        if shared is None:
+            return self.from_image(grad[chunk])
+        key = (self.geometry.groups, self.out_hw, self.row)
+        if key not in shared:
+            shared[key] = self.from_image(grad)
+        return shared[key][..., chunk.start * self.positions : chunk.stop * self.positions]
 
     def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
         """col2im: add each entry of ``columns`` (C * kh * kw, m * positions), as ``columns``
@@ -231,10 +230,9 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: C
     layout = Columns(x.shape, geometry, grad_out.shape[2:], dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
     total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
-    grad_rows = layout.from_image(grad_out, shared)
     for chunk in layout.chunks:
-        # the columns inline, so that the previous chunk's are freed before the next are made
-        total += memory.matmul(grad_rows[..., layout.chunk_columns(chunk)], layout.columns(windows, chunk).swapaxes(-1, -2))
+        # the operands inline, so that the previous chunk's are freed before the next are made
+        total += memory.matmul(layout.gradient_rows(grad_out, chunk, shared), layout.columns(windows, chunk).swapaxes(-1, -2))
     return total.reshape(w_shape)
 
 
@@ -245,9 +243,8 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: Co
     layout = Columns(x_shape, geometry, grad_out.shape[2:], dtype, wide_rows=True)
     weights_t = w.reshape(g, o // g, -1).swapaxes(1, 2)
     padded = memory.zeros((x_shape[0], x_shape[1], *layout.padded_hw), dtype)
-    grad_rows = layout.from_image(grad_out, shared)
     for chunk in layout.chunks:
-        layout.add_to_image(memory.matmul(weights_t, grad_rows[..., layout.chunk_columns(chunk)]), padded[chunk])
+        layout.add_to_image(memory.matmul(weights_t, layout.gradient_rows(grad_out, chunk, shared)), padded[chunk])
     return crop_spatial(padded, geometry.padding)
 
 
@@ -264,14 +261,16 @@ class Conv2d(Function):
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         needs_x, needs_w, needs_b, _ = ctx.needs_input_grad
-        shared = {}  # both gradients read the output gradient in the same GEMM order: reorder it once
+        # both gradients read the output gradient in the same GEMM order: reorder it once for both
+        shared = {} if needs_x and needs_w else None
         grads = (
             Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry, shared) if needs_x else None,
             Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry, shared) if needs_w else None,
             grad.sum(axis=(0, 2, 3)) if needs_b else None,
             None,
         )
-        shared.clear()  # a recorded node keeps its arguments; not the reordered gradient
+        if shared:
+            shared.clear()  # a recorded node keeps its arguments; not the reordered gradient
         return grads
 
 
