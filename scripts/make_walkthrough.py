@@ -94,7 +94,9 @@ pass made is freed as soon as it has been used: a node keeps an input that it di
 as an edge to the op that made it (`InputEdge` in its `inputs`), and its output only if it saved
 it. Memory that exists for backward's sake alone is kept by
 $new_description. Max-pooling remembers which of the four positions of each window held the
-maximum (one byte per output value), so that its backward can send each gradient there.
+maximum (one byte per output value), so that its backward can send each gradient there; a
+`Relu` remembers where its output was positive (one byte per value), which is all its backward
+needs, instead of the four-byte output.
 
 ## Backward: the order of the walk
 
@@ -115,10 +117,10 @@ engine drops what it saved, so activations are released as the walk moves toward
 The first convolution (step $first_conv_step) computes only its weight gradient: the images do
 not require one, and `Conv2d.backward` checks `ctx.needs_input_grad`.
 
-The `bytes` column adds up to $saved_bytes bytes, but several nodes keep the same array (a
-`Relu` saves its output, and the next `Conv2d` or `MatMul` saves it as its input), so the
-distinct arrays kept for backward come to $unique_bytes bytes. The largest single entry is
-step $largest_step, `$largest_op`, with $largest_bytes bytes: $largest_description.
+The `bytes` column adds up to $saved_bytes bytes.
+$sharing_sentence
+The largest single entry is step $largest_step, `$largest_op`, with $largest_bytes bytes:
+$largest_description.
 
 ## Hooks: looking at activations and gradients in flight
 
@@ -268,7 +270,7 @@ def build():
         dot_excerpt=excerpt,
         forward_table=forward,
         saving_groups=groups,
-        new_description=" and ".join(
+        new_description="; ".join(
             f"`{r.op}` ({', '.join(str(s) for s in r.saved if not s.shared)}: {r.new_bytes:,} bytes)" for r in new_rows
         ),
         explain_table=report.table(times=False),
@@ -276,7 +278,13 @@ def build():
         shared_sub_step=len(order) + 1 - numbers[log_softmax_sub],
         first_conv_step=max(r.step for r in rows if r.op == "Conv2d"),
         saved_bytes=f"{report.saved_bytes:,}",
-        unique_bytes=f"{report.unique_saved_bytes:,}",
+        sharing_sentence=(
+            "No array is kept by two nodes, so that is also what the distinct arrays kept for backward "
+            "come to."
+            if report.saved_bytes == report.unique_saved_bytes
+            else f"An array that several nodes keep counts once among the distinct arrays kept for "
+            f"backward, which come to {report.unique_saved_bytes:,} bytes."
+        ),
         largest_step=largest.step,
         largest_op=largest.op,
         largest_bytes=f"{largest.saved_bytes:,}",

@@ -66,12 +66,15 @@ def test_matmul_saves_both_operands():
     assert mm.saved_bytes == 3 * 5 * 8 + b.data.nbytes and mm.new_bytes == 0  # both are its inputs
 
 
-def test_relu_saves_its_output_and_add_saves_nothing():
+def test_relu_keeps_a_mask_exp_its_output_and_add_nothing():
     x = Tensor(np.ones((4, 6), dtype=np.float32), requires_grad=True)
-    report = explain((x + 1).relu().sum())
-    relu = row(report, "Relu")
-    assert [(s.name, s.shared) for s in relu.saved] == [("output", True)]
-    assert relu.saved_bytes == 4 * 6 * 4
+    report = explain((x + 1).relu().exp().sum())
+    relu = row(report, "Relu")  # where its output is positive, a byte each: new memory
+    assert [(s.name, s.dtype, s.shared) for s in relu.saved] == [("positive", np.dtype(bool), False)]
+    assert relu.saved_bytes == relu.new_bytes == 4 * 6
+    exp = row(report, "Exp")  # its own output, which exists anyway: shared
+    assert [(s.name, s.shared) for s in exp.saved] == [("output", True)]
+    assert exp.saved_bytes == 4 * 6 * 4 and exp.new_bytes == 0
     assert row(report, "Add").saved == ()
 
 
@@ -145,15 +148,16 @@ def test_saved_views_of_an_input_are_shared():
 def test_totals_count_rows_and_distinct_arrays():
     x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
     w = Tensor(np.ones((3, 3), dtype=np.float32), requires_grad=True)
-    report = explain((x.relu() @ w).sum())
-    relu, mm = row(report, "Relu"), row(report, "MatMul")
-    assert report.saved_bytes == relu.saved_bytes + mm.saved_bytes == 2 * x.data.nbytes + w.data.nbytes
-    # relu's output is also MatMul's input 0: one array, counted once among the distinct ones
+    report = explain((x.exp() @ w).sum())
+    exp, mm = row(report, "Exp"), row(report, "MatMul")
+    assert report.saved_bytes == exp.saved_bytes + mm.saved_bytes == 2 * x.data.nbytes + w.data.nbytes
+    # exp's output is also MatMul's input 0: one array, counted once among the distinct ones
     assert report.unique_saved_bytes == mm.saved_bytes == x.data.nbytes + w.data.nbytes
     assert report.new_bytes == 0
     loss, _ = small_cnn()
     report = explain(loss)
-    assert report.new_bytes == sum(r.new_bytes for r in report.rows) == row(report, "MaxPool2d").new_bytes > 0
+    own = [r.new_bytes for r in report.rows if r.op in ("MaxPool2d", "Relu")]  # argmax, masks
+    assert report.new_bytes == sum(r.new_bytes for r in report.rows) == sum(own) > 0
 
 
 # ---- the same backward as .backward() -------------------------------------------------------------

@@ -46,8 +46,9 @@ def test_backward_releases_activations_while_the_loss_is_still_alive(no_cycle_co
     hidden = convolved.relu()
     pooled = F.max_pool2d(hidden, 2)
     loss = pooled.sum()
-    needed = [weakref.ref(hidden.data), weakref.ref(hidden.grad_fn)]  # relu's backward uses its output
-    not_needed = [weakref.ref(convolved.data), weakref.ref(pooled.data)]  # no backward uses these values
+    # relu's backward needs only where its output is positive: a mask it keeps, not the output
+    needed = [weakref.ref(hidden.grad_fn.positive), weakref.ref(hidden.grad_fn)]
+    not_needed = [weakref.ref(convolved.data), weakref.ref(hidden.data), weakref.ref(pooled.data)]  # no backward uses these
     del convolved, hidden, pooled
     assert all(ref() is not None for ref in needed), "the graph keeps what its backward needs"
     assert all(ref() is None for ref in not_needed), "the graph must not keep values no backward needs"

@@ -95,7 +95,7 @@ def test_to_dot_show_saved_lists_what_each_op_keeps():
     nodes, _ = parse(viz.to_dot(loss, params=params, show_saved=True))
     labels = {lines[0]: lines[2:] for lines, _ in nodes.values()}
     assert labels["MatMul"] == ["saves input 0 (2, 3) float32", "saves input 1 (3, 4) float32"]
-    assert labels["hidden = Relu"] == ["saves output (2, 4) float32"]
+    assert labels["hidden = Relu"] == ["saves positive (2, 4) bool"]  # where its output is positive: a byte each
     assert labels["Add"] == ["saves nothing"]
 
 

@@ -138,14 +138,14 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         out = _relu(x)
-        ctx.save_for_backward(out)
+        # backward needs only where the output is positive: a byte per value instead of the
+        # output's four, and the output itself can be freed once the next op is done with it
+        ctx.positive = memory.ufunc(np.greater, out, 0, dtype=bool)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        positive = memory.ufunc(np.greater, out.data, 0, dtype=bool)
-        return KeepWhere.apply(grad, positive)  # the mask is a constant: relu'' = 0 away from the kink
+        return KeepWhere.apply(grad, ctx.positive)  # the mask is a constant: relu'' = 0 away from the kink
 
 
 class Abs(Function):
