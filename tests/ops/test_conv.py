@@ -154,13 +154,14 @@ def test_conv2d_argument_errors_are_clear():
         F.conv2d(x, Tensor(np.zeros((2, 4, 3, 3))), Tensor(np.zeros(3)))
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(stride=1, padding=1, dilation=1, groups=1),  # whole-row columns
-    dict(stride=2, padding=(1, 0), dilation=1, groups=1),  # window-corner columns
-    dict(stride=1, padding=2, dilation=2, groups=2),
-    dict(stride=(1, 2), padding=0, dilation=(2, 1), groups=4),
+@pytest.mark.parametrize("channels, kwargs", [
+    (4, dict(stride=1, padding=1, dilation=1, groups=1)),  # whole-row columns; input gradient by correlation
+    (2, dict(stride=1, padding=1, dilation=1, groups=1)),  # 2 -> 8 channels: input gradient by col2im, whole rows
+    (4, dict(stride=2, padding=(1, 0), dilation=1, groups=1)),  # window-corner columns, col2im
+    (4, dict(stride=1, padding=2, dilation=2, groups=2)),
+    (4, dict(stride=(1, 2), padding=0, dilation=(2, 1), groups=4)),
 ])
-def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(kwargs, monkeypatch):
+def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(channels, kwargs, monkeypatch):
     # The batch goes through the GEMMs a chunk of samples at a time, in buffers from the array cache.
     # Make every chunk a sample or two, cache every array, and hand out blocks full of NaN: each
     # output position must still be written, and the extra positions of whole-row columns must
@@ -169,7 +170,8 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(kwarg
     from tinygrad_cnn.ops import conv
 
     rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((5, 4, 7, 6)), rng.standard_normal((8, 4 // kwargs["groups"], 3, 2)), rng.standard_normal(8)
+    x, b = rng.standard_normal((5, channels, 7, 6)), rng.standard_normal(8)
+    w = rng.standard_normal((8, channels // kwargs["groups"], 3, 2))
     g = rng.standard_normal((5, 8, *output_size(x.shape, w.shape, kwargs["stride"], kwargs["padding"], kwargs["dilation"])))
     geometry = ConvGeometry(kernel=(3, 2), stride=pair(kwargs["stride"]), padding=pair(kwargs["padding"]),
                             dilation=pair(kwargs["dilation"]), groups=kwargs["groups"])
@@ -181,10 +183,9 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(kwarg
     for block in blocks:
         block.fill(np.nan)
     del blocks, block
-    shared = {}
     np.testing.assert_allclose(conv.conv2d_forward(x, w, geometry, b), conv2d_reference(x, w, b, **kwargs), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape, geometry, shared),
+    np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape, geometry),
                                conv2d_input_grad_reference(g, w, x.shape, **kwargs), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape, geometry, shared),
+    np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape, geometry),
                                conv2d_weight_grad_reference(x, g, w.shape, **kwargs), rtol=1e-10, atol=1e-12)
     memory.empty_cache()

@@ -16,9 +16,11 @@ samples the windows of the padded input are copied into *columns*: a matrix with
 * the convolution is ``weights (O, C*kh*kw) @ columns``: one GEMM for the whole chunk, whose result
   (O, m, positions) is copied into the NCHW output with the bias added on the way;
 * the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks;
-* the input gradient is ``weights.T @ grad``: columns again, each added back onto the input
-  position it would have been copied from (col2im), in a Python loop over the kh * kw kernel
-  offsets only.
+* the input gradient with stride 1 is itself a correlation: of the output gradient, padded, with
+  the kernel flipped and its input and output channels swapped, computed as above. Otherwise (and
+  when the output has many more channels than the input) it is ``weights.T @ grad``: columns
+  again, each added back onto the input position it would have been copied from (col2im), in a
+  Python loop over the kh * kw kernel offsets only.
 
 One GEMM per chunk rather than one per sample matters: BLAS runs far below its peak on the
 matrices of a single small image. Chunks keep the columns (kh * kw copies of the input) small
@@ -161,17 +163,6 @@ class Columns:
         np.copyto(rows[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
         return rows.reshape(self.geometry.groups, o // self.geometry.groups, m * self.positions)
 
-    def gradient_rows(self, grad: np.ndarray, chunk: slice, shared: dict = None) -> np.ndarray:
-        """``from_image`` of a chunk of the output gradient. With ``shared`` (a dict) the whole
-        batch is reordered once and kept there for a second caller with the same layout: a
-        convolution's backward needs it for both gradients. Without, only the chunk is."""
-        if shared is None:
-            return self.from_image(grad[chunk])
-        key = (self.geometry.groups, self.out_hw, self.row)
-        if key not in shared:
-            shared[key] = self.from_image(grad)
-        return shared[key][..., chunk.start * self.positions : chunk.stop * self.positions]
-
     def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
         """col2im: add each entry of ``columns`` (C * kh * kw, m * positions), as ``columns``
         returns them, onto the position of ``padded`` (m, C, Hp, Wp) it would be copied from."""
@@ -223,7 +214,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry, bias=No
     return out
 
 
-def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: ConvGeometry, shared=None) -> np.ndarray:
+def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: ConvGeometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g = geometry.groups
     dtype = np.result_type(x, grad_out)
@@ -232,20 +223,42 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: C
     total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
     for chunk in layout.chunks:
         # the operands inline, so that the previous chunk's are freed before the next are made
-        total += memory.matmul(layout.gradient_rows(grad_out, chunk, shared), layout.columns(windows, chunk).swapaxes(-1, -2))
+        total += memory.matmul(layout.from_image(grad_out[chunk]), layout.columns(windows, chunk).swapaxes(-1, -2))
     return total.reshape(w_shape)
 
 
-def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: ConvGeometry, shared=None) -> np.ndarray:
-    """dL/dx, the transposed convolution of ``grad_out``: weights.T @ grad, then col2im."""
+def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: ConvGeometry) -> np.ndarray:
+    """dL/dx, the transposed convolution of ``grad_out``."""
+    # With stride 1 it is a correlation (below), whose columns have O/G * kh * kw rows. Otherwise
+    # it is weights.T @ grad, whose columns (C/G * kh * kw rows) are added back onto the input
+    # (col2im) in kh * kw passes. Measured: the correlation is faster unless the output has many
+    # more channels than the input (as in a first layer): 2.1 against 2.9 ms for 8 -> 8 channels,
+    # 4.0 against 4.2 for 32 -> 64, 2.9 against 2.2 for 16 -> 64.
+    if geometry.stride == (1, 1) and w.shape[0] <= 2 * x_shape[1]:
+        # dx[h] = sum_i w[i] g[h + p - d*i]: a correlation of g padded by d*(k-1) - p (a crop where
+        # that is negative) with the flipped kernel, input and output channels swapped per group.
+        reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
+        pad = [r - p for r, p in zip(reach, geometry.padding)]
+        crop_h, crop_w = (max(0, -q) for q in pad)
+        grad_out = grad_out[:, :, crop_h : grad_out.shape[2] - crop_h, crop_w : grad_out.shape[3] - crop_w]
+        transposed = ConvGeometry(geometry.kernel, (1, 1), tuple(max(0, q) for q in pad), geometry.dilation, geometry.groups)
+        return conv2d_forward(grad_out, flipped_transpose(w, geometry.groups), transposed)
     g, o = geometry.groups, w.shape[0]
     dtype = np.result_type(grad_out, w)
     layout = Columns(x_shape, geometry, grad_out.shape[2:], dtype, wide_rows=True)
     weights_t = w.reshape(g, o // g, -1).swapaxes(1, 2)
     padded = memory.zeros((x_shape[0], x_shape[1], *layout.padded_hw), dtype)
     for chunk in layout.chunks:
-        layout.add_to_image(memory.matmul(weights_t, layout.gradient_rows(grad_out, chunk, shared)), padded[chunk])
+        layout.add_to_image(memory.matmul(weights_t, layout.from_image(grad_out[chunk])), padded[chunk])
     return crop_spatial(padded, geometry.padding)
+
+
+def flipped_transpose(w: np.ndarray, groups: int) -> np.ndarray:
+    """(O, C/G, kh, kw) -> (C, O/G, kh, kw), each kernel rotated by 180 degrees: the weights of the
+    transposed convolution."""
+    o, cg, kh, kw = w.shape
+    flipped = w.reshape(groups, o // groups, cg, kh, kw)[:, :, :, ::-1, ::-1]
+    return np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups * cg, o // groups, kh, kw)
 
 
 class Conv2d(Function):
@@ -261,54 +274,53 @@ class Conv2d(Function):
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         needs_x, needs_w, needs_b, _ = ctx.needs_input_grad
-        # both gradients read the output gradient in the same GEMM order: reorder it once for both
-        shared = {} if needs_x and needs_w else None
-        grads = (
-            Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry, shared) if needs_x else None,
-            Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry, shared) if needs_w else None,
+        return (
+            Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry) if needs_x else None,
+            Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry) if needs_w else None,
             grad.sum(axis=(0, 2, 3)) if needs_b else None,
             None,
         )
-        if shared:
-            shared.clear()  # a recorded node keeps its arguments; not the reordered gradient
-        return grads
 
 
 class Conv2dInputGrad(Function):
     """dL/dx of a convolution: ``w``'s transpose applied to the output gradient, then col2im."""
 
     @staticmethod
-    def forward(ctx, grad_out, w, x_shape, geometry, shared=None):
+    def forward(ctx, grad_out, w, x_shape, geometry):
         ctx.geometry = geometry
         ctx.save_for_backward(grad_out, w)
-        return conv2d_input_grad(grad_out, w, x_shape, geometry, shared)
+        return conv2d_input_grad(grad_out, w, x_shape, geometry)
 
     @staticmethod
     def backward(ctx, grad):
         # <Conv2dInputGrad(g, w), v> = <g, conv2d(v, w)>: linear in g and in w
         grad_out, w = ctx.saved_tensors
-        needs_g, needs_w = ctx.needs_input_grad[:2]
+        needs_g, needs_w, _, _ = ctx.needs_input_grad
         return (
             Conv2d.apply(grad, w, None, ctx.geometry) if needs_g else None,
             Conv2dWeightGrad.apply(grad, grad_out, w.shape, ctx.geometry) if needs_w else None,
-        ) + (None,) * (len(ctx.needs_input_grad) - 2)  # shapes, geometry and the optional shared dict
+            None,
+            None,
+        )
 
 
 class Conv2dWeightGrad(Function):
     """dL/dw of a convolution: the output gradient times the input's columns, summed over the batch."""
 
     @staticmethod
-    def forward(ctx, x, grad_out, w_shape, geometry, shared=None):
+    def forward(ctx, x, grad_out, w_shape, geometry):
         ctx.geometry = geometry
         ctx.save_for_backward(x, grad_out)
-        return conv2d_weight_grad(x, grad_out, w_shape, geometry, shared)
+        return conv2d_weight_grad(x, grad_out, w_shape, geometry)
 
     @staticmethod
     def backward(ctx, grad):
         # <Conv2dWeightGrad(x, g), v> = <g, conv2d(x, v)>: linear in x and in g
         x, grad_out = ctx.saved_tensors
-        needs_x, needs_g = ctx.needs_input_grad[:2]
+        needs_x, needs_g, _, _ = ctx.needs_input_grad
         return (
             Conv2dInputGrad.apply(grad_out, grad, x.shape, ctx.geometry) if needs_x else None,
             Conv2d.apply(x, grad, None, ctx.geometry) if needs_g else None,
-        ) + (None,) * (len(ctx.needs_input_grad) - 2)  # shapes, geometry and the optional shared dict
+            None,
+            None,
+        )
