@@ -285,11 +285,14 @@ class Function:
         return result
 
     def release(self) -> None:
-        """Drop everything this node holds so its arrays can be freed."""
+        """Drop everything this node holds so its arrays can be freed: what it saved, and arrays it
+        kept as attributes of its own (a max-pool's argmax, a relu's mask)."""
         self.freed = True
         self.inputs = None
         self._saved = ()
         self._output = None
+        for name in [k for k, v in vars(self).items() if isinstance(v, np.ndarray)]:
+            delattr(self, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"

@@ -189,3 +189,52 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(chann
     np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape, geometry),
                                conv2d_weight_grad_reference(x, g, w.shape, **kwargs), rtol=1e-10, atol=1e-12)
     memory.empty_cache()
+
+
+def test_infinities_at_the_image_edge_stay_where_they_belong():
+    # Whole-row columns compute a few positions that straddle the image edge and drop them. An inf
+    # read there (in the input, or a weight meeting a zero gradient) must not reach the gradients
+    # as 0 * inf = NaN: the same values as torch, in float64.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    cases = []
+    x = rng.standard_normal((2, 2, 5, 6))
+    x[0, 1, 2, 0] = np.inf  # first column: an extra position of the row above reads it
+    cases.append((x, rng.standard_normal((3, 2, 3, 3)), dict(padding=1)))
+    w = rng.standard_normal((8, 1, 1, 2))  # more output than input channels: col2im
+    w[0, 0, 0, 1] = np.inf
+    cases.append((rng.standard_normal((2, 1, 3, 4)), w, dict(padding=0)))
+    for x, w, kwargs in cases:
+        tx, tw = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+        out = F.conv2d(tx, tw, **kwargs)
+        upstream = rng.standard_normal(out.shape)
+        upstream[:, 0, :, 1:] = 0  # where an inf weight meets a zero gradient
+        out.backward(Tensor(upstream))
+        px, pw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        torch.nn.functional.conv2d(px, pw, **kwargs).backward(torch.tensor(upstream))
+        np.testing.assert_array_equal(np.isnan(tx.grad.data), np.isnan(px.grad.numpy()))
+        np.testing.assert_allclose(tx.grad.data, px.grad.numpy(), rtol=1e-10)
+        np.testing.assert_array_equal(np.isnan(tw.grad.data), np.isnan(pw.grad.numpy()))
+        np.testing.assert_allclose(tw.grad.data, pw.grad.numpy(), rtol=1e-10)
+
+
+def test_a_chunk_holds_both_sides_of_its_gemm(monkeypatch):
+    # A 1x1 convolution from 3 to 256 channels has tiny columns and a large result per sample:
+    # chunks must be sized by both, or one chunk takes the whole batch and its GEMM result doubles
+    # the peak memory (a whole extra output)
+    import tracemalloc
+
+    from tinygrad_cnn import memory
+    from tinygrad_cnn.ops import conv
+
+    x = np.ones((64, 3, 32, 32), np.float32)
+    w = np.ones((256, 3, 1, 1), np.float32)
+    memory.set_enabled(False)
+    try:
+        tracemalloc.start()
+        out = conv.conv2d_forward(x, w, ConvGeometry(kernel=(1, 1)))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        memory.set_enabled(True)
+    assert peak < out.nbytes + 2 * conv.COLUMN_CHUNK_BYTES + (1 << 20), (peak, out.nbytes)

@@ -237,6 +237,40 @@ def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op):
     np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())
 
 
+def test_relu_passes_the_gradient_at_nan_as_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([np.nan, -1.0, 2.0, 0.0, -np.inf, np.inf])
+    t = Tensor(x, requires_grad=True)
+    t.relu().sum().backward()
+    tx = torch.tensor(x, requires_grad=True)
+    torch.relu(tx).sum().backward()
+    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())  # 1 at NaN and +inf, 0 at 0 and below
+
+
+def test_masked_gradients_of_a_dtype_without_an_integer_of_its_width():
+    # the bit trick needs an integer as wide as the float; longdouble (16 bytes here) has none
+    x = Tensor(np.array([-1.0, 2.0, 0.5], dtype=np.longdouble), requires_grad=True)
+    x.relu().sum().backward()
+    assert x.grad.dtype == np.longdouble
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 1.0])
+
+
+def test_keep_where_refuses_a_mask_that_does_not_broadcast_to_the_values():
+    with pytest.raises(ValueError, match="does not broadcast"):
+        KeepWhere.apply(Tensor(np.ones(3)), np.ones((2, 3), dtype=bool))
+
+
+def test_a_node_drops_the_arrays_it_kept_once_backward_has_passed():
+    x = Tensor(np.array([[[[1.0, -2.0], [3.0, 4.0]]]]), requires_grad=True)
+    hidden = x.relu()
+    pooled = tg.nn.functional.max_pool2d(hidden, 2)
+    relu_node, pool_node = hidden.grad_fn, pooled.grad_fn
+    assert relu_node.positive is not None and pool_node.argmax is not None
+    pooled.sum().backward()
+    # the tensors, and so their nodes, are still alive; the masks they kept are not
+    assert not hasattr(relu_node, "positive") and not hasattr(pool_node, "argmax")
+
+
 # ---- comparisons: not differentiable, boolean results ----------------------------------------------
 
 COMPARISONS = {

@@ -17,10 +17,10 @@ samples the windows of the padded input are copied into *columns*: a matrix with
   (O, m, positions) is copied into the NCHW output with the bias added on the way;
 * the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks;
 * the input gradient with stride 1 is itself a correlation: of the output gradient, padded, with
-  the kernel flipped and its input and output channels swapped, computed as above. Otherwise (and
-  when the output has many more channels than the input) it is ``weights.T @ grad``: columns
-  again, each added back onto the input position it would have been copied from (col2im), in a
-  Python loop over the kh * kw kernel offsets only.
+  the kernel flipped and its input and output channels swapped, computed as above. With a larger
+  stride, or more than twice as many output as input channels, it is ``weights.T @ grad``:
+  columns again, each added back onto the input position it would have been copied from
+  (col2im), in a Python loop over the kh * kw kernel offsets only.
 
 One GEMM per chunk rather than one per sample matters: BLAS runs far below its peak on the
 matrices of a single small image. Chunks keep the columns (kh * kw copies of the input) small
@@ -91,18 +91,20 @@ COLUMN_CHUNK_BYTES = 3 << 20
 
 class Columns:
     """How the windows of an (N, C, H, W) input become GEMM columns, a chunk of samples at a time,
-    and how GEMM results of shape (O, m * positions) map to and from (m, O, OH, OW) images.
+    and how GEMM results of shape (groups, O/groups, m * positions) map to and from (m, O, OH, OW)
+    images.
 
     A sample's positions are its ``out_hw[0]`` output rows of ``row`` positions each. In general
     ``row`` is the output width and a window row is a short strided slice of the input. With stride
     1 and ``wide`` rows, ``row`` is the padded input's width Wp instead: kernel offset (i, j) then
-    sees one contiguous run of the padded input starting at i*dh*Wp + j*dw, so im2col and col2im
-    are plain memory copies and additions. The price is Wp - OW extra positions per row, which
-    straddle the image edge: their results are dropped (``to_image``) and their gradients are
-    zero (``from_image``).
+    sees one contiguous run of the padded input starting at i*dh*Wp + j*dw, so im2col is a plain
+    memory copy. The price is Wp - OW extra positions per row, which straddle the image edge:
+    their results are dropped (``to_image``), and for the weight gradient both their gradients
+    (``from_image``) and their columns are zero (an inf of the input read there would otherwise
+    make 0 * inf = NaN). col2im uses window corners only.
     """
 
-    def __init__(self, x_shape, geometry: ConvGeometry, out_hw, dtype, wide_rows: bool):
+    def __init__(self, x_shape, geometry: ConvGeometry, out_hw, out_channels: int, dtype, wide_rows: bool):
         n, c, h, w = x_shape
         (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
         self.geometry, self.channels, self.out_hw = geometry, c, tuple(out_hw)
@@ -111,8 +113,9 @@ class Columns:
         self.row = self.padded_hw[1] if self.wide else out_hw[1]
         self.positions = out_hw[0] * self.row
         # the run each kernel offset sees along a sample's wide rows: it ends at the last real position
-        self.run = (out_hw[0] - 1) * self.row + out_hw[1]
-        self.chunks = sample_chunks(n, c * kh * kw * self.positions * np.dtype(dtype).itemsize)
+        self.run = (out_hw[0] - 1) * self.row + out_hw[1] if self.wide else None
+        # a chunk's GEMM holds its columns and, on the other side, a row per output channel
+        self.chunks = sample_chunks(n, (c * kh * kw + out_channels) * self.positions * np.dtype(dtype).itemsize)
 
     def windows(self, x: np.ndarray) -> np.ndarray:
         """A read-only view of every window of the padded ``x``: (N, C, kh, kw, run) for wide rows,
@@ -129,8 +132,9 @@ class Columns:
         return as_strided(padded, shape=(padded.shape[0], padded.shape[1], kh, kw, *shape),
                           strides=(sn, sc, s_row * dh, s_col * dw, *strides), writeable=False)
 
-    def columns(self, windows: np.ndarray, chunk: slice) -> np.ndarray:
-        """(groups, C/groups * kh * kw, m * positions) for the m samples in ``chunk`` (one copy)."""
+    def columns(self, windows: np.ndarray, chunk: slice, zero_extra=False) -> np.ndarray:
+        """(groups, C/groups * kh * kw, m * positions) for the m samples in ``chunk`` (one copy);
+        ``zero_extra``: zeros at the extra positions of wide rows instead of the values there."""
         windows = windows[chunk]
         m, c, kh, kw = windows.shape[:4]
         columns = memory.empty((c, kh, kw, m, self.positions), windows.dtype)
@@ -141,6 +145,8 @@ class Columns:
             as_image[..., self.run :] = 0
             as_image = as_image[..., : self.run]
         np.copyto(as_image, windows.transpose(1, 2, 3, 0, *range(4, windows.ndim)))
+        if self.wide and zero_extra:
+            columns.reshape(c, kh, kw, m, self.out_hw[0], self.row)[..., self.out_hw[1] :] = 0
         groups = self.geometry.groups
         return columns.reshape(groups, c * kh * kw // groups, m * self.positions)
 
@@ -164,21 +170,13 @@ class Columns:
         return rows.reshape(self.geometry.groups, o // self.geometry.groups, m * self.positions)
 
     def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
-        """col2im: add each entry of ``columns`` (C * kh * kw, m * positions), as ``columns``
-        returns them, onto the position of ``padded`` (m, C, Hp, Wp) it would be copied from."""
+        """col2im: add each entry of ``columns`` (groups, C/groups * kh * kw, m * positions), laid
+        out as ``columns`` returns them, onto the position of ``padded`` (m, C, Hp, Wp) it would be
+        copied from. Window corners only (``wide`` is False)."""
         m, c = padded.shape[:2]
-        kw = self.geometry.kernel[1]
-        if self.wide:
-            runs = columns.reshape(c, -1, m, self.positions)[..., : self.run].transpose(2, 0, 1, 3)
-            flat = padded.reshape(m, c, -1)
-            (dh, dw), width = self.geometry.dilation, self.padded_hw[1]
-            for k in range(runs.shape[2]):
-                start = (k // kw) * dh * width + (k % kw) * dw
-                flat[:, :, start : start + self.run] += runs[:, :, k]
-        else:
-            windows = columns.reshape(c, -1, m, *self.out_hw).transpose(2, 0, 1, 3, 4)
-            for k, rows, cols in self.geometry.offset_slices(self.out_hw):
-                padded[:, :, rows, cols] += windows[:, :, k]
+        windows = columns.reshape(c, -1, m, *self.out_hw).transpose(2, 0, 1, 3, 4)
+        for k, rows, cols in self.geometry.offset_slices(self.out_hw):
+            padded[:, :, rows, cols] += windows[:, :, k]
 
 
 def sample_chunks(n: int, bytes_per_sample: int) -> list:
@@ -205,7 +203,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry, bias=No
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
     dtype = np.result_type(x, w)
-    layout = Columns(x.shape, geometry, out_hw, dtype, _wide_rows(w.shape, g))
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g))
     windows = layout.windows(x)
     weights = w.reshape(g, o // g, -1)
     out = memory.empty((n, o, *out_hw), dtype)
@@ -218,12 +216,13 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: C
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g = geometry.groups
     dtype = np.result_type(x, grad_out)
-    layout = Columns(x.shape, geometry, grad_out.shape[2:], dtype, _wide_rows(w_shape, g))
+    layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
     total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
     for chunk in layout.chunks:
-        # the operands inline, so that the previous chunk's are freed before the next are made
-        total += memory.matmul(layout.from_image(grad_out[chunk]), layout.columns(windows, chunk).swapaxes(-1, -2))
+        columns = layout.columns(windows, chunk, zero_extra=True).swapaxes(-1, -2)
+        total += memory.matmul(layout.from_image(grad_out[chunk]), columns)
+        del columns  # before the next chunk's are made
     return total.reshape(w_shape)
 
 
@@ -245,7 +244,7 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: Co
         return conv2d_forward(grad_out, flipped_transpose(w, geometry.groups), transposed)
     g, o = geometry.groups, w.shape[0]
     dtype = np.result_type(grad_out, w)
-    layout = Columns(x_shape, geometry, grad_out.shape[2:], dtype, wide_rows=True)
+    layout = Columns(x_shape, geometry, grad_out.shape[2:], o, dtype, wide_rows=False)
     weights_t = w.reshape(g, o // g, -1).swapaxes(1, 2)
     padded = memory.zeros((x_shape[0], x_shape[1], *layout.padded_hw), dtype)
     for chunk in layout.chunks:
@@ -283,7 +282,8 @@ class Conv2d(Function):
 
 
 class Conv2dInputGrad(Function):
-    """dL/dx of a convolution: ``w``'s transpose applied to the output gradient, then col2im."""
+    """dL/dx of a convolution: the transposed convolution of the output gradient (see
+    ``conv2d_input_grad``)."""
 
     @staticmethod
     def forward(ctx, grad_out, w, x_shape, geometry):

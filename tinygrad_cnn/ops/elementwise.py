@@ -10,11 +10,17 @@ from .. import memory
 from ..autograd import Function
 from .movement import sum_to_shape
 
+
 def keep_where(mask: np.ndarray, values: np.ndarray, out=None) -> np.ndarray:
     """``np.where(mask, values, 0)`` in ``values``' shape, bit for bit (inf and NaN included), at the
     speed of a multiplication: each value's bits, read as an integer, are multiplied by the mask's
     1 or 0. (``np.where`` on a random mask is some ten times slower; ``values * mask`` in floating
     point would turn a blocked inf into a NaN.)"""
+    if values.itemsize not in (1, 2, 4, 8):  # no integer of that width (float128): plain where
+        if out is None:
+            return np.where(mask, values, values.dtype.type(0))
+        np.copyto(out, np.where(mask, values, values.dtype.type(0)))
+        return out
     as_int = np.dtype(f"i{values.itemsize}")
     out = memory.empty(values.shape, values.dtype) if out is None else out
     np.multiply(values.view(as_int), mask.view(np.int8), out=out.view(as_int))
@@ -28,6 +34,8 @@ class KeepWhere(Function):
 
     @staticmethod
     def forward(ctx, x, mask):
+        if np.broadcast_shapes(np.shape(mask), x.shape) != x.shape:
+            raise ValueError(f"KeepWhere: mask of shape {np.shape(mask)} does not broadcast to the values' shape {x.shape}")
         ctx.mask = mask
         return keep_where(mask, x)
 
@@ -138,9 +146,12 @@ class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         out = _relu(x)
-        # backward needs only where the output is positive: a byte per value instead of the
-        # output's four, and the output itself can be freed once the next op is done with it
-        ctx.positive = memory.ufunc(np.greater, out, 0, dtype=bool)
+        if ctx.needs_input_grad[0]:
+            # backward needs only where the gradient passes: a byte per value instead of the
+            # output's four, and the output itself can be freed once the next op is done with it.
+            # It passes where the output is not <= 0, NaN included, as in torch.
+            blocked = np.asarray(memory.ufunc(np.less_equal, out, 0, dtype=bool))  # 0-d: a scalar
+            ctx.positive = np.logical_not(blocked, out=blocked)
         return out
 
     @staticmethod
