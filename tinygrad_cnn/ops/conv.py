@@ -99,9 +99,9 @@ class Columns:
     1 and ``wide`` rows, ``row`` is the padded input's width Wp instead: kernel offset (i, j) then
     sees one contiguous run of the padded input starting at i*dh*Wp + j*dw, so im2col is a plain
     memory copy. The price is Wp - OW extra positions per row, which straddle the image edge:
-    their results are dropped (``to_image``), and for the weight gradient both their gradients
-    (``from_image``) and their columns are zero (an inf of the input read there would otherwise
-    make 0 * inf = NaN). col2im uses window corners only.
+    their results are dropped (``to_image``), and for the weight gradient their gradients are zero
+    (``from_image``), and so are their columns if the input holds an inf or NaN (0 * inf = NaN).
+    col2im uses window corners only.
     """
 
     def __init__(self, x_shape, geometry: ConvGeometry, out_hw, out_channels: int, dtype, wide_rows: bool):
@@ -219,8 +219,11 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: C
     layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
     total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
+    # the extra positions of wide rows meet a zero gradient; zero their columns too only when the
+    # input holds an inf or NaN, which would make 0 * inf = NaN (zeroing costs a strided pass)
+    zero_extra = layout.wide and not np.isfinite(x).all()
     for chunk in layout.chunks:
-        columns = layout.columns(windows, chunk, zero_extra=True).swapaxes(-1, -2)
+        columns = layout.columns(windows, chunk, zero_extra).swapaxes(-1, -2)
         total += memory.matmul(layout.from_image(grad_out[chunk]), columns)
         del columns  # before the next chunk's are made
     return total.reshape(w_shape)
