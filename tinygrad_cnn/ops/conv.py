@@ -85,7 +85,7 @@ def crop_spatial(x: np.ndarray, padding) -> np.ndarray:
 # Bytes of im2col columns per chunk of samples: enough for BLAS to run near full speed on one GEMM
 # per chunk, few enough to stay in the L2/L3 cache and out of the peak memory of a training step.
 # Measured on 2 cores (seed net / LeNet steps at batch 64): 2 MB is 6% / 1% slower than 3-4 MB,
-# 1 MB 37% / 7% slower; the seed step's peak memory is 8.6 MB at 2 MB, 10.6 at 3 and 11.4 at 4.
+# 1 MB 37% / 7% slower; the seed step's peak memory was 8.6 MB at 2 MB, 10.6 at 3 and 11.4 at 4.
 COLUMN_CHUNK_BYTES = 3 << 20
 
 
@@ -107,7 +107,7 @@ class Columns:
     def __init__(self, x_shape, geometry: ConvGeometry, out_hw, out_channels: int, dtype, wide_rows: bool):
         n, c, h, w = x_shape
         (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
-        self.geometry, self.channels, self.out_hw = geometry, c, tuple(out_hw)
+        self.geometry, self.out_hw = geometry, tuple(out_hw)
         self.padded_hw = (h + 2 * ph, w + 2 * pw)
         self.wide = wide_rows and geometry.stride == (1, 1) and self.padded_hw[1] <= 2 * out_hw[1]
         self.row = self.padded_hw[1] if self.wide else out_hw[1]
