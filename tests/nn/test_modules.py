@@ -474,15 +474,21 @@ def test_module_list_indexing_and_slicing():
     assert len(nn.ModuleList()) == 0 and list(nn.ModuleList()) == []
 
 
-def test_module_list_edits_renumber():
-    modules = nn.ModuleList([nn.Linear(1, 2), nn.Linear(2, 3)])
-    modules.append(nn.Linear(3, 4))
-    modules.extend([nn.Linear(4, 5), nn.ReLU()])
-    modules.insert(1, nn.Linear(9, 9))
-    modules += [nn.Linear(5, 6)]
+def _grown_and_cut(lib):
+    """A ModuleList through append, extend, insert, += and del, with ``lib`` ours or torch.nn."""
+    modules = lib.ModuleList([lib.Linear(1, 2), lib.Linear(2, 3)])
+    modules.append(lib.Linear(3, 4))
+    modules.extend([lib.Linear(4, 5), lib.ReLU()])
+    modules.insert(1, lib.Linear(9, 9))
+    modules += [lib.Linear(5, 6)]
     # [L(1,2), L(9,9), L(2,3), L(3,4), L(4,5), ReLU, L(5,6)]
     del modules[2]
     del modules[-2]
+    return modules
+
+
+def test_module_list_edits_renumber():
+    modules = _grown_and_cut(nn)
     assert [(name, shape) for name, shape in _names_and_shapes(modules) if name.endswith("weight")] == [
         ("0.weight", (2, 1)), ("1.weight", (9, 9)), ("2.weight", (4, 3)), ("3.weight", (5, 4)), ("4.weight", (6, 5)),
     ]
@@ -500,13 +506,7 @@ def test_module_list_edits_give_torch_names():
     torch = pytest.importorskip("torch")
 
     def edited(lib):
-        modules = lib.ModuleList([lib.Linear(1, 2), lib.Linear(2, 3)])
-        modules.append(lib.Linear(3, 4))
-        modules.extend([lib.Linear(4, 5), lib.ReLU()])
-        modules.insert(1, lib.Linear(9, 9))
-        modules += [lib.Linear(5, 6)]
-        del modules[2]
-        del modules[-2]
+        modules = _grown_and_cut(lib)
         modules[0] = lib.Linear(7, 7)
         modules.insert(0, lib.Tanh())
         del modules[1:3]
