@@ -6,9 +6,16 @@ not on ``x.data``), so it is itself differentiable and the second-order check pa
 
 Run it:  python examples/custom_op.py        (checks the op on a handful of random inputs)
 Or test: python -m pytest examples/custom_op.py
+The testing kit draws inputs with Hypothesis: install it with  pip install -e ".[testing]"
 """
+import sys
+
 import numpy as np
-from hypothesis import given, settings
+
+try:
+    from hypothesis import given, settings
+except ImportError:  # the kit's strategies need it; say so instead of a traceback
+    sys.exit('examples/custom_op.py needs Hypothesis for the testing kit: pip install -e ".[testing]"')
 
 from tinygrad_cnn import Function
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
