@@ -14,7 +14,8 @@ import pytest
 import tinygrad_cnn as tg
 import tinygrad_cnn.nn.functional as F
 import tinygrad_cnn.models
-from tinygrad_cnn import Function, Tensor, memory, nn, optim
+from tinygrad_cnn import Function, Tensor, nn, optim
+from tinygrad_cnn.kernels import memory
 
 
 @pytest.fixture

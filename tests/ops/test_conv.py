@@ -166,8 +166,8 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(chann
     # Make every chunk a sample or two, cache every array, and hand out blocks full of NaN: each
     # output position must still be written, and the extra positions of whole-row columns must
     # neither leak into the results nor turn a gradient into NaN.
-    from tinygrad_cnn import memory
-    from tinygrad_cnn.ops import conv
+    from tinygrad_cnn.kernels import conv_gemm as conv
+    from tinygrad_cnn.kernels import memory
 
     rng = np.random.default_rng(0)
     x, b = rng.standard_normal((5, channels, 7, 6)), rng.standard_normal(8)
@@ -183,7 +183,7 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(chann
     for block in blocks:
         block.fill(np.nan)
     del blocks, block
-    np.testing.assert_allclose(conv.conv2d_forward(x, w, geometry, b), conv2d_reference(x, w, b, **kwargs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.conv2d(x, w, geometry, b), conv2d_reference(x, w, b, **kwargs), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape, geometry),
                                conv2d_input_grad_reference(g, w, x.shape, **kwargs), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape, geometry),
@@ -225,15 +225,15 @@ def test_a_chunk_holds_both_sides_of_its_gemm(monkeypatch):
     # the peak memory (a whole extra output)
     import tracemalloc
 
-    from tinygrad_cnn import memory
-    from tinygrad_cnn.ops import conv
+    from tinygrad_cnn.kernels import conv_gemm as conv
+    from tinygrad_cnn.kernels import memory
 
     x = np.ones((64, 3, 32, 32), np.float32)
     w = np.ones((256, 3, 1, 1), np.float32)
     memory.set_enabled(False)
     try:
         tracemalloc.start()
-        out = conv.conv2d_forward(x, w, ConvGeometry(kernel=(1, 1)))
+        out = conv.conv2d(x, w, ConvGeometry(kernel=(1, 1)))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     finally:

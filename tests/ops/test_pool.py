@@ -161,7 +161,7 @@ def test_max_pool2d_gradient_from_a_reused_dirty_buffer(shape, kernel_size, stri
     # large enough for tinygrad_cnn.memory's cache: fill blocks of the gradient's size with NaN and
     # free them, so the scatter gets a dirty block; every position must still be written
     for _ in range(3):
-        tg.memory.empty(shape, np.float32).fill(np.nan)
+        tg.kernels.memory.empty(shape, np.float32).fill(np.nan)
     x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape).astype(np.float32)
     t = Tensor(x, requires_grad=True)
     g = np.random.default_rng(1).standard_normal(output_shape(shape, kernel_size=kernel_size, stride=stride)).astype(np.float32)
@@ -211,7 +211,7 @@ def test_max_pool2d_2x2_fast_path_matches_the_general_loop_on_ties_and_nan(shape
     # 2x2 windows with stride 2 take a tournament path of their own; on values drawn from {0, 1, 2}
     # (ties everywhere), with NaN and infinities mixed in, it must pick the same maxima and argmax
     # as the loop over kernel offsets that serves every other window, and agree with torch
-    from tinygrad_cnn.ops.pool import _max_of_2x2, _max_of_windows
+    from tinygrad_cnn.kernels.pooling import _max_of_2x2, _max_of_windows
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=shape).astype(np.float32)
