@@ -224,27 +224,20 @@ def test_keep_where_primitive(data):
     (lambda t: t.clip(-0.5, 0.5), lambda torch, t: torch.clamp(t, -0.5, 0.5)),
     (lambda t: tg.where(t.data > 0, t, 0.0), lambda torch, t: torch.where(t > 0, t, 0.0)),
 ])
-def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op):
+def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op, assert_matches_torch):
     # relu, clamp and where pass part of the upstream gradient through and block the rest; a blocked
     # inf or NaN still gives 0 (torch masks, it does not multiply by 0, which would give NaN)
     x = np.array([-2.0, -1.0, 0.25, 1.0, 3.0, -0.75])
     upstream = np.array([np.inf, np.nan, 2.0, -np.inf, np.nan, 5.0])
-    t = Tensor(x, requires_grad=True)
-    op(t).backward(Tensor(upstream))
-    torch = pytest.importorskip("torch")
-    tx = torch.tensor(x, requires_grad=True)
-    (torch.relu(tx) if torch_op == "relu" else torch_op(torch, tx)).backward(torch.tensor(upstream))
-    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())
+    theirs = (lambda torch, t: torch.relu(t)) if torch_op == "relu" else torch_op
+    assert_matches_torch(op, theirs, Tensor(x, requires_grad=True), upstream=upstream, rtol=0, atol=0)
 
 
-def test_relu_passes_the_gradient_at_nan_as_torch():
-    torch = pytest.importorskip("torch")
+def test_relu_passes_the_gradient_at_nan_as_torch(assert_matches_torch):
+    # 1 at NaN and +inf, 0 at 0 and below
     x = np.array([np.nan, -1.0, 2.0, 0.0, -np.inf, np.inf])
-    t = Tensor(x, requires_grad=True)
-    t.relu().sum().backward()
-    tx = torch.tensor(x, requires_grad=True)
-    torch.relu(tx).sum().backward()
-    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())  # 1 at NaN and +inf, 0 at 0 and below
+    assert_matches_torch(lambda t: t.relu(), lambda torch, t: torch.relu(t), Tensor(x, requires_grad=True),
+                         upstream=np.ones(6), rtol=0, atol=0)
 
 
 def test_masked_gradients_of_a_dtype_without_an_integer_of_its_width():
