@@ -22,7 +22,7 @@ Adding a primitive's kernel: write it in ``reference.py`` (plain, a few lines) a
 ``KERNEL_NAMES``; if a faster version pays, write it in a fast module (or a new one) and import it
 in ``fast.py``, else import the reference one there; add its twin test to
 ``tests/kernels/test_twins.py``; and call it from the op's ``forward`` as ``active().name(...)``.
-``tests/kernels/test_switch.py`` checks that both sets define every name.
+``tests/kernels/test_twins.py`` checks that both sets define every name.
 """
 import contextlib
 import os
