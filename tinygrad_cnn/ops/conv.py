@@ -67,8 +67,9 @@ class Conv2d(Function):
         x, w = ctx.saved_tensors
         needs_x, needs_w, needs_b, _ = ctx.needs_input_grad
         return (
-            # dL/dx does not depend on x: recorded, it is tied to x with a zero derivative, so that
-            # a second derivative of an average pooling (a convolution) is zeros, as torch's
+            # dL/dx does not depend on x: when recorded, it is tied to x with a zero derivative, so a
+            # second derivative of avg_pool2d (a convolution) is zeros as in torch (whose conv2d
+            # instead reports x as unused there)
             constant_in(Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry), ctx, 0) if needs_x else None,
             Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry) if needs_w else None,
             grad.sum(axis=(0, 2, 3)) if needs_b else None,
