@@ -31,9 +31,16 @@ def counting_calls(monkeypatch, kernel_set, name: str) -> list:
     return calls
 
 
-def test_use_runs_this_thread_on_the_reference_kernels_and_no_other(monkeypatch):
-    reference_calls = counting_calls(monkeypatch, reference, "conv2d")
-    fast_calls = counting_calls(monkeypatch, fast, "conv2d")
+def the_other_set():
+    """The set ``use`` switches to in these tests: not the one this run started on (which
+    TINYGRAD_CNN_KERNELS may have chosen), as (name, module)."""
+    return ("reference", reference) if kernels.active() is fast else ("fast", fast)
+
+
+def test_use_runs_this_thread_on_the_chosen_kernels_and_no_other(monkeypatch):
+    default, (name, other) = kernels.active(), the_other_set()
+    chosen_calls = counting_calls(monkeypatch, other, "conv2d")
+    default_calls = counting_calls(monkeypatch, default, "conv2d")
     x, w = Tensor(np.ones((1, 1, 4, 4))), Tensor(np.ones((1, 1, 3, 3)))
     started, release, seen_by_other = threading.Event(), threading.Event(), []
 
@@ -46,22 +53,23 @@ def test_use_runs_this_thread_on_the_reference_kernels_and_no_other(monkeypatch)
     thread = threading.Thread(target=other_thread)
     thread.start()
     started.wait(10)
-    with kernels.use("reference") as chosen:
-        assert chosen is reference and kernels.active() is reference
+    with kernels.use(name) as chosen:
+        assert chosen is other and kernels.active() is other
         release.set()
         thread.join(10)
         y = F.conv2d(x, w)
-    assert kernels.active() is fast
-    assert seen_by_other == [fast]
-    assert reference_calls == [threading.get_ident()] and fast_calls == [thread.ident]
+    assert kernels.active() is default
+    assert seen_by_other == [default]
+    assert chosen_calls == [threading.get_ident()] and default_calls == [thread.ident]
     np.testing.assert_array_equal(y.data, np.full((1, 1, 2, 2), 9.0))
 
 
 def test_use_restores_the_previous_set_after_an_error():
+    default, (name, _) = kernels.active(), the_other_set()
     with pytest.raises(KeyError):
-        with kernels.use("reference"):
+        with kernels.use(name):
             raise KeyError("inside")
-    assert kernels.active() is fast
+    assert kernels.active() is default
 
 
 def test_use_refuses_an_unknown_set_in_one_line():

@@ -108,7 +108,7 @@ def max_pool2d(x: np.ndarray, geometry) -> tuple:
     of tied maxima, and the last NaN of a window that holds one (as torch). Padding is -inf: it never
     wins."""
     win = windows(x, geometry, fill=-np.inf)
-    win = win.reshape(*win.shape[:4], -1)  # (N, C, OH, OW, kh * kw)
+    win = win.reshape(*win.shape[:4], win.shape[4] * win.shape[5])  # (N, C, OH, OW, kh * kw)
     is_nan = np.isnan(win)
     last_nan = win.shape[-1] - 1 - np.argmax(is_nan[..., ::-1], axis=-1)
     argmax = np.where(is_nan.any(axis=-1), last_nan, np.argmax(win, axis=-1))
@@ -129,5 +129,5 @@ def window_scatter(grad: np.ndarray, argmax: np.ndarray, input_shape, geometry) 
 def window_gather(x: np.ndarray, argmax: np.ndarray, geometry) -> np.ndarray:
     """For each window of ``x`` (zero padding), the value at its tap ``argmax``."""
     win = windows(x, geometry)
-    win = win.reshape(*win.shape[:4], -1)
+    win = win.reshape(*win.shape[:4], win.shape[4] * win.shape[5])
     return np.take_along_axis(win, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
