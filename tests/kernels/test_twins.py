@@ -173,3 +173,18 @@ def test_window_scatter_and_gather(case, dtype, seed, specials):
     assert_same_bits(fast.window_scatter(g, argmax, shape, geometry), reference.window_scatter(g, argmax, shape, geometry))
     x = values(seed + 2, shape, dtype, specials=specials)
     assert_same_bits(fast.window_gather(x, argmax, geometry), reference.window_gather(x, argmax, geometry))
+
+
+@pytest.mark.parametrize("geometry", [
+    ConvGeometry(kernel=(2, 2), stride=(2, 2)),  # the fast kernel's tournament
+    ConvGeometry(kernel=(2, 2), stride=(1, 1)),  # its loop over kernel offsets
+])
+def test_max_pool2d_points_a_window_of_several_nans_at_the_last(geometry):
+    # Drawn values rarely put two NaNs in one window; here the first windows hold three (torch's
+    # rule: the argmax of a window with NaNs is its last NaN, where np.argmax would say the first)
+    x = np.array([[[[np.nan, np.nan, 1.0, 2.0], [0.0, np.nan, np.nan, 3.0]]]])
+    for kernels in (fast, reference):
+        best, argmax = kernels.max_pool2d(x, geometry)
+        expected = [[[[3, 2]]]] if geometry.stride == (2, 2) else [[[[3, 3, 2]]]]
+        np.testing.assert_array_equal(argmax, expected, err_msg=kernels.__name__)
+        assert np.isnan(best).all()
