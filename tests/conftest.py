@@ -1,9 +1,16 @@
-"""Shared pytest configuration: Hypothesis profiles, and the comparison of conv2d with PyTorch's.
+"""Shared pytest configuration: Hypothesis profiles, the kernel set in the report header, and the
+comparison of an op with PyTorch's.
+
+Hypothesis profiles (HYPOTHESIS_PROFILE):
 
 - ``ci``: derandomized (the same examples every run) and bounded, so the suite fits in minutes on
   2 cores. ``.ci/run`` selects it with HYPOTHESIS_PROFILE=ci.
 - ``dev`` (the default): random examples, a few more of them.
 - ``thorough``: many examples, for a long local run before touching an op.
+
+Kernels: ``TINYGRAD_CNN_KERNELS=reference`` runs every op on the plain kernels of
+``tinygrad_cnn/kernels/reference.py`` (CI runs ``tests/ops`` once that way); the header of the
+report says which set ran.
 """
 import os
 
@@ -18,25 +25,47 @@ settings.register_profile("thorough", max_examples=400, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+def pytest_report_header(config):
+    from tinygrad_cnn import kernels
+
+    return f"tinygrad_cnn kernels: {kernels.active().__name__.rsplit('.', 1)[-1]}"
+
+
 @pytest.fixture(scope="session")
-def assert_conv2d_matches_torch():
-    """A check that ``F.conv2d(x, w, b, **config.kwargs)`` gives torch's values and gradients (for
-    x, w and b) in float64; the tests that use it are skipped where torch is not installed."""
+def assert_matches_torch():
+    """``check(ours, theirs, *inputs, upstream=None, rtol=1e-10, atol=1e-12)``: ``ours(*inputs)`` on
+    Tensors and ``theirs(torch, *inputs)`` on torch tensors with the same values give the same
+    output and, for the same upstream gradient (drawn from a fixed seed when not given), the same
+    gradient for every input that requires one. ``None`` inputs pass through as None. The tests
+    that use it are skipped where torch is not installed."""
     torch = pytest.importorskip("torch")
-    import tinygrad_cnn.nn.functional as F
     from tinygrad_cnn import Tensor
 
-    def check(config, x, w, b):
-        tx, tw = torch.tensor(x.data, requires_grad=True), torch.tensor(w.data, requires_grad=True)
-        tb = None if b is None else torch.tensor(b.data, requires_grad=True)
-        expected = torch.nn.functional.conv2d(tx, tw, tb, **config.kwargs)
-        out = F.conv2d(x, w, b, **config.kwargs)
-        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
-        upstream = np.random.default_rng(0).standard_normal(out.shape)
+    def check(ours, theirs, *inputs, upstream=None, rtol=1e-10, atol=1e-12):
+        mirrored = [None if t is None else torch.tensor(t.data, requires_grad=t.requires_grad) for t in inputs]
+        for t in inputs:
+            if t is not None:
+                t.grad = None
+        expected, out = theirs(torch, *mirrored), ours(*inputs)
+        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=rtol, atol=atol)
+        if upstream is None:
+            upstream = np.random.default_rng(0).standard_normal(out.shape).astype(out.dtype)
         expected.backward(torch.tensor(upstream))
-        (out * Tensor(upstream)).sum().backward()
-        for ours, theirs in ((x, tx), (w, tw), (b, tb)):
-            if ours is not None:
-                np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+        out.backward(Tensor(upstream))
+        for t, mirror in zip(inputs, mirrored):
+            if t is not None and t.requires_grad:
+                np.testing.assert_allclose(t.grad.data, mirror.grad.numpy(), rtol=rtol, atol=atol)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def assert_conv2d_matches_torch(assert_matches_torch):
+    """``check(config, x, w, b)``: ``F.conv2d(x, w, b, **config.kwargs)`` against torch's, in float64."""
+    import tinygrad_cnn.nn.functional as F
+
+    def check(config, x, w, b):
+        assert_matches_torch(lambda *t: F.conv2d(*t, **config.kwargs),
+                             lambda torch, *t: torch.nn.functional.conv2d(*t, **config.kwargs), x, w, b)
 
     return check

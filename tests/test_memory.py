@@ -14,7 +14,8 @@ import pytest
 import tinygrad_cnn as tg
 import tinygrad_cnn.nn.functional as F
 import tinygrad_cnn.models
-from tinygrad_cnn import Function, Tensor, memory, nn, optim
+from tinygrad_cnn import Function, Tensor, nn, optim
+from tinygrad_cnn.kernels import memory
 
 
 @pytest.fixture
@@ -299,3 +300,9 @@ def test_training_steps_reuse_the_cache_and_compute_the_same(fresh_cache):
     plain, _ = losses(False)
     assert cached == plain, "the cache must not change a single bit"
     assert new_blocks == 0, "after the first steps every large array should come from the cache"
+
+
+def test_the_public_memory_module_is_the_caches_controls():
+    # tinygrad_cnn.memory, as the README documents it, drives the cache the fast kernels use
+    for name in ("stats", "empty_cache", "set_enabled", "set_limit"):
+        assert getattr(tg.memory, name) is getattr(memory, name)

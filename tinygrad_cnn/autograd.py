@@ -39,7 +39,7 @@ import weakref
 
 import numpy as np
 
-from . import memory
+from .kernels import memory
 
 # ----------------------------------------------------------------------------------------------
 # Grad mode and anomaly mode

@@ -17,6 +17,8 @@ from tinygrad_cnn.ops.conv import Conv2dInputGrad, Conv2dWeightGrad, ConvGeometr
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
+from ._tensors import const, param
+
 
 def pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -166,8 +168,8 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(chann
     # Make every chunk a sample or two, cache every array, and hand out blocks full of NaN: each
     # output position must still be written, and the extra positions of whole-row columns must
     # neither leak into the results nor turn a gradient into NaN.
-    from tinygrad_cnn import memory
-    from tinygrad_cnn.ops import conv
+    from tinygrad_cnn.kernels import conv_gemm as conv
+    from tinygrad_cnn.kernels import memory
 
     rng = np.random.default_rng(0)
     x, b = rng.standard_normal((5, channels, 7, 6)), rng.standard_normal(8)
@@ -183,7 +185,7 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(chann
     for block in blocks:
         block.fill(np.nan)
     del blocks, block
-    np.testing.assert_allclose(conv.conv2d_forward(x, w, geometry, b), conv2d_reference(x, w, b, **kwargs), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.conv2d(x, w, geometry, b), conv2d_reference(x, w, b, **kwargs), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.conv2d_input_grad(g, w, x.shape, geometry),
                                conv2d_input_grad_reference(g, w, x.shape, **kwargs), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, w.shape, geometry),
@@ -225,17 +227,75 @@ def test_a_chunk_holds_both_sides_of_its_gemm(monkeypatch):
     # the peak memory (a whole extra output)
     import tracemalloc
 
-    from tinygrad_cnn import memory
-    from tinygrad_cnn.ops import conv
+    from tinygrad_cnn.kernels import conv_gemm as conv
+    from tinygrad_cnn.kernels import memory
 
     x = np.ones((64, 3, 32, 32), np.float32)
     w = np.ones((256, 3, 1, 1), np.float32)
     memory.set_enabled(False)
     try:
         tracemalloc.start()
-        out = conv.conv2d_forward(x, w, ConvGeometry(kernel=(1, 1)))
+        out = conv.conv2d(x, w, ConvGeometry(kernel=(1, 1)))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     finally:
         memory.set_enabled(True)
     assert peak < out.nbytes + 2 * conv.COLUMN_CHUNK_BYTES + (1 << 20), (peak, out.nbytes)
+
+# ---- clear errors (moved from tests/test_errors.py) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kwargs, error, pattern",
+    [
+        ((1, 3, 5, 5), (4, 2, 3, 3), {}, ValueError, r"^conv2d: input has 3 channels .* weight of shape \(4, 2, 3, 3\)"),
+        ((1, 3, 5, 5), (4, 1, 3, 3), {"groups": 2}, ValueError, r"^conv2d: groups=2 must divide .*\(3\).*\(4\)"),
+        ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, ValueError, r"^conv2d: groups=2 must divide .*\(4\).*\(3\)"),
+        ((1, 3, 5, 5), (4, 3, 7, 7), {}, ValueError, r"^conv2d: kernel of size \(7, 7\).*larger than the padded input \(5, 5\)"),
+        ((1, 3, 5, 5), (4, 3, 8, 8), {"padding": 1}, ValueError, r"^conv2d: kernel of size \(8, 8\).* padded input \(7, 7\)"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"dilation": 3}, ValueError, r"^conv2d: kernel .*spans \(7, 7\)"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"stride": 0}, ValueError, r"^conv2d: stride must be at least 1, got \(0, 0\)"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"stride": (1, -1)}, ValueError, r"^conv2d: stride must be at least 1, got \(1, -1\)"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"dilation": 0}, ValueError, r"^conv2d: dilation must be at least 1"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"padding": -1}, ValueError, r"^conv2d: padding must be non-negative, got \(-1, -1\)"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"stride": 1.5}, TypeError, r"^conv2d: stride must be an int or a pair of ints, got 1.5"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"padding": (1, 1, 1)}, TypeError, r"^conv2d: padding must be an int or a pair"),
+        ((1, 3, 5, 5), (4, 3, 2, 2), {"padding": "same", "stride": 2}, ValueError,
+         r"^conv2d: padding='same' is not supported for strided convolutions, got stride 2$"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"padding": "same", "stride": (1, 2)}, ValueError,
+         r"^conv2d: padding='same' is not supported for strided convolutions, got stride \(1, 2\)$"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"padding": "same", "stride": 0}, ValueError, r"^conv2d: stride must be at least 1"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"padding": "full"}, ValueError,
+         r"^conv2d: padding must be an int, a pair of ints or one of \('valid', 'same'\), got 'full'$"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"padding": "SAME"}, ValueError, r"^conv2d: padding must be .* got 'SAME'$"),
+        ((1, 3, 5, 5), (4, 3, 7, 7), {"padding": "valid"}, ValueError, r"^conv2d: kernel of size \(7, 7\).* padded input \(5, 5\)"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"groups": 1.0}, TypeError, r"^conv2d: groups must be an int, got 1.0"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"groups": True}, TypeError, r"^conv2d: groups must be an int, got True"),
+        ((1, 3, 5, 5), (4, 3, 3, 3), {"groups": 0}, ValueError, r"^conv2d: groups must be at least 1, got 0"),
+        ((3, 5, 5), (4, 3, 3, 3), {}, ValueError, r"^conv2d: input must be 4-D \(N, C, H, W\), got shape \(3, 5, 5\)"),
+        ((1, 3, 5, 5), (4, 3, 3), {}, ValueError, r"^conv2d: weight must be 4-D"),
+        ((1, 0, 5, 5), (4, 0, 3, 3), {}, ValueError, r"^conv2d: input of shape \(1, 0, 5, 5\) is empty"),
+        ((1, 3, 5, 5), (0, 3, 3, 3), {}, ValueError, r"^conv2d: weight of shape \(0, 3, 3, 3\) has no channels"),
+        ((1, 3, 5, 5), (4, 3, 0, 3), {}, ValueError, r"^conv2d: kernel must be at least 1, got \(0, 3\)"),
+    ],
+)
+def test_conv2d_bad_arguments(x_shape, w_shape, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        F.conv2d(const(*x_shape), param(*w_shape), **kwargs)
+
+
+def test_conv2d_weight_and_bias_checks():
+    x = const(1, 3, 5, 5)
+    with pytest.raises(TypeError, match=r"^conv2d: weight must be a Tensor, got ndarray"):
+        F.conv2d(x, np.ones((4, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"^conv2d: bias must have shape \(4,\), got \(3,\)"):
+        F.conv2d(x, param(4, 3, 3, 3), bias=param(3))
+    with pytest.raises(TypeError, match=r"^conv2d: input must be a floating-point tensor, got dtype int64"):
+        F.conv2d(Tensor(np.ones((1, 3, 5, 5), np.int64)), param(4, 3, 3, 3))
+    with pytest.raises(TypeError, match=r"^conv2d: input must be a Tensor, got ndarray"):
+        F.conv2d(np.ones((1, 3, 5, 5), np.float32), param(4, 3, 3, 3))
+
+
+def test_conv2d_empty_batch_is_allowed():
+    out = F.conv2d(const(0, 3, 5, 5), param(4, 3, 3, 3))
+    assert out.shape == (0, 4, 3, 3)

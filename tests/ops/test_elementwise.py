@@ -5,6 +5,7 @@ Every op gets the same four checks on Hypothesis-drawn inputs: the forward value
 formula written out here, first and second derivatives against central differences
 (``check_gradients``), and float32 in -> float32 out for the value and its gradients.
 """
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,6 +20,8 @@ from tinygrad_cnn import Tensor
 from tinygrad_cnn.ops.elementwise import KeepWhere
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
+
+from ._tensors import const, param
 
 
 def anywhere(shape):
@@ -224,27 +227,20 @@ def test_keep_where_primitive(data):
     (lambda t: t.clip(-0.5, 0.5), lambda torch, t: torch.clamp(t, -0.5, 0.5)),
     (lambda t: tg.where(t.data > 0, t, 0.0), lambda torch, t: torch.where(t > 0, t, 0.0)),
 ])
-def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op):
+def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op, assert_matches_torch):
     # relu, clamp and where pass part of the upstream gradient through and block the rest; a blocked
     # inf or NaN still gives 0 (torch masks, it does not multiply by 0, which would give NaN)
     x = np.array([-2.0, -1.0, 0.25, 1.0, 3.0, -0.75])
     upstream = np.array([np.inf, np.nan, 2.0, -np.inf, np.nan, 5.0])
-    t = Tensor(x, requires_grad=True)
-    op(t).backward(Tensor(upstream))
-    torch = pytest.importorskip("torch")
-    tx = torch.tensor(x, requires_grad=True)
-    (torch.relu(tx) if torch_op == "relu" else torch_op(torch, tx)).backward(torch.tensor(upstream))
-    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())
+    theirs = (lambda torch, t: torch.relu(t)) if torch_op == "relu" else torch_op
+    assert_matches_torch(op, theirs, Tensor(x, requires_grad=True), upstream=upstream, rtol=0, atol=0)
 
 
-def test_relu_passes_the_gradient_at_nan_as_torch():
-    torch = pytest.importorskip("torch")
+def test_relu_passes_the_gradient_at_nan_as_torch(assert_matches_torch):
+    # 1 at NaN and +inf, 0 at 0 and below
     x = np.array([np.nan, -1.0, 2.0, 0.0, -np.inf, np.inf])
-    t = Tensor(x, requires_grad=True)
-    t.relu().sum().backward()
-    tx = torch.tensor(x, requires_grad=True)
-    torch.relu(tx).sum().backward()
-    np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())  # 1 at NaN and +inf, 0 at 0 and below
+    assert_matches_torch(lambda t: t.relu(), lambda torch, t: torch.relu(t), Tensor(x, requires_grad=True),
+                         upstream=np.ones(6), rtol=0, atol=0)
 
 
 def test_masked_gradients_of_a_dtype_without_an_integer_of_its_width():
@@ -302,3 +298,41 @@ def test_comparison(symbol, data):
                 float(np.broadcast_to(x.data, expected.shape)[index]), float(np.broadcast_to(other_array, expected.shape)[index])
             )
         np.testing.assert_array_equal(out.data, expected)
+
+# ---- clear errors (moved from tests/test_errors.py) -------------------------------------------------
+
+
+BINARY_OPS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**b,
+    "maximum": tg.maximum,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY_OPS))
+@pytest.mark.parametrize("other", [const(4), np.ones(4, np.float32), [1.0, 2.0, 3.0, 4.0]], ids=["tensor", "ndarray", "list"])
+def test_binary_op_shape_mismatch_names_op_and_shapes(name, other):
+    with pytest.raises(ValueError, match=re.escape(f"{name}: shapes (2, 3) and (4,) cannot be broadcast")):
+        BINARY_OPS[name](param(2, 3), other)
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "pow"])
+def test_reflected_binary_op_shape_mismatch(name):
+    """``ndarray + Tensor`` goes through the reflected method: the shapes come in the user's order."""
+    with pytest.raises(ValueError, match=re.escape(f"{name}: shapes (4,) and (2, 3) cannot be broadcast")):
+        BINARY_OPS[name](np.ones(4, np.float32), param(2, 3))
+
+
+def test_where_shape_mismatch():
+    with pytest.raises(ValueError, match=r"^where: shapes \(4,\) and \(2, 3\) and \(\) cannot be broadcast"):
+        tg.where(np.ones(4, bool), param(2, 3), 0.0)
+
+
+def test_broadcasting_that_is_valid_still_works():
+    out = param(2, 3) + const(3)
+    assert out.shape == (2, 3)
+    out = param(4, 1, 3) * const(2, 1)
+    assert out.shape == (4, 2, 3)

@@ -10,6 +10,8 @@ from tinygrad_cnn import Tensor
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
+from ._tensors import param
+
 
 def matmul_reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """NumPy's matmul rules spelled out: promote 1-D operands, broadcast the batch axes, sum over
@@ -86,3 +88,21 @@ def test_matmul_with_a_constant_array_on_either_side(data):
 def test_matmul_of_mismatched_shapes_raises_a_clear_error(shape_a, shape_b, message):
     with pytest.raises(ValueError, match=message):
         Tensor(np.zeros(shape_a)) @ Tensor(np.zeros(shape_b))
+
+# ---- clear errors (moved from tests/test_errors.py) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a_shape, b_shape, pattern",
+    [
+        ((2, 3), (4, 2), r"^matmul: shapes \(2, 3\) and \(4, 2\) do not match"),
+        ((3,), (4,), r"^matmul: shapes \(3,\) and \(4,\) do not match"),
+        ((2, 3), (4,), r"^matmul: shapes \(2, 3\) and \(4,\) do not match"),
+        ((3,), (4, 2), r"^matmul: shapes \(3,\) and \(4, 2\) do not match"),
+        ((2, 2, 3), (3, 3, 2), r"^matmul: batch dimensions \(2,\) and \(3,\)"),
+        ((), (3,), r"^matmul: both operands need at least one dimension"),
+    ],
+)
+def test_matmul_shape_mismatch(a_shape, b_shape, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        param(*a_shape) @ param(*b_shape)

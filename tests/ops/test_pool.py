@@ -18,6 +18,8 @@ from tinygrad_cnn.ops.pool import MaxPool2d, WindowGather, WindowScatter
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
+from ._tensors import param
+
 
 def pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
@@ -161,7 +163,7 @@ def test_max_pool2d_gradient_from_a_reused_dirty_buffer(shape, kernel_size, stri
     # large enough for tinygrad_cnn.memory's cache: fill blocks of the gradient's size with NaN and
     # free them, so the scatter gets a dirty block; every position must still be written
     for _ in range(3):
-        tg.memory.empty(shape, np.float32).fill(np.nan)
+        tg.kernels.memory.empty(shape, np.float32).fill(np.nan)
     x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape).astype(np.float32)
     t = Tensor(x, requires_grad=True)
     g = np.random.default_rng(1).standard_normal(output_shape(shape, kernel_size=kernel_size, stride=stride)).astype(np.float32)
@@ -176,23 +178,14 @@ def test_max_pool2d_gradient_goes_to_the_first_of_tied_maxima_as_torch():
 
 
 @given(data=st.data())
-def test_pooling_matches_torch(data):
-    torch = pytest.importorskip("torch")
+def test_pooling_matches_torch(data, assert_matches_torch):
     config = data.draw(S.pool2d_configs(dilation=True), label="config")
     x = data.draw(S.distinct_values(config.input_shape), label="x")
-    for ours, theirs, kwargs in (
-        (F.max_pool2d, torch.nn.functional.max_pool2d, config.kwargs),
-        (F.avg_pool2d, torch.nn.functional.avg_pool2d, {k: v for k, v in config.kwargs.items() if k != "dilation"}),
-    ):
-        x.grad = None
-        tx = torch.tensor(x.data, requires_grad=True)
-        expected = theirs(tx, **kwargs)
-        out = ours(x, **kwargs)
-        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12, atol=1e-12)
-        upstream = np.random.default_rng(0).standard_normal(out.shape)
-        expected.backward(torch.tensor(upstream))
-        (out * Tensor(upstream)).sum().backward()
-        np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    avg_kwargs = {k: v for k, v in config.kwargs.items() if k != "dilation"}
+    assert_matches_torch(lambda t: F.max_pool2d(t, **config.kwargs),
+                         lambda torch, t: torch.nn.functional.max_pool2d(t, **config.kwargs), x, rtol=1e-12)
+    assert_matches_torch(lambda t: F.avg_pool2d(t, **avg_kwargs),
+                         lambda torch, t: torch.nn.functional.avg_pool2d(t, **avg_kwargs), x, rtol=1e-12)
 
 
 @pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
@@ -211,7 +204,7 @@ def test_max_pool2d_2x2_fast_path_matches_the_general_loop_on_ties_and_nan(shape
     # 2x2 windows with stride 2 take a tournament path of their own; on values drawn from {0, 1, 2}
     # (ties everywhere), with NaN and infinities mixed in, it must pick the same maxima and argmax
     # as the loop over kernel offsets that serves every other window, and agree with torch
-    from tinygrad_cnn.ops.pool import _max_of_2x2, _max_of_windows
+    from tinygrad_cnn.kernels.pooling import _max_of_2x2, _max_of_windows
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=shape).astype(np.float32)
@@ -231,3 +224,47 @@ def test_max_pool2d_2x2_fast_path_matches_the_general_loop_on_ties_and_nan(shape
     tx = torch.tensor(x, requires_grad=True)
     torch.nn.functional.max_pool2d(tx, 2).backward(torch.arange(best.size, dtype=torch.float32).reshape(best.shape))
     np.testing.assert_array_equal(t.grad.data, tx.grad.numpy())
+
+# ---- clear errors (moved from tests/test_errors.py) -------------------------------------------------
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d], ids=["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        ({"kernel_size": 2, "padding": 2}, ValueError, r"padding \(2, 2\) must be at most half the kernel size \(2, 2\)"),
+        ({"kernel_size": 3, "padding": (0, 2)}, ValueError, r"padding \(0, 2\) must be at most half the kernel size \(3, 3\)"),
+        ({"kernel_size": 0}, ValueError, r"kernel must be at least 1, got \(0, 0\)"),
+        ({"kernel_size": -2}, ValueError, r"kernel must be at least 1, got \(-2, -2\)"),
+        ({"kernel_size": 6}, ValueError, r"kernel of size \(6, 6\).*larger than the padded input \(5, 5\)"),
+        ({"kernel_size": 2, "stride": 0}, ValueError, r"stride must be at least 1, got \(0, 0\)"),
+        ({"kernel_size": 2, "padding": -1}, ValueError, r"padding must be non-negative"),
+        ({"kernel_size": "2"}, TypeError, r"kernel_size must be an int or a pair of ints, got '2'"),
+        ({"kernel_size": None}, TypeError, r"kernel_size must be an int or a pair of ints, got None"),
+        ({"kernel_size": (2,)}, TypeError, r"kernel_size must be an int or a pair of ints, got \(2,\)"),
+        ({"kernel_size": 2.0}, TypeError, r"kernel_size must be an int or a pair of ints, got 2.0"),
+    ],
+)
+def test_pool_bad_arguments(pool, kwargs, error, pattern):
+    with pytest.raises(error, match=f"^{pool.__name__}: {pattern}"):
+        pool(param(1, 2, 5, 5), **kwargs)
+
+
+def test_max_pool2d_padding_of_exactly_half_the_kernel_is_allowed():
+    """PyTorch's rule: padding <= kernel // 2."""
+    assert F.max_pool2d(param(1, 1, 4, 4), 2, padding=1).shape == (1, 1, 3, 3)
+    assert F.max_pool2d(param(1, 1, 4, 4), 3, padding=1).shape == (1, 1, 2, 2)
+
+
+def test_max_pool2d_dilation_checked():
+    with pytest.raises(ValueError, match=r"^max_pool2d: dilation must be at least 1"):
+        F.max_pool2d(param(1, 1, 4, 4), 2, dilation=0)
+    with pytest.raises(ValueError, match=r"^max_pool2d: kernel .*spans \(7, 7\)"):
+        F.max_pool2d(param(1, 1, 4, 4), 4, dilation=2)
+
+
+def test_pool_rejects_integer_input_and_wrong_rank():
+    with pytest.raises(TypeError, match=r"^max_pool2d: input must be a floating-point tensor"):
+        F.max_pool2d(Tensor(np.ones((1, 1, 4, 4), np.int32)), 2, padding=1)
+    with pytest.raises(ValueError, match=r"^avg_pool2d: input must be 4-D"):
+        F.avg_pool2d(param(4, 4), 2)

@@ -1,6 +1,12 @@
-"""The primitives: every op the graph can record, one module per family.
+"""The primitives: every op the graph can record, one module per family. The math only: each
+primitive's docstring opens with its forward and gradient formulas (gathered in
+docs/derivatives.md), its ``forward`` calls a named kernel of the active set (``kernels.active()``,
+see ``tinygrad_cnn/kernels/``), and its ``backward`` is written in Tensor ops, so it can be
+differentiated again. Where NumPy's own function is the plain kernel (reshape, transpose, pad,
+indexing, abs, clip, a dtype cast), ``forward`` calls it directly.
 
-- ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip, Add Sub Mul Div Pow Maximum Where KeepWhere
+- ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip; Add Sub Mul Div Pow Maximum
+  (on one base, ``BinaryOp``); Where KeepWhere LocallyConstant
 - ``reduce``: Sum Max
 - ``movement``: Reshape Permute Expand Pad GetItem IndexAdd Concatenate
 - ``matmul``: MatMul
@@ -8,4 +14,8 @@
 - ``pool``: MaxPool2d WindowScatter WindowGather
 
 Everything else (mean, var, softmax, cross-entropy, average pooling, ...) is composed from these.
+
+A new primitive: a Function in the module of its family, its docstring opening with its formulas
+(one a line: the forward, then ``dL/d<input> = ...`` for each input), its kernel named in
+``kernels/`` (see there), and ``python scripts/make_derivatives.py`` to add it to the table.
 """

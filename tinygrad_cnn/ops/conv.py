@@ -9,33 +9,14 @@ and dL/db is ``g`` summed over everything but its channels. Differentiating thos
 members of the same set (see each ``backward``), which is what makes second derivatives through a
 CNN exact.
 
-All three are matrix products (GEMMs) around im2col, a few samples at a time. For a chunk of m
-samples the windows of the padded input are copied into *columns*: a matrix with one row per
-(input channel, kernel row, kernel column) and one column per (sample, output position). Then
-
-* the convolution is ``weights (O, C*kh*kw) @ columns``: one GEMM for the whole chunk, whose result
-  (O, m, positions) is copied into the NCHW output with the bias added on the way;
-* the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks;
-* the input gradient with stride 1 is itself a correlation: of the output gradient, padded, with
-  the kernel flipped and its input and output channels swapped, computed as above. With a larger
-  stride, or more than twice as many output as input channels, it is ``weights.T @ grad``:
-  columns again, each added back onto the input position it would have been copied from
-  (col2im), in a Python loop over the kh * kw kernel offsets only.
-
-One GEMM per chunk rather than one per sample matters: BLAS runs far below its peak on the
-matrices of a single small image. Chunks keep the columns (kh * kw copies of the input) small
-enough to stay in the CPU cache and out of the peak memory of a training step. With groups, each
-group is its own GEMM. Output positions are the window corners; with stride 1 they are taken along
-whole rows of the padded input instead (``Columns.wide``), which makes every copy a plain memory
-copy, at the price of a few positions per row that are computed and dropped.
+Each ``forward`` calls the kernel of the same name: ``kernels/reference.py`` computes them with an
+``einsum`` over window views; ``kernels/conv_gemm.py`` as matrix products over im2col columns.
 """
 from dataclasses import dataclass
 
-import numpy as np
-from numpy.lib.stride_tricks import as_strided
-
-from .. import memory
 from ..autograd import Function
+from ..kernels import active
+from .elementwise import constant_in
 
 
 @dataclass(frozen=True)
@@ -67,217 +48,29 @@ class ConvGeometry:
                 )
 
 
-def pad_spatial(x: np.ndarray, padding, value=0) -> np.ndarray:
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    n, c, h, w = x.shape
-    out = memory.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-    out[:, :, ph : ph + h, pw : pw + w] = x
-    return out
-
-
-def crop_spatial(x: np.ndarray, padding) -> np.ndarray:
-    ph, pw = padding
-    return x[:, :, ph : x.shape[2] - ph, pw : x.shape[3] - pw]
-
-
-# Bytes of im2col columns per chunk of samples: enough for BLAS to run near full speed on one GEMM
-# per chunk, few enough to stay in the L2/L3 cache and out of the peak memory of a training step.
-# Measured on 2 cores (seed net / LeNet steps at batch 64): 2 MB is 6% / 1% slower than 3-4 MB,
-# 1 MB 37% / 7% slower; the seed step's peak memory was 8.6 MB at 2 MB, 10.6 at 3 and 11.4 at 4.
-COLUMN_CHUNK_BYTES = 3 << 20
-
-
-class Columns:
-    """How the windows of an (N, C, H, W) input become GEMM columns, a chunk of samples at a time,
-    and how GEMM results of shape (groups, O/groups, m * positions) map to and from (m, O, OH, OW)
-    images.
-
-    A sample's positions are its ``out_hw[0]`` output rows of ``row`` positions each. In general
-    ``row`` is the output width and a window row is a short strided slice of the input. With stride
-    1 and ``wide`` rows, ``row`` is the padded input's width Wp instead: kernel offset (i, j) then
-    sees one contiguous run of the padded input starting at i*dh*Wp + j*dw, so im2col is a plain
-    memory copy. The price is Wp - OW extra positions per row, which straddle the image edge:
-    their results are dropped (``to_image``), and for the weight gradient their gradients are zero
-    (``from_image``), and so are their columns if the input holds an inf or NaN (0 * inf = NaN).
-    col2im uses window corners only.
-    """
-
-    def __init__(self, x_shape, geometry: ConvGeometry, out_hw, out_channels: int, dtype, wide_rows: bool):
-        n, c, h, w = x_shape
-        (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
-        self.geometry, self.out_hw = geometry, tuple(out_hw)
-        self.padded_hw = (h + 2 * ph, w + 2 * pw)
-        self.wide = wide_rows and geometry.stride == (1, 1) and self.padded_hw[1] <= 2 * out_hw[1]
-        self.row = self.padded_hw[1] if self.wide else out_hw[1]
-        self.positions = out_hw[0] * self.row
-        # the run each kernel offset sees along a sample's wide rows: it ends at the last real position
-        self.run = (out_hw[0] - 1) * self.row + out_hw[1] if self.wide else None
-        # a chunk's GEMM holds its columns and, on the other side, a row per output channel
-        self.chunks = sample_chunks(n, (c * kh * kw + out_channels) * self.positions * np.dtype(dtype).itemsize)
-
-    def windows(self, x: np.ndarray) -> np.ndarray:
-        """A read-only view of every window of the padded ``x``: (N, C, kh, kw, run) for wide rows,
-        else (N, C, kh, kw, OH, OW)."""
-        padded = pad_spatial(x, self.geometry.padding)
-        (kh, kw), (dh, dw), (sth, stw) = self.geometry.kernel, self.geometry.dilation, self.geometry.stride
-        if self.wide:
-            padded = np.ascontiguousarray(padded)
-            sn, sc, s_row, s_col = padded.strides
-            shape, strides = (self.run,), (s_col,)
-        else:
-            sn, sc, s_row, s_col = padded.strides
-            shape, strides = self.out_hw, (s_row * sth, s_col * stw)
-        return as_strided(padded, shape=(padded.shape[0], padded.shape[1], kh, kw, *shape),
-                          strides=(sn, sc, s_row * dh, s_col * dw, *strides), writeable=False)
-
-    def columns(self, windows: np.ndarray, chunk: slice, zero_extra=False) -> np.ndarray:
-        """(groups, C/groups * kh * kw, m * positions) for the m samples in ``chunk`` (one copy);
-        ``zero_extra``: zeros at the extra positions of wide rows instead of the values there."""
-        windows = windows[chunk]
-        m, c, kh, kw = windows.shape[:4]
-        columns = memory.empty((c, kh, kw, m, self.positions), windows.dtype)
-        as_image = columns.reshape(c, kh, kw, m, *((self.positions,) if self.wide else self.out_hw))
-        if self.wide:
-            # past the last real position of each sample the run would leave the padded input:
-            # those few positions (dropped, or multiplied by a zero gradient) are zeroed instead
-            as_image[..., self.run :] = 0
-            as_image = as_image[..., : self.run]
-        np.copyto(as_image, windows.transpose(1, 2, 3, 0, *range(4, windows.ndim)))
-        if self.wide and zero_extra:
-            columns.reshape(c, kh, kw, m, self.out_hw[0], self.row)[..., self.out_hw[1] :] = 0
-        groups = self.geometry.groups
-        return columns.reshape(groups, c * kh * kw // groups, m * self.positions)
-
-    def to_image(self, result: np.ndarray, out: np.ndarray, bias=None) -> None:
-        """Write a GEMM result (groups, O/groups, m * positions) into ``out`` (m, O, OH, OW), plus
-        ``bias`` (O,) when given: one pass that drops the extra positions and reorders the axes."""
-        m, o = out.shape[:2]
-        image = result.reshape(o, m, self.out_hw[0], self.row)[..., : self.out_hw[1]].transpose(1, 0, 2, 3)
-        if bias is None:
-            np.copyto(out, image)
-        else:
-            np.add(image, bias.reshape(o, 1, 1), out=out)
-
-    def from_image(self, y: np.ndarray) -> np.ndarray:
-        """(m, O, OH, OW) -> (groups, O/groups, m * positions), zero at the extra positions."""
-        m, o = y.shape[:2]
-        rows = memory.empty((o, m, self.out_hw[0], self.row), y.dtype)
-        if self.row != self.out_hw[1]:
-            rows[..., self.out_hw[1] :] = 0
-        np.copyto(rows[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
-        return rows.reshape(self.geometry.groups, o // self.geometry.groups, m * self.positions)
-
-    def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
-        """col2im: add each entry of ``columns`` (groups, C/groups * kh * kw, m * positions), laid
-        out as ``columns`` returns them, onto the position of ``padded`` (m, C, Hp, Wp) it would be
-        copied from. Window corners only (``wide`` is False)."""
-        m, c = padded.shape[:2]
-        windows = columns.reshape(c, -1, m, *self.out_hw).transpose(2, 0, 1, 3, 4)
-        for k, rows, cols in self.geometry.offset_slices(self.out_hw):
-            padded[:, :, rows, cols] += windows[:, :, k]
-
-
-def sample_chunks(n: int, bytes_per_sample: int) -> list:
-    """Slices of the batch axis, each with at most as many samples as fit in ``COLUMN_CHUNK_BYTES``,
-    their sizes differing by one sample at most, larger first: no small last chunk (a slow GEMM),
-    and the first chunk's buffer serves the others."""
-    if n == 0:
-        return []
-    most = max(1, COLUMN_CHUNK_BYTES // max(1, bytes_per_sample))
-    size, larger = divmod(n, -(-n // most))  # the first ``larger`` chunks take one sample more
-    bounds = [0]
-    while bounds[-1] < n:
-        bounds.append(bounds[-1] + size + (len(bounds) <= larger))
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-
-
-def _wide_rows(w_shape, groups: int) -> bool:
-    """Whole-row columns pay when the columns (C/G * kh * kw rows) outweigh the output rows."""
-    return w_shape[1] * w_shape[2] * w_shape[3] > w_shape[0] // groups
-
-
-def conv2d_forward(x: np.ndarray, w: np.ndarray, geometry: ConvGeometry, bias=None) -> np.ndarray:
-    """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
-    n, o, g = x.shape[0], w.shape[0], geometry.groups
-    out_hw = geometry.output_size(*x.shape[2:])
-    dtype = np.result_type(x, w)
-    layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g))
-    windows = layout.windows(x)
-    weights = w.reshape(g, o // g, -1)
-    out = memory.empty((n, o, *out_hw), dtype)
-    for chunk in layout.chunks:
-        layout.to_image(memory.matmul(weights, layout.columns(windows, chunk)), out[chunk], bias)
-    return out
-
-
-def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry: ConvGeometry) -> np.ndarray:
-    """dL/dw = sum over samples and positions of grad_out times the input's columns."""
-    g = geometry.groups
-    dtype = np.result_type(x, grad_out)
-    layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
-    windows = layout.windows(x)
-    total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
-    # the extra positions of wide rows meet a zero gradient; zero their columns too only when the
-    # input holds an inf or NaN, which would make 0 * inf = NaN (zeroing costs a strided pass)
-    zero_extra = layout.wide and not np.isfinite(x).all()
-    for chunk in layout.chunks:
-        columns = layout.columns(windows, chunk, zero_extra).swapaxes(-1, -2)
-        total += memory.matmul(layout.from_image(grad_out[chunk]), columns)
-        del columns  # before the next chunk's are made
-    return total.reshape(w_shape)
-
-
-def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry: ConvGeometry) -> np.ndarray:
-    """dL/dx, the transposed convolution of ``grad_out``."""
-    # With stride 1 it is a correlation (below), whose columns have O/G * kh * kw rows. Otherwise
-    # it is weights.T @ grad, whose columns (C/G * kh * kw rows) are added back onto the input
-    # (col2im) in kh * kw passes. Measured: the correlation is faster unless the output has many
-    # more channels than the input (as in a first layer): 2.1 against 2.9 ms for 8 -> 8 channels,
-    # 4.0 against 4.2 for 32 -> 64, 2.9 against 2.2 for 16 -> 64.
-    if geometry.stride == (1, 1) and w.shape[0] <= 2 * x_shape[1]:
-        # dx[h] = sum_i w[i] g[h + p - d*i]: a correlation of g padded by d*(k-1) - p (a crop where
-        # that is negative) with the flipped kernel, input and output channels swapped per group.
-        reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
-        pad = [r - p for r, p in zip(reach, geometry.padding)]
-        crop_h, crop_w = (max(0, -q) for q in pad)
-        grad_out = grad_out[:, :, crop_h : grad_out.shape[2] - crop_h, crop_w : grad_out.shape[3] - crop_w]
-        transposed = ConvGeometry(geometry.kernel, (1, 1), tuple(max(0, q) for q in pad), geometry.dilation, geometry.groups)
-        return conv2d_forward(grad_out, flipped_transpose(w, geometry.groups), transposed)
-    g, o = geometry.groups, w.shape[0]
-    dtype = np.result_type(grad_out, w)
-    layout = Columns(x_shape, geometry, grad_out.shape[2:], o, dtype, wide_rows=False)
-    weights_t = w.reshape(g, o // g, -1).swapaxes(1, 2)
-    padded = memory.zeros((x_shape[0], x_shape[1], *layout.padded_hw), dtype)
-    for chunk in layout.chunks:
-        layout.add_to_image(memory.matmul(weights_t, layout.from_image(grad_out[chunk])), padded[chunk])
-    return crop_spatial(padded, geometry.padding)
-
-
-def flipped_transpose(w: np.ndarray, groups: int) -> np.ndarray:
-    """(O, C/G, kh, kw) -> (C, O/G, kh, kw), each kernel rotated by 180 degrees: the weights of the
-    transposed convolution."""
-    o, cg, kh, kw = w.shape
-    flipped = w.reshape(groups, o // groups, cg, kh, kw)[:, :, :, ::-1, ::-1]
-    return np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups * cg, o // groups, kh, kw)
-
-
 class Conv2d(Function):
-    """y[n, o] = b[o] + sum over c, i, j of w[o, c, i, j] * x_padded[n, c, s*oh + d*i, s*ow + d*j]."""
+    """y[n, o, oh, ow] = b[o] + Σ over c, i, j of w[o, c, i, j] · x_padded[n, c, s·oh + d·i, s·ow + d·j]
+    dL/dx = Conv2dInputGrad(g, w)
+    dL/dw = Conv2dWeightGrad(x, g)
+    dL/db = Σ g over n, oh, ow
+
+    c runs over the input channels of o's group."""
 
     @staticmethod
     def forward(ctx, x, w, b, geometry):
         ctx.geometry = geometry
         ctx.save_for_backward(x, w)
-        return conv2d_forward(x, w, geometry, b)
+        return active().conv2d(x, w, geometry, b)
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         needs_x, needs_w, needs_b, _ = ctx.needs_input_grad
         return (
-            Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry) if needs_x else None,
+            # dL/dx does not depend on x: when recorded, it is tied to x with a zero derivative, so a
+            # second derivative of avg_pool2d (a convolution) is zeros as in torch (whose conv2d
+            # instead reports x as unused there)
+            constant_in(Conv2dInputGrad.apply(grad, w, x.shape, ctx.geometry), ctx, 0) if needs_x else None,
             Conv2dWeightGrad.apply(x, grad, w.shape, ctx.geometry) if needs_w else None,
             grad.sum(axis=(0, 2, 3)) if needs_b else None,
             None,
@@ -285,14 +78,17 @@ class Conv2d(Function):
 
 
 class Conv2dInputGrad(Function):
-    """dL/dx of a convolution: the transposed convolution of the output gradient (see
-    ``conv2d_input_grad``)."""
+    """y = dL/dx of conv2d(x, w): y[n, c, s·oh + d·i − p, s·ow + d·j − p] += Σ over o of g[n, o, oh, ow] · w[o, c, i, j]
+    dL/dg = Conv2d(g', w)
+    dL/dw = Conv2dWeightGrad(g', g)
+
+    The transposed convolution of the output gradient g."""
 
     @staticmethod
     def forward(ctx, grad_out, w, x_shape, geometry):
         ctx.geometry = geometry
         ctx.save_for_backward(grad_out, w)
-        return conv2d_input_grad(grad_out, w, x_shape, geometry)
+        return active().conv2d_input_grad(grad_out, w, x_shape, geometry)
 
     @staticmethod
     def backward(ctx, grad):
@@ -308,13 +104,17 @@ class Conv2dInputGrad(Function):
 
 
 class Conv2dWeightGrad(Function):
-    """dL/dw of a convolution: the output gradient times the input's columns, summed over the batch."""
+    """y = dL/dw of conv2d(x, w): y[o, c, i, j] = Σ over n, oh, ow of g[n, o, oh, ow] · x_padded[n, c, s·oh + d·i, s·ow + d·j]
+    dL/dx = Conv2dInputGrad(g, g')
+    dL/dg = Conv2d(x, g')
+
+    The correlation of the input with the output gradient g, summed over the batch."""
 
     @staticmethod
     def forward(ctx, x, grad_out, w_shape, geometry):
         ctx.geometry = geometry
         ctx.save_for_backward(x, grad_out)
-        return conv2d_weight_grad(x, grad_out, w_shape, geometry)
+        return active().conv2d_weight_grad(x, grad_out, w_shape, geometry)
 
     @staticmethod
     def backward(ctx, grad):

@@ -1,56 +1,85 @@
 """Elementwise primitives: unary math, binary arithmetic with NumPy broadcasting, selection.
 
-Each backward is written with Tensor operations (``grad * y``), so it is recorded when
-``create_graph=True``. Binary ops sum the gradient back to each input's shape with
-``sum_to_shape``, the backward of broadcasting.
+Each docstring opens with the forward and the gradient (``g`` is dL/dy, the gradient arriving from
+above). Each backward is written with Tensor operations (``grad * y``), so it is recorded when
+``create_graph=True``. Binary ops share ``BinaryOp``, which sums each gradient back to its input's
+shape with ``sum_to_shape``, the backward of broadcasting: each binary op states only its two
+partial derivatives.
+
+Piecewise-linear ops (relu, abs, clip, maximum) have a gradient whose slope in x is constant
+between the kinks. When that gradient is recorded (``create_graph=True``), ``constant_in`` ties it to
+x with a zero derivative, so that differentiating it again with respect to x gives zeros (as torch
+does for relu) rather than "does not require grad".
 """
 import numpy as np
 
-from .. import memory
-from ..autograd import Function
+from ..autograd import Function, InputEdge, is_grad_enabled
+from ..kernels import active
 from .movement import sum_to_shape
 
-
-def keep_where(mask: np.ndarray, values: np.ndarray, out=None) -> np.ndarray:
-    """``np.where(mask, values, 0)`` in ``values``' shape, bit for bit (inf and NaN included), at the
-    speed of a multiplication: each value's bits, read as an integer, are multiplied by the mask's
-    1 or 0. (``np.where`` on a random mask is some ten times slower; ``values * mask`` in floating
-    point would turn a blocked inf into a NaN.)"""
-    if values.itemsize not in (1, 2, 4, 8):  # no integer of that width (float128): plain where
-        if out is None:
-            return np.where(mask, values, values.dtype.type(0))
-        np.copyto(out, np.where(mask, values, values.dtype.type(0)))
-        return out
-    as_int = np.dtype(f"i{values.itemsize}")
-    out = memory.empty(values.shape, values.dtype) if out is None else out
-    np.multiply(values.view(as_int), mask.view(np.int8), out=out.view(as_int))
-    return out
+# ---- selection ----------------------------------------------------------------------------------
 
 
 class KeepWhere(Function):
-    """``where(mask, x, 0)`` for a constant boolean ``mask`` that broadcasts to ``x``: the gradient of
-    ops that pass some values through and block the rest (relu, clamp, where). A blocked value
-    gives 0 even when it is inf or NaN, as in torch; ``x * mask`` would give NaN there."""
+    """y = x where mask, else 0
+    dL/dx = g where mask, else 0
+
+    ``mask`` is a constant boolean array that broadcasts to ``x``: the gradient of ops that pass
+    some values through and block the rest (relu, clamp, where). A blocked value gives 0 even when
+    it is inf or NaN, as in torch; ``x * mask`` would give NaN there."""
 
     @staticmethod
     def forward(ctx, x, mask):
         if np.broadcast_shapes(np.shape(mask), x.shape) != x.shape:
             raise ValueError(f"KeepWhere: mask of shape {np.shape(mask)} does not broadcast to the values' shape {x.shape}")
         ctx.mask = mask
-        return keep_where(mask, x)
+        return active().keep_where(mask, x)
 
     @staticmethod
     def backward(ctx, grad):
         return KeepWhere.apply(grad, ctx.mask), None  # linear in x, with the same mask
 
 
+class LocallyConstant(Function):
+    """y = v, where v does not change with x near the point where it was computed
+    dL/dv = g
+    dL/dx = 0
+
+    The gradient of a piecewise-linear op at x is such a v: this ties it to x in the graph, so a
+    second derivative with respect to x is zeros (away from the kinks, where it is defined)."""
+
+    @staticmethod
+    def forward(ctx, v, x):
+        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
+        return v.view()  # a view: an in-place change to either is seen by both version counters
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, np.zeros(ctx.x_shape, ctx.x_dtype) if ctx.needs_input_grad[1] else None
+
+
+def constant_in(grad_input, ctx, index: int):
+    """``grad_input``, the gradient ``ctx``'s op sends to its input ``index``, tied to that input by
+    ``LocallyConstant`` when the gradient is being recorded (``create_graph=True``), else as it is."""
+    if not is_grad_enabled():  # a first-order backward: nothing to tie, nothing to pay
+        return grad_input
+    x = ctx.inputs[index]
+    if isinstance(x, InputEdge):  # x's value was not kept: its place in the graph is all we need
+        Tensor = type(grad_input)
+        x = Tensor._from_op(np.broadcast_to(np.zeros((), x.dtype), x.shape), x.requires_grad, x.grad_fn)
+    return LocallyConstant.apply(grad_input, x)
+
+
 # ---- unary --------------------------------------------------------------------------------------
 
 
 class Neg(Function):
+    """y = −x
+    dL/dx = −g"""
+
     @staticmethod
     def forward(ctx, x):
-        return memory.ufunc(np.negative, x)
+        return active().elementwise(np.negative, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -58,9 +87,12 @@ class Neg(Function):
 
 
 class Exp(Function):
+    """y = exp x
+    dL/dx = g · y"""
+
     @staticmethod
     def forward(ctx, x):
-        out = memory.ufunc(np.exp, x)
+        out = active().elementwise(np.exp, x)
         ctx.save_for_backward(out)
         return out
 
@@ -71,10 +103,13 @@ class Exp(Function):
 
 
 class Log(Function):
+    """y = ln x
+    dL/dx = g / x"""
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return memory.ufunc(np.log, x)
+        return active().elementwise(np.log, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -83,22 +118,28 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """y = √x
+    dL/dx = g / (2y)"""
+
     @staticmethod
     def forward(ctx, x):
-        out = memory.ufunc(np.sqrt, x)
+        out = active().elementwise(np.sqrt, x)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad / (out * 2)  # d sqrt(x) = 1 / (2 sqrt(x))
+        return grad / (out * 2)
 
 
 class Tanh(Function):
+    """y = tanh x
+    dL/dx = g · (1 − y²)"""
+
     @staticmethod
     def forward(ctx, x):
-        out = memory.ufunc(np.tanh, x)
+        out = active().elementwise(np.tanh, x)
         ctx.save_for_backward(out)
         return out
 
@@ -109,11 +150,12 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """y = 1 / (1 + exp(−x))
+    dL/dx = g · y · (1 − y)"""
+
     @staticmethod
     def forward(ctx, x):
-        # exp of a non-positive number only, so no overflow for large |x|
-        e = np.exp(-np.abs(x))
-        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        out = active().sigmoid(x)
         ctx.save_for_backward(out)
         return out
 
@@ -123,43 +165,29 @@ class Sigmoid(Function):
         return grad * out * (1 - out)
 
 
-# NumPy's maximum against a scalar misses its vectorised loop: np.maximum(x, 0) runs some 2.5x
-# slower than against an array of zeros. So relu takes its zeros from a small array (it stays in
-# the L1 cache), with x seen as rows of that length.
-_ZEROS = 4096
-
-
-def _relu(x: np.ndarray) -> np.ndarray:
-    """``np.maximum(x, 0)``, bit for bit (NaN propagates as in torch), into a cached array."""
-    if x.dtype.kind != "f" or x.size < _ZEROS or not x.flags.c_contiguous:
-        return memory.ufunc(np.maximum, x, 0)
-    out = memory.empty(x.shape, x.dtype)
-    zeros = np.zeros(_ZEROS, x.dtype)
-    flat, flat_out = x.reshape(-1), out.reshape(-1)
-    whole = x.size - x.size % _ZEROS
-    np.maximum(flat[:whole].reshape(-1, _ZEROS), zeros, out=flat_out[:whole].reshape(-1, _ZEROS))
-    np.maximum(flat[whole:], zeros[: x.size - whole], out=flat_out[whole:])
-    return out
-
-
 class Relu(Function):
+    """y = max(x, 0)
+    dL/dx = g where x > 0, else 0"""
+
     @staticmethod
     def forward(ctx, x):
-        out = _relu(x)
+        kernels = active()
+        out = kernels.relu(x)
         if ctx.needs_input_grad[0]:
             # backward needs only where the gradient passes: a byte per value instead of the
-            # output's four, and the output itself can be freed once the next op is done with it.
-            # It passes where the output is not <= 0, NaN included, as in torch.
-            blocked = np.asarray(memory.ufunc(np.less_equal, out, 0, dtype=bool))  # 0-d: a scalar
-            ctx.positive = np.logical_not(blocked, out=blocked)
+            # output's four, and the output itself can be freed once the next op is done with it
+            ctx.positive = kernels.relu_mask(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return KeepWhere.apply(grad, ctx.positive)  # the mask is a constant: relu'' = 0 away from the kink
+        return constant_in(KeepWhere.apply(grad, ctx.positive), ctx, 0)  # relu'' = 0 away from the kink
 
 
 class Abs(Function):
+    """y = |x|
+    dL/dx = g · sign x"""
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -168,11 +196,12 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * np.sign(x.data)
+        return constant_in(grad * np.sign(x.data), ctx, 0)
 
 
 class Cast(Function):
-    """Change dtype; the gradient is cast back to the input's dtype."""
+    """y = x converted to ``dtype``
+    dL/dx = g converted to x's dtype"""
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -185,6 +214,11 @@ class Cast(Function):
 
 
 class Clip(Function):
+    """y = min(max(x, low), high)
+    dL/dx = g where low ≤ x ≤ high, else 0
+
+    The slope is 1 at the bounds themselves, as torch.clamp's."""
+
     @staticmethod
     def forward(ctx, x, low, high):
         ctx.inside = (x >= (-np.inf if low is None else low)) & (x <= (np.inf if high is None else high))
@@ -192,7 +226,7 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return KeepWhere.apply(grad, ctx.inside), None, None  # slope 1 inside [low, high], as torch.clamp
+        return constant_in(KeepWhere.apply(grad, ctx.inside), ctx, 0), None, None
 
 
 # ---- binary (NumPy broadcasting) ----------------------------------------------------------------
@@ -202,7 +236,7 @@ def broadcasting(op: str, fn, *operands):
     """``fn(*operands)`` with NumPy broadcasting; shapes that cannot broadcast raise an error naming
     ``op``. The shapes are only examined after NumPy refuses, so the common path costs nothing."""
     try:
-        return memory.ufunc(fn, *operands) if isinstance(fn, np.ufunc) else fn(*operands)
+        return active().elementwise(fn, *operands) if isinstance(fn, np.ufunc) else fn(*operands)
     except ValueError:
         shapes = [np.shape(a) for a in operands]
         try:
@@ -213,85 +247,123 @@ def broadcasting(op: str, fn, *operands):
         raise
 
 
-class Add(Function):
-    @staticmethod
-    def forward(ctx, x, y):
+class BinaryOp(Function):
+    """z = x ∘ y, with x and y broadcast against each other.
+
+    A subclass states its forward (``compute``) and its two partial derivatives, each already
+    multiplied by the incoming gradient g (``grad_x``, ``grad_y``), at the broadcast shape. This base
+    computes only the ones ``needs_input_grad`` asks for, and sums each back to its input's shape."""
+
+    @classmethod
+    def forward(cls, ctx, x, y):
         ctx.shapes = np.shape(x), np.shape(y)
+        return cls.compute(ctx, x, y)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        x_shape, y_shape = ctx.shapes
+        needs_x, needs_y = ctx.needs_input_grad
+        return (
+            sum_to_shape(cls.grad_x(ctx, grad), x_shape) if needs_x else None,
+            sum_to_shape(cls.grad_y(ctx, grad), y_shape) if needs_y else None,
+        )
+
+
+class Add(BinaryOp):
+    """z = x + y
+    dL/dx = g
+    dL/dy = g"""
+
+    @staticmethod
+    def compute(ctx, x, y):
         return broadcasting("add", np.add, x, y)
 
     @staticmethod
-    def backward(ctx, grad):
-        x_shape, y_shape = ctx.shapes
-        needs_x, needs_y = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad, x_shape) if needs_x else None,
-            sum_to_shape(grad, y_shape) if needs_y else None,
-        )
+    def grad_x(ctx, grad):
+        return grad
 
-
-class Sub(Function):
     @staticmethod
-    def forward(ctx, x, y):
-        ctx.shapes = np.shape(x), np.shape(y)
+    def grad_y(ctx, grad):
+        return grad
+
+
+class Sub(BinaryOp):
+    """z = x − y
+    dL/dx = g
+    dL/dy = −g"""
+
+    @staticmethod
+    def compute(ctx, x, y):
         return broadcasting("sub", np.subtract, x, y)
 
     @staticmethod
-    def backward(ctx, grad):
-        x_shape, y_shape = ctx.shapes
-        needs_x, needs_y = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad, x_shape) if needs_x else None,
-            sum_to_shape(-grad, y_shape) if needs_y else None,
-        )
+    def grad_x(ctx, grad):
+        return grad
 
-
-class Mul(Function):
     @staticmethod
-    def forward(ctx, x, y):
+    def grad_y(ctx, grad):
+        return -grad
+
+
+class Mul(BinaryOp):
+    """z = x · y
+    dL/dx = g · y
+    dL/dy = g · x"""
+
+    @staticmethod
+    def compute(ctx, x, y):
         ctx.save_for_backward(x, y)
         return broadcasting("mul", np.multiply, x, y)
 
     @staticmethod
-    def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        needs_x, needs_y = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad * y, np.shape(x)) if needs_x else None,
-            sum_to_shape(grad * x, np.shape(y)) if needs_y else None,
-        )
+    def grad_x(ctx, grad):
+        return grad * ctx.saved_tensors[1]
 
-
-class Div(Function):
     @staticmethod
-    def forward(ctx, x, y):
+    def grad_y(ctx, grad):
+        return grad * ctx.saved_tensors[0]
+
+
+class Div(BinaryOp):
+    """z = x / y
+    dL/dx = g / y
+    dL/dy = −g · x / y²"""
+
+    @staticmethod
+    def compute(ctx, x, y):
         ctx.save_for_backward(x, y)
         return broadcasting("div", np.true_divide, x, y)
 
     @staticmethod
-    def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        needs_x, needs_y = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad / y, np.shape(x)) if needs_x else None,
-            sum_to_shape(-grad * x / (y * y), np.shape(y)) if needs_y else None,  # d(x/y)/dy = -x/y^2
-        )
+    def grad_x(ctx, grad):
+        return grad / ctx.saved_tensors[1]
 
-
-class Pow(Function):
     @staticmethod
-    def forward(ctx, x, y):
+    def grad_y(ctx, grad):
+        x, y = ctx.saved_tensors
+        return -grad * x / (y * y)
+
+
+class Pow(BinaryOp):
+    """z = x ** y
+    dL/dx = g · y · x ** (y − 1)
+    dL/dy = g · z · ln x"""
+
+    @staticmethod
+    def compute(ctx, x, y):
         out = broadcasting("pow", np.power, x, y)
         ctx.save_for_backward(x, y, out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
-        x, y, out = ctx.saved_tensors
-        needs_x, needs_y = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad * y * x ** (y - 1), np.shape(x)) if needs_x else None,
-            sum_to_shape(grad * out * _log(x), np.shape(y)) if needs_y else None,  # d x^y/dy = x^y ln x
-        )
+    def grad_x(ctx, grad):
+        x, y, _ = ctx.saved_tensors
+        return grad * y * x ** (y - 1)
+
+    @staticmethod
+    def grad_y(ctx, grad):
+        x, _, out = ctx.saved_tensors
+        return grad * out * _log(x)
 
 
 def _log(x):
@@ -301,29 +373,35 @@ def _log(x):
     return float(np.log(x)) if np.ndim(x) == 0 else np.log(x)
 
 
-class Maximum(Function):
-    """Elementwise max; at a tie each side gets half the gradient (as torch.maximum)."""
+class Maximum(BinaryOp):
+    """z = max(x, y)
+    dL/dx = g · ([x > y] + ½ [x = y])
+    dL/dy = g · ([x < y] + ½ [x = y])
+
+    At a tie each side gets half the gradient, as torch.maximum's."""
 
     @staticmethod
-    def forward(ctx, x, y):
-        ctx.shapes = np.shape(x), np.shape(y)
+    def compute(ctx, x, y):
         out = broadcasting("maximum", np.maximum, x, y)
         dtype = out.dtype
         ctx.x_share = (x > y).astype(dtype) + (x == y).astype(dtype) * dtype.type(0.5)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
-        x_shape, y_shape = ctx.shapes
-        needs_x, needs_y = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad * ctx.x_share, x_shape) if needs_x else None,
-            sum_to_shape(grad * (1 - ctx.x_share), y_shape) if needs_y else None,
-        )
+    def grad_x(ctx, grad):
+        return constant_in(grad * ctx.x_share, ctx, 0)
+
+    @staticmethod
+    def grad_y(ctx, grad):
+        return constant_in(grad * (1 - ctx.x_share), ctx, 1)
 
 
 class Where(Function):
-    """``where(condition, x, y)``; the condition is a constant boolean array."""
+    """z = x where c, else y
+    dL/dx = g where c, else 0
+    dL/dy = g where not c, else 0
+
+    The condition c is a constant boolean array."""
 
     @staticmethod
     def forward(ctx, condition, x, y):

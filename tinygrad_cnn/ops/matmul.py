@@ -5,8 +5,8 @@ so the primitive only sees operands with at least two dimensions.
 """
 import numpy as np
 
-from .. import memory
 from ..autograd import Function
+from ..kernels import active
 from .movement import sum_to_shape
 
 
@@ -32,17 +32,22 @@ def check_matmul_shapes(a_shape, b_shape) -> None:
 
 
 class MatMul(Function):
+    """Z = A @ B
+    dL/dA = G @ Bᵀ
+    dL/dB = Aᵀ @ G
+
+    Broadcast batch dimensions are summed back."""
+
     @staticmethod
     def forward(ctx, a, b):
         check_matmul_shapes(a.shape, b.shape)
         ctx.save_for_backward(a, b)
-        return memory.matmul(a, b)
+        return active().matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         needs_a, needs_b = ctx.needs_input_grad
-        # d(a @ b) = da @ b + a @ db; broadcast batch dimensions are summed back
         return (
             sum_to_shape(grad @ _swap_last_two(b), a.shape) if needs_a else None,
             sum_to_shape(_swap_last_two(a) @ grad, b.shape) if needs_b else None,

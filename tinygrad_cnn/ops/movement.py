@@ -23,6 +23,9 @@ def sum_to_shape(grad, shape):
 
 
 class Reshape(Function):
+    """y = x with the same elements, in row-major order, seen as ``shape``
+    dL/dx = g reshaped to x's shape"""
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
@@ -34,6 +37,9 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    """y = x with its axes reordered: y.shape[i] = x.shape[axes[i]]
+    dL/dx = g with the inverse permutation"""
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -45,6 +51,9 @@ class Permute(Function):
 
 
 class Expand(Function):
+    """y = x repeated along its axes of length 1 (and new leading axes) up to ``shape``
+    dL/dx = g summed over the repeated axes (``sum_to_shape``)"""
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.input_shape = x.shape
@@ -56,7 +65,8 @@ class Expand(Function):
 
 
 class Pad(Function):
-    """Constant padding; ``pad_width`` is NumPy's ((before, after), ...) per axis."""
+    """y = x surrounded by ``value``: ``pad_width`` is NumPy's ((before, after), ...) per axis
+    dL/dx = g with the padding sliced off"""
 
     @staticmethod
     def forward(ctx, x, pad_width, value=0):
@@ -74,7 +84,8 @@ def _is_advanced(index) -> bool:
 
 
 class GetItem(Function):
-    """``x[index]``, basic or advanced (NumPy semantics)."""
+    """y = x[index], basic or advanced indexing (NumPy semantics)
+    dL/dx = IndexAdd(g, index): zeros with g added at the selected positions"""
 
     @staticmethod
     def forward(ctx, x, index):
@@ -88,7 +99,8 @@ class GetItem(Function):
 
 
 class IndexAdd(Function):
-    """Scatter-add ``values`` into zeros of ``shape`` at ``index``; repeated indices accumulate."""
+    """y = zeros of ``shape``, with v[k] added at index[k] (repeated indices accumulate)
+    dL/dv = g[index] (GetItem)"""
 
     @staticmethod
     def forward(ctx, values, index, shape):
@@ -106,6 +118,9 @@ class IndexAdd(Function):
 
 
 class Concatenate(Function):
+    """y = x₁, x₂, … joined along ``axis``
+    dL/dxₖ = the slice of g where xₖ was put"""
+
     @staticmethod
     def forward(ctx, axis, *arrays):
         ctx.axis = axis

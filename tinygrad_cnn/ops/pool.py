@@ -7,109 +7,43 @@ positions: a gather (``WindowGather``), whose gradient is the scatter again. Wit
 the second derivative of max-pooling with respect to its input is zero, as it should be away
 from ties.
 
-Every loop runs over kernel offsets only, each step touching whole (N, C, OH, OW) arrays.
-Average pooling needs no primitive: it is a depthwise convolution with constant weights
+Each ``forward`` calls the kernel of the same name: ``kernels/reference.py`` takes a max and an
+argmax over a window view; ``kernels/pooling.py`` runs a tournament over kernel offsets. Average
+pooling needs no primitive: it is a depthwise convolution with constant weights
 (``nn.functional.avg_pool2d``).
 """
-import numpy as np
-
-from .. import memory
 from ..autograd import Function
-from .conv import ConvGeometry, crop_spatial, pad_spatial
-from .elementwise import keep_where
-
-
-def _argmax_dtype(geometry: ConvGeometry):
-    return np.min_scalar_type(geometry.kernel[0] * geometry.kernel[1] - 1)
-
-
-def _max_of_2x2(x: np.ndarray, out_hw) -> tuple:
-    """Max-pooling with 2x2 windows and stride 2, as a tournament: each window's top pair, its
-    bottom pair, then the two winners. The four corners of every window are first copied into four
-    contiguous arrays, since NumPy compares two stride-2 views some eight times slower than
-    contiguous ones; one strided copy each and contiguous work after that is faster than the
-    general loop below. Same maxima and the same argmax (ties and all) as that loop."""
-    (oh, ow), q_shape = out_hw, (*x.shape[:2], *out_hw)
-    corners = memory.empty((2, 2, *q_shape), x.dtype)
-    for i in range(2):
-        for j in range(2):
-            np.copyto(corners[i, j], x[:, :, i : 2 * oh : 2, j : 2 * ow : 2])
-    (a, b), (c, d) = corners
-    # each comparison is strict, so the earlier of two tied values wins: row-major order, as torch
-    right_top, right_bottom, lower = (memory.empty(q_shape, np.uint8) for _ in range(3))
-    np.greater(b, a, out=right_top.view(bool))
-    np.greater(d, c, out=right_bottom.view(bool))
-    np.maximum(a, b, out=a)
-    np.maximum(c, d, out=c)
-    np.greater(c, a, out=lower.view(bool))
-    best = memory.ufunc(np.maximum, a, c)
-    # argmax = 2 + right_bottom where the bottom pair won, else right_top; with bit operations,
-    # since a masked assignment is ten times slower: right_top ^ ((right_top ^ (right_bottom | 2)) & -lower)
-    np.bitwise_or(right_bottom, 2, out=right_bottom)
-    np.bitwise_xor(right_bottom, right_top, out=right_bottom)
-    np.bitwise_and(right_bottom, np.negative(lower, out=lower), out=right_bottom)
-    return best, np.bitwise_xor(right_top, right_bottom, out=right_top)
-
-
-def _max_of_windows(padded: np.ndarray, geometry: ConvGeometry, out_hw) -> tuple:
-    """Any window: one pass over the outputs per kernel offset, keeping the running maximum and
-    the offset it came from."""
-    best = argmax = larger = None
-    for k, rows, cols in geometry.offset_slices(out_hw):
-        candidate = padded[:, :, rows, cols]
-        if best is None:
-            best = memory.copy(candidate)
-            argmax = memory.zeros(best.shape, _argmax_dtype(geometry))
-            larger = memory.empty(best.shape, argmax.dtype)
-            continue
-        np.greater(candidate, best, out=larger)  # strict: the first of tied maxima wins, as in torch
-        np.maximum(best, candidate, out=best)  # NaN propagates, as in torch
-        # offsets come in increasing order, so a new winner's k exceeds the argmax so far:
-        # a maximum instead of a masked assignment, which is ten times slower
-        np.maximum(argmax, np.multiply(larger, k, out=larger), out=argmax)
-    return best, argmax
+from ..kernels import active
+from .elementwise import constant_in
 
 
 class MaxPool2d(Function):
+    """y[n, c, oh, ow] = max over i, j of x_padded[n, c, s·oh + d·i, s·ow + d·j]   (padding: −∞)
+    dL/dx = WindowScatter(g, argmax)
+
+    ``argmax`` is the offset k = i·kw + j of each window's maximum: the first of tied maxima, the
+    last NaN of a window that holds one (as torch)."""
+
     @staticmethod
     def forward(ctx, x, geometry):
-        out_hw = geometry.output_size(*x.shape[2:])
-        padded = pad_spatial(x, geometry.padding, value=-np.inf)  # padding never wins
-        if geometry.kernel == geometry.stride == (2, 2) and geometry.dilation == (1, 1) and geometry.padding == (0, 0):
-            best, argmax = _max_of_2x2(x, out_hw)
-        else:
-            best, argmax = _max_of_windows(padded, geometry, out_hw)
-        if np.isnan(best).any():  # rare: point each NaN output at the last NaN of its window, as torch
-            for k, rows, cols in geometry.offset_slices(out_hw):
-                np.copyto(argmax, k, where=np.isnan(padded[:, :, rows, cols]))
+        best, argmax = active().max_pool2d(x, geometry)
         ctx.geometry, ctx.argmax, ctx.input_shape = geometry, argmax, x.shape
         return best
 
     @staticmethod
     def backward(ctx, grad):
-        return WindowScatter.apply(grad, ctx.argmax, ctx.input_shape, ctx.geometry), None
+        scattered = WindowScatter.apply(grad, ctx.argmax, ctx.input_shape, ctx.geometry)
+        return constant_in(scattered, ctx, 0), None  # the argmax is constant between ties
 
 
 class WindowScatter(Function):
-    """Add each value of ``grad`` (N, C, OH, OW) to the input position its window's ``argmax`` names."""
+    """y = zeros of the input's shape, plus g[n, c, oh, ow] added at the position argmax[n, c, oh, ow] names
+    dL/dg = WindowGather(g', argmax)"""
 
     @staticmethod
     def forward(ctx, grad, argmax, input_shape, geometry):
         ctx.argmax, ctx.geometry = argmax, geometry
-        n, c, h, w = input_shape
-        ph, pw = geometry.padding
-        disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, geometry.kernel))
-        # Windows that tile the input exactly (as a 2x2 pool with stride 2 on an even size) write every
-        # position below, so the zero fill can be skipped.
-        tiled = disjoint and geometry.padding == (0, 0) and geometry.dilation == (1, 1) and \
-            geometry.stride == geometry.kernel and tuple(o * k for o, k in zip(grad.shape[2:], geometry.kernel)) == (h, w)
-        padded = (memory.empty if tiled else memory.zeros)((n, c, h + 2 * ph, w + 2 * pw), grad.dtype)
-        for k, rows, cols in geometry.offset_slices(grad.shape[2:]):
-            if disjoint:  # windows do not overlap: each input position receives one value at most
-                keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad, out=padded[:, :, rows, cols])
-            else:
-                padded[:, :, rows, cols] += keep_where(memory.ufunc(np.equal, argmax, k, dtype=bool), grad)
-        return crop_spatial(padded, geometry.padding)
+        return active().window_scatter(grad, argmax, input_shape, geometry)
 
     @staticmethod
     def backward(ctx, grad):
@@ -117,16 +51,13 @@ class WindowScatter(Function):
 
 
 class WindowGather(Function):
-    """Read, for each window, the input value at the position its ``argmax`` names."""
+    """y[n, c, oh, ow] = x at the position argmax[n, c, oh, ow] names in its window
+    dL/dx = WindowScatter(g, argmax)"""
 
     @staticmethod
     def forward(ctx, x, argmax, geometry):
         ctx.argmax, ctx.geometry, ctx.input_shape = argmax, geometry, x.shape
-        padded = pad_spatial(x, geometry.padding)
-        out = memory.zeros(argmax.shape, x.dtype)
-        for k, rows, cols in geometry.offset_slices(argmax.shape[2:]):
-            np.copyto(out, padded[:, :, rows, cols], where=argmax == k)
-        return out
+        return active().window_gather(x, argmax, geometry)
 
     @staticmethod
     def backward(ctx, grad):

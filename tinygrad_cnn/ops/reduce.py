@@ -6,6 +6,7 @@ that shape and expand it back over the reduced axes.
 import numpy as np
 
 from ..autograd import Function
+from .elementwise import constant_in
 
 
 def _drop_axes(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
@@ -13,6 +14,9 @@ def _drop_axes(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
 
 
 class Sum(Function):
+    """y = Σ x over ``axis``
+    dL/dx = g, repeated over the summed axes"""
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         kept = np.sum(x, axis=axis, keepdims=True)
@@ -25,7 +29,10 @@ class Sum(Function):
 
 
 class Max(Function):
-    """Maximum over axes; tied maxima share the gradient equally (as numpy-style ``amax`` in torch)."""
+    """y = max x over ``axis``
+    dL/dx = g / (number of maxima) at each maximum, else 0
+
+    Tied maxima share the gradient equally (as torch's ``amax``)."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -38,4 +45,4 @@ class Max(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(*ctx.kept_shape).expand(*ctx.input_shape) * ctx.share
+        return constant_in(grad.reshape(*ctx.kept_shape).expand(*ctx.input_shape) * ctx.share, ctx, 0)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .. import memory
+from ..kernels import memory
 from .optimizer import Optimizer
 
 

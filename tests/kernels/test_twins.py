@@ -1,0 +1,190 @@
+"""Each fast kernel against its plain twin in ``kernels/reference.py``, on drawn shapes and
+hyperparameters, with ties, infinities and NaNs among the values.
+
+Bit for bit where both sides do the same arithmetic (masks, relu, pooling, scatter and gather,
+elementwise maps); to rounding where the order of a sum differs (the convolutions: BLAS against
+``einsum``), with infinities and NaNs in the same places.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinygrad_cnn.kernels import KERNEL_NAMES, fast, reference
+from tinygrad_cnn.ops.conv import ConvGeometry
+from tinygrad_cnn.testing import strategies as S
+
+SPECIALS = (np.inf, -np.inf, np.nan)
+dtypes = st.sampled_from([np.float32, np.float64])
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def values(seed: int, shape, dtype, ties=False, specials=0.0):
+    """Normal values (or with ``ties``, values from {0, 1, 2}), a fraction ``specials`` of them
+    replaced by inf, -inf or NaN."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=shape) if ties else rng.standard_normal(shape)
+    x = x.astype(dtype)
+    special = rng.random(shape) < specials
+    x[special] = rng.choice(SPECIALS, size=int(special.sum()))
+    return x
+
+
+def assert_same_bits(ours, theirs):
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, (ours.shape, ours.dtype, theirs.shape, theirs.dtype)
+    as_int = f"u{ours.itemsize}"
+    np.testing.assert_array_equal(np.ascontiguousarray(ours).view(as_int), np.ascontiguousarray(theirs).view(as_int))
+
+
+def assert_close(ours, theirs):
+    """Equal to rounding, with inf and NaN in the same places."""
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, (ours.shape, ours.dtype, theirs.shape, theirs.dtype)
+    rtol, atol = (1e-5, 1e-5) if ours.dtype == np.float32 else (1e-11, 1e-12)
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol)  # equal_nan; infs must match exactly
+
+
+def test_both_sets_define_every_kernel():
+    for name in KERNEL_NAMES:
+        assert callable(getattr(fast, name)) and callable(getattr(reference, name)), name
+
+
+# ---- elementwise and masks -------------------------------------------------------------------------
+
+
+@given(shape=S.shapes(), dtype=dtypes, seed=st.integers(0, 2**32 - 1))
+def test_relu_and_its_mask(shape, dtype, seed):
+    # large enough, sometimes, for the fast relu's blocked loop over a cached array of zeros
+    shape = shape if seed % 2 else (5000,)
+    x = values(seed, shape, dtype, specials=0.1)
+    y = fast.relu(x)
+    assert_same_bits(y, reference.relu(x))
+    assert_same_bits(fast.relu_mask(y), reference.relu_mask(y))
+
+
+@given(shapes=S.broadcastable_shapes(2), dtype=dtypes, seed=st.integers(0, 2**32 - 1))
+def test_keep_where_blocks_inf_and_nan_to_zero(shapes, dtype, seed):
+    mask_shape, value_shape = shapes.input_shapes[0], shapes.result_shape
+    v = values(seed, value_shape, dtype, specials=0.3)
+    mask = np.random.default_rng(seed).random(mask_shape) < 0.5
+    ours = fast.keep_where(mask, v)
+    assert_same_bits(ours, reference.keep_where(mask, v))
+    assert not np.isnan(ours[np.broadcast_to(~mask, value_shape)]).any()
+
+
+@pytest.mark.parametrize("fn", [np.add, np.multiply, np.maximum, np.exp, np.tanh, np.less_equal])
+@given(shapes=S.broadcastable_shapes(2), dtype=dtypes, seed=st.integers(0, 2**32 - 1), large=st.booleans())
+def test_elementwise(fn, shapes, dtype, seed, large):
+    if large:  # past the cache's threshold, so the fast kernel writes into a cached array
+        shapes = ((128, 129), (129,))
+    else:
+        shapes = shapes.input_shapes
+    operands = [values(seed + i, s, dtype, specials=0.1) for i, s in enumerate(shapes[: fn.nin])]
+    with np.errstate(all="ignore"):
+        dtype_hint = bool if fn is np.less_equal else None
+        assert_same_bits(fast.elementwise(fn, *operands, dtype=dtype_hint), reference.elementwise(fn, *operands))
+
+
+@given(dtype=dtypes, seed=st.integers(0, 2**32 - 1), batch=S.shapes(0, 2, max_side=3),
+       m=st.integers(1, 5), k=st.integers(1, 5), n=st.integers(1, 5))
+def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
+    a, b = values(seed, (*batch, m, k), dtype, specials=0.05), values(seed + 1, (k, n), dtype)
+    with np.errstate(all="ignore"):
+        assert_close(fast.matmul(a, b), reference.matmul(a, b))
+        assert_same_bits(fast.sigmoid(a), reference.sigmoid(a))
+
+
+# ---- convolution -----------------------------------------------------------------------------------
+
+
+def geometry_of(config) -> ConvGeometry:
+    return ConvGeometry(kernel=config.weight_shape[2:], stride=pair(config.stride), padding=pair(config.padding),
+                        dilation=pair(config.dilation), groups=config.groups)
+
+
+@given(config=S.conv2d_configs(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
+def test_conv2d_and_its_weight_gradient(config, dtype, seed, specials):
+    geometry = geometry_of(config)
+    x = values(seed, config.input_shape, dtype, specials=specials)
+    w = values(seed + 1, config.weight_shape, dtype)
+    b = None if config.bias_shape is None else values(seed + 2, config.bias_shape, dtype)
+    with np.errstate(all="ignore"):
+        y = fast.conv2d(x, w, geometry, b)
+        assert_close(y, reference.conv2d(x, w, geometry, b))
+        g = values(seed + 3, y.shape, dtype, specials=specials)
+        assert_close(fast.conv2d_weight_grad(x, g, w.shape, geometry), reference.conv2d_weight_grad(x, g, w.shape, geometry))
+
+
+@given(config=S.conv2d_configs(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
+def test_conv2d_input_gradient(config, dtype, seed, specials):
+    # Infinities in the output gradient only: the fast kernel may compute the input gradient as a
+    # correlation over a zero-padded gradient, where an infinite weight meets the padding's zeros
+    # (0 * inf = NaN) in sums that the reference, which only visits real outputs, never forms.
+    geometry = geometry_of(config)
+    w = values(seed + 1, config.weight_shape, dtype)
+    out_hw = geometry.output_size(*config.input_shape[2:])
+    g = values(seed, (config.input_shape[0], w.shape[0], *out_hw), dtype, specials=specials)
+    with np.errstate(all="ignore"):
+        assert_close(fast.conv2d_input_grad(g, w, config.input_shape, geometry),
+                     reference.conv2d_input_grad(g, w, config.input_shape, geometry))
+
+
+# ---- pooling ---------------------------------------------------------------------------------------
+
+
+def pool_geometry(config) -> ConvGeometry:
+    kernel = pair(config.kernel_size)
+    stride = kernel if config.stride is None else pair(config.stride)
+    return ConvGeometry(kernel=kernel, stride=stride, padding=pair(config.padding), dilation=pair(config.dilation or 1))
+
+
+@st.composite
+def pool_cases(draw):
+    """Drawn pooling hyperparameters, and sometimes the 2x2 stride-2 case the fast kernel has a
+    tournament for (on an empty batch too)."""
+    if draw(st.booleans()):
+        shape = (draw(st.integers(0, 2)), draw(st.integers(1, 3)), draw(st.integers(2, 7)), draw(st.integers(2, 7)))
+        return shape, ConvGeometry(kernel=(2, 2), stride=(2, 2))
+    config = draw(S.pool2d_configs(dilation=True))
+    return config.input_shape, pool_geometry(config)
+
+
+@given(case=pool_cases(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.1]))
+def test_max_pool2d_on_ties_infinities_and_nan(case, dtype, seed, specials):
+    shape, geometry = case
+    x = values(seed, shape, dtype, ties=True, specials=specials)
+    best, argmax = fast.max_pool2d(x, geometry)
+    reference_best, reference_argmax = reference.max_pool2d(x, geometry)
+    assert_same_bits(best, reference_best)
+    np.testing.assert_array_equal(argmax, reference_argmax)
+
+
+@given(case=pool_cases(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.1]))
+def test_window_scatter_and_gather(case, dtype, seed, specials):
+    shape, geometry = case
+    out_hw = geometry.output_size(*shape[2:])
+    rng = np.random.default_rng(seed)
+    argmax = rng.integers(0, geometry.kernel[0] * geometry.kernel[1], size=(*shape[:2], *out_hw))
+    argmax = argmax.astype(np.min_scalar_type(geometry.kernel[0] * geometry.kernel[1] - 1))
+    g = values(seed + 1, argmax.shape, dtype, specials=specials)
+    assert_same_bits(fast.window_scatter(g, argmax, shape, geometry), reference.window_scatter(g, argmax, shape, geometry))
+    x = values(seed + 2, shape, dtype, specials=specials)
+    assert_same_bits(fast.window_gather(x, argmax, geometry), reference.window_gather(x, argmax, geometry))
+
+
+@pytest.mark.parametrize("geometry", [
+    ConvGeometry(kernel=(2, 2), stride=(2, 2)),  # the fast kernel's tournament
+    ConvGeometry(kernel=(2, 2), stride=(1, 1)),  # its loop over kernel offsets
+])
+def test_max_pool2d_points_a_window_of_several_nans_at_the_last(geometry):
+    # Drawn values rarely put two NaNs in one window; here the first windows hold three (torch's
+    # rule: the argmax of a window with NaNs is its last NaN, where np.argmax would say the first)
+    x = np.array([[[[np.nan, np.nan, 1.0, 2.0], [0.0, np.nan, np.nan, 3.0]]]])
+    for kernels in (fast, reference):
+        best, argmax = kernels.max_pool2d(x, geometry)
+        expected = [[[[3, 2]]]] if geometry.stride == (2, 2) else [[[[3, 3, 2]]]]
+        np.testing.assert_array_equal(argmax, expected, err_msg=kernels.__name__)
+        assert np.isnan(best).all()
