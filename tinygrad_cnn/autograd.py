@@ -1,4 +1,4 @@
-"""The engine: graph nodes (``Function``), the backward walk, ``grad()``, grad mode and anomaly mode.
+"""The engine: graph nodes (``Function``) and the backward walk (``backward``, ``grad()``).
 
 How the graph is recorded
 -------------------------
@@ -11,138 +11,50 @@ Every differentiable op is a subclass of ``Function`` with two static methods:
   there is none). It is written with Tensor operations, so when ``create_graph=True`` the backward
   pass is itself recorded and can be differentiated again.
 
-``Function.apply(*args)`` runs ``forward`` and, when any Tensor argument requires grad, returns a
-Tensor whose ``grad_fn`` is the ``ctx`` object: an instance of the op's class holding the inputs and
-whatever was saved. Those ``ctx`` objects *are* the graph. An input that another op made and this
-one did not save is held as an ``InputEdge``: the link to the node that made it, without its
-array, so an activation no backward needs is freed as soon as the forward pass has used it.
+``Function.apply(*args)`` runs ``forward`` and, when grad mode is on and any Tensor argument
+requires grad, returns a Tensor whose ``grad_fn`` is the ``ctx`` object: an instance of the op's
+class holding the inputs and whatever was saved. Those ``ctx`` objects *are* the graph. An input
+that another op made and this one did not save is held as an ``InputEdge``: the link to the node
+that made it, without its array, so an activation no backward needs is freed as soon as the
+forward pass has used it.
 
 How backward walks it
 ---------------------
-``backward`` sorts the nodes reachable from the output topologically (an iterative depth-first
+``run_backward`` sorts the nodes reachable from the output topologically (an iterative depth-first
 search, so a chain of 100,000 ops needs no recursion), then visits them from the output towards the
-leaves. A node is visited once, after every consumer has added its contribution, so the gradient of
-a tensor used twice is the sum of both paths. Leaves (tensors with no ``grad_fn``) accumulate into
-``.grad``. Unless ``retain_graph=True``, each node drops its inputs and saved arrays as soon as it
-has been visited, which releases the activations while backward is still running.
+leaves: it *arrives* at a node once every consumer has sent its share of the gradient (so the
+gradient of a tensor used twice is the sum of both paths), calls the node's ``backward``, and *sends*
+each resulting gradient to the input it belongs to. Leaves (tensors with no ``grad_fn``) gather
+theirs until the end of the walk, then accumulate into ``.grad``. Unless ``retain_graph=True``, each
+node drops its inputs and saved arrays as soon as it has been visited, which releases the
+activations while backward is still running.
 
 Hooks (``Tensor.register_hook``) see a tensor's gradient once, summed over every path into it, and
 may replace it: a non-leaf's hooks run when its node is visited, a leaf's after the walk, just
 before ``.grad`` is written. ``retain_grad`` keeps the gradient after the hooks.
+
+Grad mode and anomaly mode live in ``modes.py`` (per thread); their names are exported here too.
 """
 from __future__ import annotations
 
-import functools
 import time
-import traceback
 import weakref
 
 import numpy as np
 
 from . import memory
-
-# ----------------------------------------------------------------------------------------------
-# Grad mode and anomaly mode
-# ----------------------------------------------------------------------------------------------
-
-
-class _Mode:
-    grad_enabled = True
-    detect_anomaly = False
-    backward_node = None  # under detect_anomaly: the node whose backward is running, if any
-
-
-def is_grad_enabled() -> bool:
-    return _Mode.grad_enabled
-
-
-class _GradModeContext:
-    """Base of ``no_grad`` / ``enable_grad``: a context manager that also works as a decorator."""
-
-    mode: bool
-
-    def __enter__(self):
-        self._previous = _Mode.grad_enabled
-        _Mode.grad_enabled = self.mode
-
-    def __exit__(self, *exc):
-        _Mode.grad_enabled = self._previous
-        return False
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class no_grad(_GradModeContext):
-    """Operations inside record no graph: for evaluation and for in-place parameter updates."""
-
-    mode = False
-
-
-class enable_grad(_GradModeContext):
-    """Turn recording back on inside a ``no_grad`` block."""
-
-    mode = True
-
-
-class set_grad_enabled(_GradModeContext):
-    """Set grad mode to ``mode``; as in torch it takes effect at once, and a ``with`` block restores it."""
-
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self._previous = _Mode.grad_enabled
-        _Mode.grad_enabled = self.mode
-
-    def __enter__(self):
-        pass
-
-    def __call__(self, fn):
-        raise TypeError("set_grad_enabled is used as a context manager, not as a decorator")
-
-
-class AnomalyError(RuntimeError):
-    """Raised under ``detect_anomaly()`` when an op produces NaN or Inf."""
-
-
-class detect_anomaly:
-    """Under this context the first NaN or Inf produced in forward or backward raises an
-    ``AnomalyError`` that names the op and the line of user code that created it.
-
-    Each op records where it was created, so this is slow: use it to hunt a bug, not to train.
-    """
-
-    def __enter__(self):
-        self._previous = _Mode.detect_anomaly
-        _Mode.detect_anomaly = True
-
-    def __exit__(self, *exc):
-        _Mode.detect_anomaly = self._previous
-        return False
-
-
-def _creation_site() -> str:
-    """The innermost stack frame outside this package: where the user wrote the op."""
-    package = __name__.rsplit(".", 1)[0].replace(".", "/")
-    for frame in reversed(traceback.extract_stack()[:-2]):
-        if f"/{package}/" not in frame.filename.replace("\\", "/"):
-            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
-    return "(inside tinygrad_cnn)"
-
-
-def _check_finite(array: np.ndarray, node: Function, where: str) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        kind = "NaN" if np.isnan(array).any() else "Inf"
-        if where == "forward" and _Mode.backward_node is not None:
-            # an op run by another op's backward: blame that op, which is the one the user wrote
-            node, where = _Mode.backward_node, f"backward (in a {type(node).__name__} step of it)"
-        site = getattr(node, "creation_site", None) or "(unknown: created outside detect_anomaly)"
-        raise AnomalyError(f"{type(node).__name__} produced {kind} in its {where}. The op was created at:\n{site}")
-
+from .modes import (  # noqa: F401 - re-exported: the engine's public names include the modes
+    AnomalyError,
+    backward_under_watch,
+    check_finite,
+    creation_site,
+    detect_anomaly,
+    enable_grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 
 # ----------------------------------------------------------------------------------------------
 # Function: one node of the graph
@@ -255,7 +167,7 @@ class Function:
         """Run ``forward`` on the arrays behind ``args`` and record the node when a gradient is needed."""
         Tensor = _tensor_module.Tensor
         ctx = cls()
-        if _Mode.grad_enabled:
+        if is_grad_enabled():
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         else:
             ctx.needs_input_grad = (False,) * len(args)
@@ -266,9 +178,9 @@ class Function:
             # recognised as the output, or the backward would treat it as a constant.
             scalar, output = output, np.asarray(output)
             ctx._saved = tuple(output if s is scalar else s for s in ctx._saved)
-        if _Mode.detect_anomaly:
-            ctx.creation_site = _creation_site()
-            _check_finite(output, ctx, "forward")
+        if is_anomaly_enabled():
+            ctx.creation_site = creation_site()
+            check_finite(output, ctx, "forward")
         if not any(ctx.needs_input_grad):
             return _share_version_with_base(Tensor._from_op(output, False, None), args)
         ctx.inputs = _inputs_to_keep(args, ctx._saved)
@@ -393,7 +305,7 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
         order = _prune_to_targets(order, target_nodes, target_leaves)
 
     timer = time.perf_counter if observer else None
-    with set_grad_enabled(create_graph):
+    with set_grad_enabled(create_graph):  # in this thread only
         for node in reversed(order):
             grad = pending.pop(node, None)
             if grad is None:
@@ -416,8 +328,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
                         f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
                         f"input of shape {inp.shape}"
                     )
-                if _Mode.detect_anomaly:
-                    _check_finite(g.data, node, "backward")
+                if is_anomaly_enabled():
+                    check_finite(g.data, node, "backward")
                 if inp.grad_fn is None:
                     _gather_leaf_grad(inp, g, leaf_grads, target_leaves)
                 else:
@@ -442,15 +354,10 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
 
 
 def _call_backward(node, grad):
-    """``node.backward``; under anomaly mode the node is remembered while it runs, so that a NaN or
-    Inf made by one of the ops its backward is written with is reported as this node's."""
-    if not _Mode.detect_anomaly:
+    """``node.backward``; under anomaly mode the node is remembered while it runs (see modes.py)."""
+    if not is_anomaly_enabled():
         return node.backward(node, grad)
-    previous, _Mode.backward_node = _Mode.backward_node, node
-    try:
-        return node.backward(node, grad)
-    finally:
-        _Mode.backward_node = previous
+    return backward_under_watch(node, grad)
 
 
 def _gather_leaf_grad(leaf, g, leaf_grads, target_leaves) -> None:
