@@ -263,21 +263,6 @@ def topological_order(roots) -> list:
     return order
 
 
-def _as_tuple(grads, node) -> tuple:
-    if not isinstance(grads, tuple):
-        grads = (grads,)
-    if len(grads) != len(node.inputs):
-        raise RuntimeError(
-            f"{type(node).__name__}.backward returned {len(grads)} gradients, expected "
-            f"{len(node.inputs)} (one per positional argument of forward, None where there is none)"
-        )
-    return grads
-
-
-def _accumulate(current, new):
-    return new if current is None else current + new
-
-
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targets=None, observer=None):
     """Propagate ``root_grads`` from ``roots`` (Tensors) to the leaves.
 
@@ -285,87 +270,135 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     tensors are returned and no ``.grad`` is touched; otherwise leaves accumulate into ``.grad``.
     ``observer(node, seconds)`` is called after each node's backward (used by ``explain``).
     """
-    Tensor = _tensor_module.Tensor
-    pending: dict = {}  # node -> gradient with respect to its output, summed over consumers
-    leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient summed over every path), delivered after the walk
-    target_nodes, target_leaves = {}, None
-    if targets is not None:
-        target_nodes = {id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None}
-        target_leaves = {id(t) for t in targets if t.grad_fn is None}
-    found = [None] * (len(targets) if targets is not None else 0)
-
+    walk = _Walk(targets, create_graph)
     for root, g in zip(roots, root_grads):
-        if root.grad_fn is None:  # a leaf used directly as an output
-            _gather_leaf_grad(root, g, leaf_grads, target_leaves)
-        else:
-            pending[root.grad_fn] = _accumulate(pending.get(root.grad_fn), g)
-
+        walk.send(root, g)
     order = topological_order([r.grad_fn for r in roots if r.grad_fn is not None])
     if targets is not None:
-        order = _prune_to_targets(order, target_nodes, target_leaves)
-
-    timer = time.perf_counter if observer else None
-    with set_grad_enabled(create_graph):  # in this thread only
-        for node in reversed(order):
-            grad = pending.pop(node, None)
+        order = walk.prune(order)
+    timer = time.perf_counter
+    with set_grad_enabled(create_graph):  # in this thread only: the backward ops record a graph iff asked
+        for node in reversed(order):  # from the output towards the leaves
+            grad = walk.arrive(node)
             if grad is None:
-                continue
-            grad = _run_hooks(getattr(node, "output_hooks", ()), grad)
-            retained = getattr(node, "retained_output", None)  # set by Tensor.retain_grad, a weakref
-            if targets is None and retained is not None and retained() is not None:
-                _store_grad(retained(), grad, create_graph)
-            if id(node) in target_nodes:
-                found[target_nodes[id(node)]] = grad
-            start = timer() if timer else 0.0
-            grads = _as_tuple(_call_backward(node, grad), node)
-            for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
-                if g is None or not needed:
-                    continue
-                if not isinstance(g, Tensor):
-                    g = Tensor(g)
-                if g.shape != inp.shape:
-                    raise RuntimeError(
-                        f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
-                        f"input of shape {inp.shape}"
-                    )
-                if is_anomaly_enabled():
-                    check_finite(g.data, node, "backward")
-                if inp.grad_fn is None:
-                    _gather_leaf_grad(inp, g, leaf_grads, target_leaves)
-                else:
-                    pending[inp.grad_fn] = _accumulate(pending.get(inp.grad_fn), g)
+                continue  # no gradient reaches this node
+            start = timer() if observer else 0.0
+            for inp, g in _input_grads(node, grad):
+                walk.send(inp, g)
             if observer:
                 observer(node, timer() - start)
             if not retain_graph:
                 node.release()
-        # Leaves last, so that each leaf's hooks see its whole gradient once, as a node's hooks do.
-        for key, (leaf, g) in leaf_grads.items():
+        walk.deliver_to_leaves()
+    return walk.target_grads()
+
+
+class _Walk:
+    """The state of one backward pass: gradients waiting at nodes until every consumer has sent its
+    share, gradients gathered per leaf until the end, and, under ``grad()``, the targets' gradients."""
+
+    def __init__(self, targets, create_graph: bool):
+        self.create_graph = create_graph
+        self.pending: dict = {}  # node -> gradient with respect to its output, summed over consumers
+        self.leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient summed over every path)
+        self.targets = targets
+        self.found = [None] * len(targets) if targets is not None else []
+        # under grad(): which nodes' outputs are targets (-> their position), which leaves are
+        self.target_nodes = {} if targets is None else {
+            id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None
+        }
+        self.target_leaves = None if targets is None else {id(t) for t in targets if t.grad_fn is None}
+
+    def send(self, tensor, g) -> None:
+        """Add ``g`` to the gradient of ``tensor`` (a Tensor or an ``InputEdge``): waiting at the node
+        that made it, or gathered for the leaf (under ``grad()``, only for the leaves asked for)."""
+        node = tensor.grad_fn
+        if node is not None:
+            self.pending[node] = _accumulate(self.pending.get(node), g)
+        elif self.target_leaves is None or id(tensor) in self.target_leaves:
+            previous = self.leaf_grads.get(id(tensor), (tensor, None))[1]
+            self.leaf_grads[id(tensor)] = (tensor, _accumulate(previous, g))
+
+    def arrive(self, node):
+        """The whole gradient with respect to ``node``'s output, now that every consumer has sent
+        its share, after that tensor's hooks; kept where ``retain_grad`` or ``grad()`` asked for it.
+        None when no gradient reached the node."""
+        grad = self.pending.pop(node, None)
+        if grad is None:
+            return None
+        hooks = getattr(node, "output_hooks", None)
+        if hooks:
+            grad = _run_hooks(hooks, grad)
+        if self.targets is None:
+            retained = getattr(node, "retained_output", None)  # set by Tensor.retain_grad, a weakref
+            if retained is not None and retained() is not None:
+                _store_grad(retained(), grad, self.create_graph)
+        elif id(node) in self.target_nodes:
+            self.found[self.target_nodes[id(node)]] = grad
+        return grad
+
+    def deliver_to_leaves(self) -> None:
+        """After the walk, each leaf's hooks see its whole gradient once, as a node's hooks do; then
+        it accumulates into ``.grad`` (under ``grad()`` it is kept to be returned instead)."""
+        for key, (leaf, g) in self.leaf_grads.items():
             g = _run_hooks(leaf._hooks or (), g)
-            if targets is None:
-                _store_grad(leaf, g, create_graph)
-            leaf_grads[key] = (leaf, g)
+            if self.targets is None:
+                _store_grad(leaf, g, self.create_graph)
+            self.leaf_grads[key] = (leaf, g)
 
-    if targets is None:
-        return None
-    for i, t in enumerate(targets):
-        if t.grad_fn is None and id(t) in leaf_grads:
-            found[i] = leaf_grads[id(t)][1]
-    return tuple(found)
+    def target_grads(self):
+        """Under ``grad()``, one gradient per target (None where none reached it); else None."""
+        if self.targets is None:
+            return None
+        for i, t in enumerate(self.targets):
+            if t.grad_fn is None and id(t) in self.leaf_grads:
+                self.found[i] = self.leaf_grads[id(t)][1]
+        return tuple(self.found)
+
+    def prune(self, order) -> list:
+        """Keep only the nodes through which a gradient can reach one of ``grad()``'s targets."""
+        useful = set()
+        for node in order:  # inputs first, so a node's parents are already classified
+            if id(node) in self.target_nodes or any(
+                (getattr(inp, "grad_fn", None) in useful) or id(inp) in self.target_leaves for inp in node.inputs
+            ):
+                useful.add(node)
+        return [node for node in order if node in useful]
 
 
-def _call_backward(node, grad):
-    """``node.backward``; under anomaly mode the node is remembered while it runs (see modes.py)."""
-    if not is_anomaly_enabled():
-        return node.backward(node, grad)
-    return backward_under_watch(node, grad)
+def _input_grads(node, grad) -> list:
+    """``(input, gradient)`` for each input of ``node`` that needs one, from ``node.backward``, checked:
+    one gradient per positional argument of forward, each of its input's shape (and, under anomaly
+    mode, finite)."""
+    anomaly = is_anomaly_enabled()
+    grads = backward_under_watch(node, grad) if anomaly else node.backward(node, grad)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(node.inputs):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(grads)} gradients, expected "
+            f"{len(node.inputs)} (one per positional argument of forward, None where there is none)"
+        )
+    Tensor = _tensor_module.Tensor
+    routed = []
+    for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
+        if g is None or not needed:
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor(g)
+        if g.shape != inp.shape:
+            raise RuntimeError(
+                f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
+                f"input of shape {inp.shape}"
+            )
+        if anomaly:
+            check_finite(g.data, node, "backward")
+        routed.append((inp, g))
+    return routed
 
 
-def _gather_leaf_grad(leaf, g, leaf_grads, target_leaves) -> None:
-    """Sum the contributions reaching a leaf; under ``grad()`` only the leaves asked for count."""
-    if target_leaves is not None and id(leaf) not in target_leaves:
-        return
-    previous = leaf_grads.get(id(leaf), (leaf, None))[1]
-    leaf_grads[id(leaf)] = (leaf, _accumulate(previous, g))
+def _accumulate(current, new):
+    return new if current is None else current + new
 
 
 def _run_hooks(hooks, grad):
@@ -395,17 +428,6 @@ def _store_grad(tensor, g, create_graph) -> None:
         # read-only broadcast view, and optimizers update .grad in place.
         g = _tensor_module.Tensor(memory.copy(g.data, tensor.dtype))
     tensor.grad = _accumulate(tensor.grad, g)
-
-
-def _prune_to_targets(order, target_nodes, target_leaves) -> list:
-    """Keep only the nodes through which a gradient can reach one of ``grad()``'s inputs."""
-    useful = set()
-    for node in order:  # inputs first, so a node's parents are already classified
-        if id(node) in target_nodes or any(
-            (getattr(inp, "grad_fn", None) in useful) or id(inp) in target_leaves for inp in node.inputs
-        ):
-            useful.add(node)
-    return [node for node in order if node in useful]
 
 
 def _initial_grads(outputs, grad_outputs):
