@@ -16,7 +16,8 @@ requires grad, returns a Tensor whose ``grad_fn`` is the ``ctx`` object: an inst
 class holding the inputs and whatever was saved. Those ``ctx`` objects *are* the graph. An input
 that another op made and this one did not save is held as an ``InputEdge``: the link to the node
 that made it, without its array, so an activation no backward needs is freed as soon as the
-forward pass has used it.
+forward pass has used it. ``Function.held_arrays`` lists what a node keeps for its backward; it is
+what ``release`` drops and what ``explain`` reports.
 
 How backward walks it
 ---------------------
@@ -160,6 +161,51 @@ class Function:
             "modifying the tensor."
         )
 
+    # -- what a node holds ----------------------------------------------------------------------
+
+    def held_arrays(self) -> list:
+        """``(name, array)`` for each array this node keeps for its backward (the same array may
+        come twice, under two names); empty once the node is freed.
+
+        * each array passed to ``save_for_backward``: named ``input i`` when it is the array of
+          positional argument ``i``, ``output`` when it is the op's result, ``saved[k]`` otherwise;
+        * each array the op's ``forward`` stored as an attribute of ``ctx`` (a max-pool's
+          ``argmax``, a relu's ``mask``), and the arrays inside a tuple or list attribute (an
+          advanced ``index``: ``index[0]``, ``index[1]``).
+
+        The rest of what a node holds is the graph's bookkeeping (``ENGINE_ATTRIBUTES``): Python
+        values, an ``InputEdge`` or a leaf Tensor per input, and arrays only where listed here.
+        ``release`` drops exactly these arrays, and ``explain`` reports them.
+        """
+        if self.freed:
+            return []
+        input_arrays = [_array_of(a) for a in self.inputs]
+        held = []
+        for k, value in enumerate(self._saved):
+            array = _array_of(value)
+            if array is None:
+                continue
+            position = next((i for i, a in enumerate(input_arrays) if a is array), None)
+            name = f"input {position}" if position is not None else "output" if array is self._output else f"saved[{k}]"
+            held.append((name, array))
+        for attribute in self._array_attributes():
+            held.extend((attribute + suffix, array) for suffix, array in _arrays_in(getattr(self, attribute)))
+        return held
+
+    def _array_attributes(self) -> list:
+        """The attributes the op's ``forward`` set on ``ctx`` that hold arrays."""
+        return [name for name, value in vars(self).items() if name not in ENGINE_ATTRIBUTES and _arrays_in(value)]
+
+    def release(self) -> None:
+        """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
+        saved, its inputs, and the arrays it kept as attributes of its own."""
+        for name in self._array_attributes():
+            delattr(self, name)
+        self.freed = True
+        self.inputs = None
+        self._saved = ()
+        self._output = None
+
     # -- running the op --------------------------------------------------------------------------
 
     @classmethod
@@ -196,18 +242,32 @@ class Function:
             ctx._output_version = result._version
         return result
 
-    def release(self) -> None:
-        """Drop everything this node holds so its arrays can be freed: what it saved, and arrays it
-        kept as attributes of its own (a max-pool's argmax, a relu's mask)."""
-        self.freed = True
-        self.inputs = None
-        self._saved = ()
-        self._output = None
-        for name in [k for k, v in vars(self).items() if isinstance(v, np.ndarray)]:
-            delattr(self, name)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+# What apply() and Tensor (hooks, retain_grad) set on every node for the graph's own bookkeeping. Any
+# other attribute holding arrays was set by the op's forward for its backward (see held_arrays).
+ENGINE_ATTRIBUTES = frozenset(
+    {"inputs", "needs_input_grad", "_saved", "_output", "output_shape", "output_dtype", "_output_ref",
+     "_output_version", "_input_versions", "creation_site", "output_hooks", "retained_output", "freed"}
+)
+
+
+def _array_of(value):
+    """The NumPy array behind a saved value or an input (a Tensor's ``.data``), else None."""
+    if isinstance(value, _tensor_module.Tensor):
+        value = value.data
+    return value if isinstance(value, (np.ndarray, np.generic)) else None
+
+
+def _arrays_in(value) -> list:
+    """``(suffix, array)`` for the NumPy arrays in an attribute: itself, or the items of a tuple or list."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return [("", value)]
+    if isinstance(value, (tuple, list)):
+        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, (np.ndarray, np.generic))]
+    return []
 
 
 def _inputs_to_keep(args, saved) -> tuple:
