@@ -174,7 +174,7 @@ class Function:
           advanced ``index``: ``index[0]``, ``index[1]``).
 
         The rest of what a node holds is the graph's bookkeeping (``ENGINE_ATTRIBUTES``): Python
-        values, an ``InputEdge`` or a leaf Tensor per input, and arrays only where listed here.
+        values, and per input an ``InputEdge``, a leaf Tensor or a constant the caller passed.
         ``release`` drops exactly these arrays, and ``explain`` reports them.
         """
         if self.freed:
@@ -194,7 +194,7 @@ class Function:
 
     def _array_attributes(self) -> list:
         """The attributes the op's ``forward`` set on ``ctx`` that hold arrays."""
-        return [name for name, value in vars(self).items() if name not in ENGINE_ATTRIBUTES and _arrays_in(value)]
+        return [name for name, value in vars(self).items() if name not in ENGINE_ATTRIBUTES and _holds_arrays(value)]
 
     def release(self) -> None:
         """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
@@ -258,16 +258,30 @@ def _array_of(value):
     """The NumPy array behind a saved value or an input (a Tensor's ``.data``), else None."""
     if isinstance(value, _tensor_module.Tensor):
         value = value.data
-    return value if isinstance(value, (np.ndarray, np.generic)) else None
+    return value if isinstance(value, _ARRAY_TYPES) else None
+
+
+_ARRAY_TYPES = (np.ndarray, np.generic)
 
 
 def _arrays_in(value) -> list:
     """``(suffix, array)`` for the NumPy arrays in an attribute: itself, or the items of a tuple or list."""
-    if isinstance(value, (np.ndarray, np.generic)):
+    if isinstance(value, _ARRAY_TYPES):
         return [("", value)]
     if isinstance(value, (tuple, list)):
-        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, (np.ndarray, np.generic))]
+        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, _ARRAY_TYPES)]
     return []
+
+
+def _holds_arrays(value) -> bool:
+    """Whether ``_arrays_in(value)`` is not empty; cheap, as ``release`` asks it of every attribute."""
+    if isinstance(value, _ARRAY_TYPES):
+        return True
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            if isinstance(item, _ARRAY_TYPES):
+                return True
+    return False
 
 
 def _inputs_to_keep(args, saved) -> tuple:
