@@ -306,18 +306,26 @@ def test_an_asyncio_task_inherits_the_mode_it_was_created_in_and_does_not_leak_i
 
 # ---- any interleaving of mode blocks in threads --------------------------------------------------------
 
+try:
+    import torch  # where installed, torch's grad mode (thread-local) runs beside ours as a reference
+except ImportError:
+    torch = None
+
+# command -> the blocks it enters: ours, and torch's where it has the same (grad mode only: torch's
+# anomaly mode is one flag for the whole process, so it is no reference for ours)
 MODE_BLOCKS = {
-    "no_grad": lambda: tg.no_grad(),
-    "enable_grad": lambda: tg.enable_grad(),
-    "set_grad_enabled(False)": lambda: tg.set_grad_enabled(False),
-    "set_grad_enabled(True)": lambda: tg.set_grad_enabled(True),
-    "detect_anomaly": lambda: tg.detect_anomaly(),
+    "no_grad": lambda: [tg.no_grad()] + ([torch.no_grad()] if torch else []),
+    "enable_grad": lambda: [tg.enable_grad()] + ([torch.enable_grad()] if torch else []),
+    "set_grad_enabled(False)": lambda: [tg.set_grad_enabled(False)] + ([torch.set_grad_enabled(False)] if torch else []),
+    "set_grad_enabled(True)": lambda: [tg.set_grad_enabled(True)] + ([torch.set_grad_enabled(True)] if torch else []),
+    "detect_anomaly": lambda: [tg.detect_anomaly()],
 }
 
 
 class ModeWorker:
     """A real thread that enters and leaves mode blocks when told, one command at a time, and
-    answers each with its modes (grad enabled, anomaly enabled) afterwards."""
+    answers each with its modes afterwards: (grad enabled, anomaly enabled, torch's grad enabled
+    or None without torch)."""
 
     def __init__(self):
         self.commands, self.answers = queue.Queue(), queue.Queue()
@@ -325,21 +333,26 @@ class ModeWorker:
         self.thread.start()
 
     def _serve(self):
-        open_blocks = []
+        open_blocks = []  # one list of blocks (ours, torch's) per command that entered some
         while True:
             command = self.commands.get()
             try:
                 if command is None:
                     return
                 if command == "exit":
-                    open_blocks.pop().__exit__(None, None, None)
+                    for block in reversed(open_blocks.pop()):
+                        block.__exit__(None, None, None)
                 elif command.startswith("call "):
                     tg.set_grad_enabled(command == "call True")
+                    if torch:
+                        torch.set_grad_enabled(command == "call True")
                 else:
-                    block = MODE_BLOCKS[command]()
-                    block.__enter__()
-                    open_blocks.append(block)
-                self.answers.put((tg.is_grad_enabled(), is_anomaly_enabled()))
+                    blocks = MODE_BLOCKS[command]()
+                    for block in blocks:
+                        block.__enter__()
+                    open_blocks.append(blocks)
+                torch_grad = torch.is_grad_enabled() if torch else None
+                self.answers.put((tg.is_grad_enabled(), is_anomaly_enabled(), torch_grad))
             except BaseException as error:  # noqa: BLE001 - handed to the main thread
                 self.answers.put(error)
 
@@ -380,7 +393,9 @@ def test_any_interleaving_of_mode_blocks_in_three_threads_gives_each_thread_its_
 
     def step(i, command):
         modes[i] = model_step(command, blocks[i], modes[i])
-        assert workers[i].do(command) == modes[i], f"thread {i} after {command}"
+        grad, anomaly, torch_grad = workers[i].do(command)
+        assert (grad, anomaly) == modes[i], f"thread {i} after {command}"
+        assert torch_grad in (None, grad), f"thread {i} after {command}: torch's grad mode is {torch_grad}"
 
     try:
         for _ in range(data.draw(st.integers(1, 25), label="steps")):
