@@ -14,7 +14,8 @@ Each mode is a ``contextvars.ContextVar``, so it belongs to the thread that set 
 evaluation loop under ``no_grad`` in one thread leaves another thread's training steps recording,
 and two threads' overlapping blocks cannot switch each other's modes. A new thread starts from the
 defaults (grad on, anomaly off). A ContextVar is also what asyncio keeps per task: a task starts
-with the modes of the code that created it, and what it changes stays inside the task.
+with the modes of the code that created it, and what it changes stays inside the task. (PyTorch
+keeps grad mode per thread too, but anomaly mode is one flag for its whole process.)
 
 Leaving a block restores the value the block found on entry (not a fixed default), so blocks
 nest, and an exception leaving the block restores it too. ``set_grad_enabled(False)`` called
@@ -52,7 +53,11 @@ def is_anomaly_enabled() -> bool:
 
 class _ModeBlock:
     """Sets ``_variable`` to ``value`` on entry and restores what it found there on exit. Works as a
-    context manager and as a decorator (each call of the decorated function gets a fresh block)."""
+    context manager and as a decorator (each call of the decorated function gets a fresh block).
+
+    The value found on entry is kept on the block object, as in torch: ``with no_grad():`` makes a
+    fresh object each time, but one object kept and entered by two threads at once would mix up
+    what each found."""
 
     _variable: contextvars.ContextVar
     value: bool
