@@ -87,7 +87,6 @@ def test_two_models_trained_in_threads_beside_a_no_grad_evaluator_match_training
 
     start = threading.Barrier(3, timeout=TIMEOUT)
     trainers_done = threading.Event()
-    evaluations = []
 
     def trainer(model, images, labels):
         def run():
@@ -98,12 +97,16 @@ def test_two_models_trained_in_threads_beside_a_no_grad_evaluator_match_training
     def evaluator():
         images = small_dataset(3)[0]
         before = evaluated.state_dict()
+        with tg.no_grad():
+            expected = evaluated(Tensor(images)).data.copy()
         start.wait()
-        while not trainers_done.is_set() or len(evaluations) < 5:
+        evaluations = 0
+        while not trainers_done.is_set() or evaluations < 5:
             with tg.no_grad():
                 out = evaluated(Tensor(images))
             assert out.grad_fn is None and not out.requires_grad
-            evaluations.append(out.data)
+            np.testing.assert_array_equal(out.data, expected)  # the model never changes
+            evaluations += 1
         assert all(p.grad is None for p in evaluated.parameters())
         for name, value in evaluated.state_dict().items():
             np.testing.assert_array_equal(value, before[name])
