@@ -223,6 +223,16 @@ def test_set_grad_enabled():
     assert tg.is_grad_enabled()
 
 
+def test_the_engine_module_exports_the_modes_and_the_walk():
+    from tinygrad_cnn import autograd, modes
+
+    for name in ("no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
+                 "is_anomaly_enabled", "AnomalyError"):
+        assert getattr(autograd, name) is getattr(modes, name)
+    for name in ("Function", "InputEdge", "GraphFreedError", "grad", "backward", "run_backward", "topological_order"):
+        assert callable(getattr(autograd, name))
+
+
 def test_set_grad_enabled_called_without_with_takes_effect_at_once():
     x = Tensor([1.0], requires_grad=True)
     try:

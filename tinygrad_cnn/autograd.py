@@ -44,18 +44,15 @@ import weakref
 import numpy as np
 
 from . import memory
-from .modes import (  # noqa: F401 - re-exported: the engine's public names include the modes
+from .modes import backward_under_watch, check_finite, creation_site, is_anomaly_enabled, is_grad_enabled
+from .modes import (  # noqa: F401 - the engine's public names include the modes: import them from here too
     AnomalyError,
-    backward_under_watch,
-    check_finite,
-    creation_site,
     detect_anomaly,
     enable_grad,
-    is_anomaly_enabled,
-    is_grad_enabled,
     no_grad,
     set_grad_enabled,
 )
+
 
 # ----------------------------------------------------------------------------------------------
 # Function: one node of the graph
