@@ -2,6 +2,7 @@
 freeing the graph, ``backward`` and ``grad()`` as in PyTorch, grad mode, and custom ``Function``s."""
 import importlib.util
 import pathlib
+import weakref
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Function, Tensor
+from tinygrad_cnn.autograd import is_anomaly_enabled
 from tinygrad_cnn.testing import check_gradients, gradcheck, gradgradcheck
 from tinygrad_cnn.testing import strategies as S
 
@@ -219,6 +221,78 @@ def test_set_grad_enabled():
     with tg.set_grad_enabled(False):
         assert not tg.is_grad_enabled()
     assert tg.is_grad_enabled()
+
+
+def test_the_engine_module_exports_the_modes_and_the_walk():
+    from tinygrad_cnn import autograd, modes
+
+    for name in ("no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "detect_anomaly",
+                 "is_anomaly_enabled", "AnomalyError"):
+        assert getattr(autograd, name) is getattr(modes, name)
+    for name in ("Function", "InputEdge", "GraphFreedError", "grad", "backward", "run_backward", "topological_order"):
+        assert callable(getattr(autograd, name))
+
+
+def test_set_grad_enabled_called_without_with_takes_effect_at_once():
+    x = Tensor([1.0], requires_grad=True)
+    try:
+        tg.set_grad_enabled(False)
+        assert not tg.is_grad_enabled() and not (x * 2).requires_grad
+        tg.set_grad_enabled(True)
+        assert (x * 2).requires_grad
+    finally:
+        tg.set_grad_enabled(True)
+
+
+def test_mode_blocks_restore_what_they_found_when_nested_reused_and_left_by_an_exception():
+    block = tg.no_grad()
+    with block:
+        with tg.set_grad_enabled(True):
+            with block:  # the same block object, entered again inside itself
+                assert not tg.is_grad_enabled()
+            assert tg.is_grad_enabled()
+        with pytest.raises(ZeroDivisionError), tg.enable_grad(), tg.detect_anomaly():
+            assert tg.is_grad_enabled() and is_anomaly_enabled()
+            1 / 0
+        assert not tg.is_grad_enabled() and not is_anomaly_enabled()
+    assert tg.is_grad_enabled()
+
+
+# ---- what a node holds -------------------------------------------------------------------------------------
+
+
+class KeepsArrays(Function):
+    """y = 2x, keeping arrays every way a node can: saved input, output and a new array, an array
+    attribute and a tuple of arrays; and a Python value, which is not an array."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = 2 * x
+        ctx.mask = x > 0
+        ctx.index = (np.arange(x.shape[0]),)
+        ctx.input_shape = x.shape
+        ctx.save_for_backward(x, y, np.ones(3))
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+def test_held_arrays_names_what_a_node_keeps_and_release_drops_all_of_it():
+    x = Tensor([1.0, -2.0], requires_grad=True)
+    y = KeepsArrays.apply(x)
+    node = y.grad_fn
+    held = node.held_arrays()
+    assert [name for name, _ in held] == ["input 0", "output", "saved[2]", "mask", "index[0]"]
+    assert held[0][1] is x.data and held[1][1] is y.data
+    index_array = weakref.ref(node.index[0])
+    del held
+    y.sum().backward()
+    assert node.freed and node.held_arrays() == []
+    assert not hasattr(node, "mask") and not hasattr(node, "index") and node.input_shape == (2,)
+    assert index_array() is None, "an array inside a tuple attribute outlived the release"
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
 
 
 # ---- custom ops with Function ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The engine: graph nodes (``Function``), the backward walk, ``grad()``, grad mode and anomaly mode.
+"""The engine: graph nodes (``Function``) and the backward walk (``backward``, ``grad()``).
 
 How the graph is recorded
 -------------------------
@@ -11,137 +11,47 @@ Every differentiable op is a subclass of ``Function`` with two static methods:
   there is none). It is written with Tensor operations, so when ``create_graph=True`` the backward
   pass is itself recorded and can be differentiated again.
 
-``Function.apply(*args)`` runs ``forward`` and, when any Tensor argument requires grad, returns a
-Tensor whose ``grad_fn`` is the ``ctx`` object: an instance of the op's class holding the inputs and
-whatever was saved. Those ``ctx`` objects *are* the graph. An input that another op made and this
-one did not save is held as an ``InputEdge``: the link to the node that made it, without its
-array, so an activation no backward needs is freed as soon as the forward pass has used it.
+``Function.apply(*args)`` runs ``forward`` and, when grad mode is on and any Tensor argument
+requires grad, returns a Tensor whose ``grad_fn`` is the ``ctx`` object: an instance of the op's
+class holding the inputs and whatever was saved. Those ``ctx`` objects *are* the graph. An input
+that another op made and this one did not save is held as an ``InputEdge``: the link to the node
+that made it, without its array, so an activation no backward needs is freed as soon as the
+forward pass has used it. ``Function.held_arrays`` lists what a node keeps for its backward; it is
+what ``release`` drops and what ``explain`` reports.
 
 How backward walks it
 ---------------------
-``backward`` sorts the nodes reachable from the output topologically (an iterative depth-first
+``run_backward`` sorts the nodes reachable from the output topologically (an iterative depth-first
 search, so a chain of 100,000 ops needs no recursion), then visits them from the output towards the
-leaves. A node is visited once, after every consumer has added its contribution, so the gradient of
-a tensor used twice is the sum of both paths. Leaves (tensors with no ``grad_fn``) accumulate into
-``.grad``. Unless ``retain_graph=True``, each node drops its inputs and saved arrays as soon as it
-has been visited, which releases the activations while backward is still running.
+leaves: it *arrives* at a node once every consumer has sent its share of the gradient (so the
+gradient of a tensor used twice is the sum of both paths), calls the node's ``backward``, and *sends*
+each resulting gradient to the input it belongs to. Leaves (tensors with no ``grad_fn``) gather
+theirs until the end of the walk, then accumulate into ``.grad``. Unless ``retain_graph=True``, each
+node drops its inputs and saved arrays as soon as it has been visited, which releases the
+activations while backward is still running.
 
 Hooks (``Tensor.register_hook``) see a tensor's gradient once, summed over every path into it, and
 may replace it: a non-leaf's hooks run when its node is visited, a leaf's after the walk, just
 before ``.grad`` is written. ``retain_grad`` keeps the gradient after the hooks.
+
+Grad mode and anomaly mode live in ``modes.py`` (per thread); their names are exported here too.
 """
 from __future__ import annotations
 
-import functools
 import time
-import traceback
 import weakref
 
 import numpy as np
 
 from .kernels import memory
-
-# ----------------------------------------------------------------------------------------------
-# Grad mode and anomaly mode
-# ----------------------------------------------------------------------------------------------
-
-
-class _Mode:
-    grad_enabled = True
-    detect_anomaly = False
-    backward_node = None  # under detect_anomaly: the node whose backward is running, if any
-
-
-def is_grad_enabled() -> bool:
-    return _Mode.grad_enabled
-
-
-class _GradModeContext:
-    """Base of ``no_grad`` / ``enable_grad``: a context manager that also works as a decorator."""
-
-    mode: bool
-
-    def __enter__(self):
-        self._previous = _Mode.grad_enabled
-        _Mode.grad_enabled = self.mode
-
-    def __exit__(self, *exc):
-        _Mode.grad_enabled = self._previous
-        return False
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self.__class__():
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class no_grad(_GradModeContext):
-    """Operations inside record no graph: for evaluation and for in-place parameter updates."""
-
-    mode = False
-
-
-class enable_grad(_GradModeContext):
-    """Turn recording back on inside a ``no_grad`` block."""
-
-    mode = True
-
-
-class set_grad_enabled(_GradModeContext):
-    """Set grad mode to ``mode``; as in torch it takes effect at once, and a ``with`` block restores it."""
-
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self._previous = _Mode.grad_enabled
-        _Mode.grad_enabled = self.mode
-
-    def __enter__(self):
-        pass
-
-    def __call__(self, fn):
-        raise TypeError("set_grad_enabled is used as a context manager, not as a decorator")
-
-
-class AnomalyError(RuntimeError):
-    """Raised under ``detect_anomaly()`` when an op produces NaN or Inf."""
-
-
-class detect_anomaly:
-    """Under this context the first NaN or Inf produced in forward or backward raises an
-    ``AnomalyError`` that names the op and the line of user code that created it.
-
-    Each op records where it was created, so this is slow: use it to hunt a bug, not to train.
-    """
-
-    def __enter__(self):
-        self._previous = _Mode.detect_anomaly
-        _Mode.detect_anomaly = True
-
-    def __exit__(self, *exc):
-        _Mode.detect_anomaly = self._previous
-        return False
-
-
-def _creation_site() -> str:
-    """The innermost stack frame outside this package: where the user wrote the op."""
-    package = __name__.rsplit(".", 1)[0].replace(".", "/")
-    for frame in reversed(traceback.extract_stack()[:-2]):
-        if f"/{package}/" not in frame.filename.replace("\\", "/"):
-            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}\n    {frame.line}'
-    return "(inside tinygrad_cnn)"
-
-
-def _check_finite(array: np.ndarray, node: Function, where: str) -> None:
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        kind = "NaN" if np.isnan(array).any() else "Inf"
-        if where == "forward" and _Mode.backward_node is not None:
-            # an op run by another op's backward: blame that op, which is the one the user wrote
-            node, where = _Mode.backward_node, f"backward (in a {type(node).__name__} step of it)"
-        site = getattr(node, "creation_site", None) or "(unknown: created outside detect_anomaly)"
-        raise AnomalyError(f"{type(node).__name__} produced {kind} in its {where}. The op was created at:\n{site}")
+from .modes import backward_under_watch, check_finite, creation_site, is_anomaly_enabled, is_grad_enabled
+from .modes import (  # noqa: F401 - the engine's public names include the modes: import them from here too
+    AnomalyError,
+    detect_anomaly,
+    enable_grad,
+    no_grad,
+    set_grad_enabled,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,6 +158,51 @@ class Function:
             "modifying the tensor."
         )
 
+    # -- what a node holds ----------------------------------------------------------------------
+
+    def held_arrays(self) -> list:
+        """``(name, array)`` for each array this node keeps for its backward (the same array may
+        come twice, under two names); empty once the node is freed.
+
+        * each array passed to ``save_for_backward``: named ``input i`` when it is the array of
+          positional argument ``i``, ``output`` when it is the op's result, ``saved[k]`` otherwise;
+        * each array the op's ``forward`` stored as an attribute of ``ctx`` (a max-pool's
+          ``argmax``, a relu's ``mask``), and the arrays inside a tuple or list attribute (an
+          advanced ``index``: ``index[0]``, ``index[1]``).
+
+        The rest of what a node holds is the graph's bookkeeping (``ENGINE_ATTRIBUTES``): Python
+        values, and per input an ``InputEdge``, a leaf Tensor or a constant the caller passed.
+        ``release`` drops exactly these arrays, and ``explain`` reports them.
+        """
+        if self.freed:
+            return []
+        input_arrays = [_array_of(a) for a in self.inputs]
+        held = []
+        for k, value in enumerate(self._saved):
+            array = _array_of(value)
+            if array is None:
+                continue
+            position = next((i for i, a in enumerate(input_arrays) if a is array), None)
+            name = f"input {position}" if position is not None else "output" if array is self._output else f"saved[{k}]"
+            held.append((name, array))
+        for attribute in self._array_attributes():
+            held.extend((attribute + suffix, array) for suffix, array in _arrays_in(getattr(self, attribute)))
+        return held
+
+    def _array_attributes(self) -> list:
+        """The attributes the op's ``forward`` set on ``ctx`` that hold arrays."""
+        return [name for name, value in vars(self).items() if name not in ENGINE_ATTRIBUTES and _holds_arrays(value)]
+
+    def release(self) -> None:
+        """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
+        saved, its inputs, and the arrays it kept as attributes of its own."""
+        for name in self._array_attributes():
+            delattr(self, name)
+        self.freed = True
+        self.inputs = None
+        self._saved = ()
+        self._output = None
+
     # -- running the op --------------------------------------------------------------------------
 
     @classmethod
@@ -255,7 +210,7 @@ class Function:
         """Run ``forward`` on the arrays behind ``args`` and record the node when a gradient is needed."""
         Tensor = _tensor_module.Tensor
         ctx = cls()
-        if _Mode.grad_enabled:
+        if is_grad_enabled():
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         else:
             ctx.needs_input_grad = (False,) * len(args)
@@ -266,9 +221,9 @@ class Function:
             # recognised as the output, or the backward would treat it as a constant.
             scalar, output = output, np.asarray(output)
             ctx._saved = tuple(output if s is scalar else s for s in ctx._saved)
-        if _Mode.detect_anomaly:
-            ctx.creation_site = _creation_site()
-            _check_finite(output, ctx, "forward")
+        if is_anomaly_enabled():
+            ctx.creation_site = creation_site()
+            check_finite(output, ctx, "forward")
         if not any(ctx.needs_input_grad):
             return _share_version_with_base(Tensor._from_op(output, False, None), args)
         ctx.inputs = _inputs_to_keep(args, ctx._saved)
@@ -284,18 +239,46 @@ class Function:
             ctx._output_version = result._version
         return result
 
-    def release(self) -> None:
-        """Drop everything this node holds so its arrays can be freed: what it saved, and arrays it
-        kept as attributes of its own (a max-pool's argmax, a relu's mask)."""
-        self.freed = True
-        self.inputs = None
-        self._saved = ()
-        self._output = None
-        for name in [k for k, v in vars(self).items() if isinstance(v, np.ndarray)]:
-            delattr(self, name)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+# What apply() and Tensor (hooks, retain_grad) set on every node for the graph's own bookkeeping. Any
+# other attribute holding arrays was set by the op's forward for its backward (see held_arrays).
+ENGINE_ATTRIBUTES = frozenset(
+    {"inputs", "needs_input_grad", "_saved", "_output", "output_shape", "output_dtype", "_output_ref",
+     "_output_version", "_input_versions", "creation_site", "output_hooks", "retained_output", "freed"}
+)
+
+
+def _array_of(value):
+    """The NumPy array behind a saved value or an input (a Tensor's ``.data``), else None."""
+    if isinstance(value, _tensor_module.Tensor):
+        value = value.data
+    return value if isinstance(value, _ARRAY_TYPES) else None
+
+
+_ARRAY_TYPES = (np.ndarray, np.generic)
+
+
+def _arrays_in(value) -> list:
+    """``(suffix, array)`` for the NumPy arrays in an attribute: itself, or the items of a tuple or list."""
+    if isinstance(value, _ARRAY_TYPES):
+        return [("", value)]
+    if isinstance(value, (tuple, list)):
+        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, _ARRAY_TYPES)]
+    return []
+
+
+def _holds_arrays(value) -> bool:
+    """Whether ``_arrays_in(value)`` is not empty; cheap, as ``release`` asks it of every attribute."""
+    if isinstance(value, _ARRAY_TYPES):
+        return True
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            if isinstance(item, _ARRAY_TYPES):
+                return True
+    return False
 
 
 def _inputs_to_keep(args, saved) -> tuple:
@@ -351,21 +334,6 @@ def topological_order(roots) -> list:
     return order
 
 
-def _as_tuple(grads, node) -> tuple:
-    if not isinstance(grads, tuple):
-        grads = (grads,)
-    if len(grads) != len(node.inputs):
-        raise RuntimeError(
-            f"{type(node).__name__}.backward returned {len(grads)} gradients, expected "
-            f"{len(node.inputs)} (one per positional argument of forward, None where there is none)"
-        )
-    return grads
-
-
-def _accumulate(current, new):
-    return new if current is None else current + new
-
-
 def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targets=None, observer=None):
     """Propagate ``root_grads`` from ``roots`` (Tensors) to the leaves.
 
@@ -373,92 +341,135 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     tensors are returned and no ``.grad`` is touched; otherwise leaves accumulate into ``.grad``.
     ``observer(node, seconds)`` is called after each node's backward (used by ``explain``).
     """
-    Tensor = _tensor_module.Tensor
-    pending: dict = {}  # node -> gradient with respect to its output, summed over consumers
-    leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient summed over every path), delivered after the walk
-    target_nodes, target_leaves = {}, None
-    if targets is not None:
-        target_nodes = {id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None}
-        target_leaves = {id(t) for t in targets if t.grad_fn is None}
-    found = [None] * (len(targets) if targets is not None else 0)
-
+    walk = _Walk(targets, create_graph)
     for root, g in zip(roots, root_grads):
-        if root.grad_fn is None:  # a leaf used directly as an output
-            _gather_leaf_grad(root, g, leaf_grads, target_leaves)
-        else:
-            pending[root.grad_fn] = _accumulate(pending.get(root.grad_fn), g)
-
+        walk.send(root, g)
     order = topological_order([r.grad_fn for r in roots if r.grad_fn is not None])
     if targets is not None:
-        order = _prune_to_targets(order, target_nodes, target_leaves)
-
-    timer = time.perf_counter if observer else None
-    with set_grad_enabled(create_graph):
-        for node in reversed(order):
-            grad = pending.pop(node, None)
+        order = walk.prune(order)
+    timer = time.perf_counter
+    with set_grad_enabled(create_graph):  # in this thread only: the backward ops record a graph iff asked
+        for node in reversed(order):  # from the output towards the leaves
+            grad = walk.arrive(node)
             if grad is None:
-                continue
-            grad = _run_hooks(getattr(node, "output_hooks", ()), grad)
-            retained = getattr(node, "retained_output", None)  # set by Tensor.retain_grad, a weakref
-            if targets is None and retained is not None and retained() is not None:
-                _store_grad(retained(), grad, create_graph)
-            if id(node) in target_nodes:
-                found[target_nodes[id(node)]] = grad
-            start = timer() if timer else 0.0
-            grads = _as_tuple(_call_backward(node, grad), node)
-            for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
-                if g is None or not needed:
-                    continue
-                if not isinstance(g, Tensor):
-                    g = Tensor(g)
-                if g.shape != inp.shape:
-                    raise RuntimeError(
-                        f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
-                        f"input of shape {inp.shape}"
-                    )
-                if _Mode.detect_anomaly:
-                    _check_finite(g.data, node, "backward")
-                if inp.grad_fn is None:
-                    _gather_leaf_grad(inp, g, leaf_grads, target_leaves)
-                else:
-                    pending[inp.grad_fn] = _accumulate(pending.get(inp.grad_fn), g)
+                continue  # no gradient reaches this node
+            start = timer() if observer else 0.0
+            for inp, g in _input_grads(node, grad):
+                walk.send(inp, g)
             if observer:
                 observer(node, timer() - start)
             if not retain_graph:
                 node.release()
-        # Leaves last, so that each leaf's hooks see its whole gradient once, as a node's hooks do.
-        for key, (leaf, g) in leaf_grads.items():
+        walk.deliver_to_leaves()
+    return walk.target_grads()
+
+
+class _Walk:
+    """The state of one backward pass: gradients waiting at nodes until every consumer has sent its
+    share, gradients gathered per leaf until the end, and, under ``grad()``, the targets' gradients."""
+
+    def __init__(self, targets, create_graph: bool):
+        self.create_graph = create_graph
+        self.pending: dict = {}  # node -> gradient with respect to its output, summed over consumers
+        self.leaf_grads: dict = {}  # id(leaf) -> (leaf, gradient summed over every path)
+        self.targets = targets
+        self.found = [None] * len(targets) if targets is not None else []
+        # under grad(): which nodes' outputs are targets (-> their position), which leaves are
+        self.target_nodes = {} if targets is None else {
+            id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None
+        }
+        self.target_leaves = None if targets is None else {id(t) for t in targets if t.grad_fn is None}
+
+    def send(self, tensor, g) -> None:
+        """Add ``g`` to the gradient of ``tensor`` (a Tensor or an ``InputEdge``): waiting at the node
+        that made it, or gathered for the leaf (under ``grad()``, only for the leaves asked for)."""
+        node = tensor.grad_fn
+        if node is not None:
+            self.pending[node] = _accumulate(self.pending.get(node), g)
+        elif self.target_leaves is None or id(tensor) in self.target_leaves:
+            previous = self.leaf_grads.get(id(tensor), (tensor, None))[1]
+            self.leaf_grads[id(tensor)] = (tensor, _accumulate(previous, g))
+
+    def arrive(self, node):
+        """The whole gradient with respect to ``node``'s output, now that every consumer has sent
+        its share, after that tensor's hooks; kept where ``retain_grad`` or ``grad()`` asked for it.
+        None when no gradient reached the node."""
+        grad = self.pending.pop(node, None)
+        if grad is None:
+            return None
+        hooks = getattr(node, "output_hooks", None)
+        if hooks:
+            grad = _run_hooks(hooks, grad)
+        if self.targets is None:
+            retained = getattr(node, "retained_output", None)  # set by Tensor.retain_grad, a weakref
+            if retained is not None and retained() is not None:
+                _store_grad(retained(), grad, self.create_graph)
+        elif id(node) in self.target_nodes:
+            self.found[self.target_nodes[id(node)]] = grad
+        return grad
+
+    def deliver_to_leaves(self) -> None:
+        """After the walk, each leaf's hooks see its whole gradient once, as a node's hooks do; then
+        it accumulates into ``.grad`` (under ``grad()`` it is kept to be returned instead)."""
+        for key, (leaf, g) in self.leaf_grads.items():
             g = _run_hooks(leaf._hooks or (), g)
-            if targets is None:
-                _store_grad(leaf, g, create_graph)
-            leaf_grads[key] = (leaf, g)
+            if self.targets is None:
+                _store_grad(leaf, g, self.create_graph)
+            self.leaf_grads[key] = (leaf, g)
 
-    if targets is None:
-        return None
-    for i, t in enumerate(targets):
-        if t.grad_fn is None and id(t) in leaf_grads:
-            found[i] = leaf_grads[id(t)][1]
-    return tuple(found)
+    def target_grads(self):
+        """Under ``grad()``, one gradient per target (None where none reached it); else None."""
+        if self.targets is None:
+            return None
+        for i, t in enumerate(self.targets):
+            if t.grad_fn is None and id(t) in self.leaf_grads:
+                self.found[i] = self.leaf_grads[id(t)][1]
+        return tuple(self.found)
+
+    def prune(self, order) -> list:
+        """Keep only the nodes through which a gradient can reach one of ``grad()``'s targets."""
+        useful = set()
+        for node in order:  # inputs first, so a node's parents are already classified
+            if id(node) in self.target_nodes or any(
+                (getattr(inp, "grad_fn", None) in useful) or id(inp) in self.target_leaves for inp in node.inputs
+            ):
+                useful.add(node)
+        return [node for node in order if node in useful]
 
 
-def _call_backward(node, grad):
-    """``node.backward``; under anomaly mode the node is remembered while it runs, so that a NaN or
-    Inf made by one of the ops its backward is written with is reported as this node's."""
-    if not _Mode.detect_anomaly:
-        return node.backward(node, grad)
-    previous, _Mode.backward_node = _Mode.backward_node, node
-    try:
-        return node.backward(node, grad)
-    finally:
-        _Mode.backward_node = previous
+def _input_grads(node, grad) -> list:
+    """``(input, gradient)`` for each input of ``node`` that needs one, from ``node.backward``, checked:
+    one gradient per positional argument of forward, each of its input's shape (and, under anomaly
+    mode, finite)."""
+    anomaly = is_anomaly_enabled()
+    grads = backward_under_watch(node, grad) if anomaly else node.backward(node, grad)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(node.inputs):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(grads)} gradients, expected "
+            f"{len(node.inputs)} (one per positional argument of forward, None where there is none)"
+        )
+    Tensor = _tensor_module.Tensor
+    routed = []
+    for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
+        if g is None or not needed:
+            continue
+        if not isinstance(g, Tensor):
+            g = Tensor(g)
+        if g.shape != inp.shape:
+            raise RuntimeError(
+                f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
+                f"input of shape {inp.shape}"
+            )
+        if anomaly:
+            check_finite(g.data, node, "backward")
+        routed.append((inp, g))
+    return routed
 
 
-def _gather_leaf_grad(leaf, g, leaf_grads, target_leaves) -> None:
-    """Sum the contributions reaching a leaf; under ``grad()`` only the leaves asked for count."""
-    if target_leaves is not None and id(leaf) not in target_leaves:
-        return
-    previous = leaf_grads.get(id(leaf), (leaf, None))[1]
-    leaf_grads[id(leaf)] = (leaf, _accumulate(previous, g))
+def _accumulate(current, new):
+    return new if current is None else current + new
 
 
 def _run_hooks(hooks, grad):
@@ -488,17 +499,6 @@ def _store_grad(tensor, g, create_graph) -> None:
         # read-only broadcast view, and optimizers update .grad in place.
         g = _tensor_module.Tensor(memory.copy(g.data, tensor.dtype))
     tensor.grad = _accumulate(tensor.grad, g)
-
-
-def _prune_to_targets(order, target_nodes, target_leaves) -> list:
-    """Keep only the nodes through which a gradient can reach one of ``grad()``'s inputs."""
-    useful = set()
-    for node in order:  # inputs first, so a node's parents are already classified
-        if id(node) in target_nodes or any(
-            (getattr(inp, "grad_fn", None) in useful) or id(inp) in target_leaves for inp in node.inputs
-        ):
-            useful.add(node)
-    return [node for node in order if node in useful]
 
 
 def _initial_grads(outputs, grad_outputs):

@@ -8,11 +8,11 @@ its backward took. ``print(report)`` shows them as a table.
 
 What counts as "saved"
 ----------------------
-Everything an op node keeps only so that its backward can run (``saved_arrays(node)``):
+Everything an op node keeps only so that its backward can run, as the engine lists it
+(``Function.held_arrays``, the same list ``release`` drops):
 
-* each array passed to ``ctx.save_for_backward`` (``ctx._saved``), named ``input i`` when it is
-  the array of the op's positional argument ``i``, ``output`` when it is the op's result, and
-  ``saved[k]`` otherwise;
+* each array passed to ``ctx.save_for_backward``, named ``input i`` when it is the array of the
+  op's positional argument ``i``, ``output`` when it is the op's result, and ``saved[k]`` otherwise;
 * every NumPy array the op stored as an attribute of ``ctx`` (``argmax`` of max-pooling, the
   ``share`` mask of max, an advanced ``index``), including arrays inside tuple or list attributes.
 
@@ -41,13 +41,6 @@ import numpy as np
 
 from . import autograd
 from .tensor import Tensor
-
-# Attributes the engine sets on every node (see Function.apply): graph bookkeeping, not saved values.
-_ENGINE_ATTRIBUTES = frozenset(
-    {"inputs", "needs_input_grad", "_saved", "_output", "output_shape", "output_dtype", "_output_ref",
-     "_input_versions", "creation_site", "output_hooks", "retained_output", "freed"}
-)
-
 
 @dataclass(frozen=True)
 class SavedArray:
@@ -88,36 +81,6 @@ def format_shape(shape) -> str:
     return str(tuple(int(n) for n in shape))
 
 
-def _as_array(value):
-    if isinstance(value, Tensor):
-        value = value.data
-    return value if isinstance(value, (np.ndarray, np.generic)) else None
-
-
-def _arrays_in(value):
-    """The NumPy arrays in an attribute: itself, or the items of a tuple or list (an index)."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return [("", value)]
-    if isinstance(value, (tuple, list)):
-        return [(f"[{i}]", v) for i, v in enumerate(value) if isinstance(v, (np.ndarray, np.generic))]
-    return []
-
-
-def _kept_arrays(node):
-    """``(name, array)`` for everything ``node`` keeps for its backward, possibly repeated."""
-    inputs = [_as_array(a) for a in node.inputs]
-    for k, value in enumerate(node._saved):
-        array = _as_array(value)
-        if array is None:
-            continue
-        positions = [i for i, a in enumerate(inputs) if a is array]
-        yield (f"input {positions[0]}" if positions else "output" if array is node._output else f"saved[{k}]"), array
-    for attribute, value in vars(node).items():
-        if attribute not in _ENGINE_ATTRIBUTES:
-            for suffix, array in _arrays_in(value):
-                yield attribute + suffix, array
-
-
 def saved_arrays(node) -> tuple:
     """What ``node`` (a graph node, ``tensor.grad_fn``) keeps for its backward, as ``SavedArray``s,
     each distinct array once.
@@ -125,11 +88,13 @@ def saved_arrays(node) -> tuple:
     Call it before backward has visited the node: a visited node has already dropped them (unless
     ``retain_graph=True``). See the module docstring for what counts.
     """
-    if node.freed:
+    held = node.held_arrays()
+    if not held:
         return ()
-    owners = [a for a in (*(_as_array(i) for i in node.inputs), node._output) if isinstance(a, np.ndarray)]
+    inputs = [i.data if isinstance(i, Tensor) else i for i in node.inputs]
+    owners = [a for a in inputs + [array for name, array in held if name == "output"] if isinstance(a, np.ndarray)]
     found, seen = [], set()
-    for name, array in _kept_arrays(node):
+    for name, array in held:
         if id(array) in seen:
             continue
         seen.add(id(array))
@@ -215,7 +180,7 @@ def explain(tensor, gradient=None, retain_graph=None, create_graph=False) -> Bac
     nodes = autograd.topological_order([tensor.grad_fn]) if tensor.grad_fn is not None else []
     before = {node: (type(node).__name__, node.output_shape, node.output_dtype, saved_arrays(node)) for node in nodes}
     # all arrays are alive until the walk starts, so their ids tell them apart
-    unique = {id(array): np.asarray(array).nbytes for node in nodes for _, array in _kept_arrays(node)}
+    unique = {id(array): np.asarray(array).nbytes for node in nodes for _, array in node.held_arrays()}
     visits = []
     start = perf_counter()
     autograd.backward(tensor, gradient, retain_graph, create_graph, observer=lambda node, seconds: visits.append((node, seconds)))
