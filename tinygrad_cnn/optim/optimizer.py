@@ -19,6 +19,23 @@ from ..nn.utils import zero_grads
 from ..tensor import Tensor
 
 
+def check_hyperparameters(optimizer_name: str, **values: float) -> None:
+    """Every hyperparameter named here must be >= 0 (learning rates, decays, eps, momentum)."""
+    for name, value in values.items():
+        if not value >= 0:   # also refuses NaN
+            raise ValueError(f"{optimizer_name}: invalid {name} {value}: it must be >= 0")
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """start += weight * (end - start), in place, rounded as torch's lerp: from the nearer end, so
+    weight 1 gives exactly ``end`` (a running average with no memory equals its last input)."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+    return start
+
+
 class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
