@@ -3,10 +3,17 @@ transform and target_transform, and batching them with the DataLoader.
 
 The dataset files are small random splits in the official formats, written with the package's
 IDX writer and the CIFAR record layout (the readers themselves are tested in tests/data/)."""
+import dataclasses
+import functools
+import hashlib
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from tinygrad_cnn import data
 from tinygrad_cnn.data import DatasetError
 from tinygrad_cnn.data.idx import write_idx
 from tinygrad_cnn.utils.data import DataLoader
@@ -118,3 +125,32 @@ def test_image_folder_gives_rgb_pil_images_and_class_indices(tmp_path):
     assert grey.mode == "RGB" and (np.asarray(grey)[:, :, 1] == written["dog"][:, :, 0]).all()
     loaded = datasets.ImageFolder(tmp_path, loader=lambda path: path)
     assert loaded[0][0].endswith("a.png")
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_download_true_fetches_into_torchvisions_layout(tmp_path, monkeypatch):
+    """A real HTTP server on 127.0.0.1 serves the two files of the training split; their MD5s
+    replace the published ones, which these generated files cannot have."""
+    served = tmp_path / "served"
+    images, labels = write_mnist(served)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        md5 = {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in served.iterdir()}
+        source = dataclasses.replace(data.FashionMNIST.source, md5=md5, system_folders=(),
+                                     mirrors=(f"http://127.0.0.1:{server.server_address[1]}/",))
+        monkeypatch.setattr(data.FashionMNIST, "source", source)
+        dataset = datasets.FashionMNIST(tmp_path / "root", train=True, download=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    assert sorted(path.name for path in raw.iterdir()) == sorted(md5)
+    np.testing.assert_array_equal(dataset.data, images)
+    assert dataset[4][1] == labels[4]
