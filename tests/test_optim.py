@@ -224,7 +224,7 @@ def test_step_by_step_as_torch_in_float64_through_a_state_dict(name, data):
     optimizer is rebuilt from its state_dict (with wrong hyperparameters, which the state_dict
     overrides), and the run must go on as if uninterrupted."""
     torch = pytest.importorskip("torch")
-    options = data.draw(TORCH_OPTIONS[name], label="options")
+    options = {**data.draw(TORCH_OPTIONS[name], label="options"), "maximize": data.draw(st.booleans(), label="maximize")}
     ours = [nn.Parameter(v) for v in initial_values(np.float64)]
     theirs = [torch.nn.Parameter(torch.from_numpy(v)) for v in initial_values(np.float64)]
     our_optimizer = getattr(optim, name)(ours, **options)

@@ -6,8 +6,9 @@ Schedulers change ``group["lr"]`` between steps. Per-parameter state (momentum b
 moment estimates) lives in ``optimizer.state[param]`` as NumPy arrays of the parameter's dtype.
 
 A subclass writes one method, ``_update(param, grad, group, state)``: the formula that moves one
-parameter. ``step()`` calls it for every parameter that has a gradient, under ``no_grad``, and the
-update is made in place on ``param`` (so its ``_version`` increases, and a graph that saved the old
+parameter. ``step()`` calls it for every parameter that has a gradient, under ``no_grad``, with the
+gradient negated in a group with ``maximize=True`` (every torch optimizer's option: climb the
+objective instead of descending it), and the update is made in place on ``param`` (so its ``_version`` increases, and a graph that saved the old
 value refuses to run backward).
 """
 from __future__ import annotations
@@ -80,7 +81,8 @@ class Optimizer:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        self._update(p, p.grad.data, group, self.state.setdefault(p, {}))
+                        grad = -p.grad.data if group.get("maximize", False) else p.grad.data
+                        self._update(p, grad, group, self.state.setdefault(p, {}))
         return loss
 
     def _update(self, param: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:
