@@ -28,6 +28,7 @@ import bisect
 import collections.abc
 import itertools
 import math
+import numbers
 
 import numpy as np
 
@@ -299,14 +300,18 @@ class WeightedRandomSampler(Sampler):
         return self.num_samples
 
 
+def _is_positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
 class BatchSampler(Sampler):
     """Cut the indices of ``sampler`` into lists of ``batch_size`` (the last one shorter, unless
     ``drop_last``)."""
 
     def __init__(self, sampler, batch_size: int, drop_last: bool):
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        if not _is_positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.sampler, self.batch_size, self.drop_last = sampler, int(batch_size), drop_last
 
     def __iter__(self):
         indices = iter(self.sampler)
@@ -435,9 +440,10 @@ class DataLoader:
         if seed is not None:
             generator = np.random.default_rng(seed)
         self.dataset = dataset
+        # Kept for programs that read them back; none changes how batches are made (module docstring).
         self.num_workers, self.pin_memory, self.timeout = num_workers, pin_memory, timeout
-        self.worker_init_fn, self.prefetch_factor, self.persistent_workers = worker_init_fn, prefetch_factor, \
-            persistent_workers
+        self.worker_init_fn, self.prefetch_factor = worker_init_fn, prefetch_factor
+        self.persistent_workers = persistent_workers
         self.generator, self.transform = generator, transform
         self.collate_fn = collate_fn if collate_fn is not None else default_collate
         self._default_collate = collate_fn is None
@@ -452,8 +458,7 @@ class DataLoader:
             batch_size, drop_last = None, False
         elif batch_size is None and drop_last:
             raise ValueError("DataLoader: batch_size=None (no batching) is mutually exclusive with drop_last")
-        elif batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
-                                         or batch_size < 1):
+        elif batch_size is not None and not _is_positive_int(batch_size):
             raise ValueError(f"DataLoader: batch_size must be a positive integer or None, got {batch_size!r}")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler is mutually exclusive with shuffle (the sampler sets the order)")
