@@ -4,6 +4,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tinygrad_cnn.utils.data import (
     BatchSampler, ConcatDataset, DataLoader, Dataset, ImageDataset, IterableDataset, RandomSampler, SequentialSampler,
@@ -316,3 +318,25 @@ def test_tensor_dataset_rows_of_tensors_are_tensors():
     row, label = dataset[2]
     assert isinstance(row, Tensor) and isinstance(label, np.integer)
     assert len(dataset.tensors) == 2 and isinstance(dataset.tensors[1], Tensor)
+
+
+@given(length=st.integers(0, 30), batch_size=st.integers(1, 8), shuffle=st.booleans(), drop_last=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_every_sample_once_per_epoch_in_batches_of_the_promised_sizes(length, batch_size, shuffle, drop_last, seed):
+    dataset = numbered_dataset(length)
+    fast = DataLoader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+    per_sample = DataLoader(dataset, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                            collate_fn=default_collate)
+    fast_batches, per_sample_batches = list(fast), list(per_sample)
+    full, rest = divmod(length, batch_size)
+    expected_sizes = [batch_size] * full + ([rest] if rest and not drop_last else [])
+    assert len(fast) == len(per_sample) == len(fast_batches) == len(expected_sizes)
+    assert [len(labels.data) for _, labels in fast_batches] == expected_sizes
+    labels = np.concatenate([labels.data for _, labels in fast_batches]) if fast_batches else np.array([], int)
+    assert len(set(labels.tolist())) == len(labels) and set(labels.tolist()) <= set(range(length))
+    if not shuffle:
+        assert labels.tolist() == list(range(len(labels)))
+    for (images, labels), (images_again, labels_again) in zip(fast_batches, per_sample_batches):
+        np.testing.assert_array_equal(labels.data, labels_again.data)
+        np.testing.assert_array_equal(images.data, images_again.data)
+        np.testing.assert_array_equal(images.data[:, 0, 0, 0], labels.data)   # still paired
