@@ -76,6 +76,13 @@ def test_padding_forms_and_modes_as_torchvision():
     assert T.pad(row, (2, 0), padding_mode="symmetric").data.tolist() == [[[2, 1, 1, 2, 3, 3, 2]]]
     assert T.pad(row, (1, 0), padding_mode="edge").data.tolist() == [[[1, 1, 2, 3, 3]]]
     assert T.pad(row, (1, 0, 0, 1), fill=9).data.tolist() == [[[9, 1, 2, 3], [9, 9, 9, 9]]]   # left, top, right, bottom
+    rgb = Image.fromarray(np.zeros((1, 1, 3), dtype=np.uint8))
+    coloured = np.asarray(T.pad(rgb, 1, fill=(10, 20, 30)))
+    assert coloured.shape == (3, 3, 3) and coloured[0, 0].tolist() == [10, 20, 30] and coloured[1, 1].tolist() == [0, 0, 0]
+    two_channels = T.pad(Tensor(np.ones((2, 1, 1))), (1, 0), fill=(5, 6)).data
+    assert two_channels.tolist() == [[[5, 1, 5]], [[6, 1, 6]]]
+    with pytest.raises(ValueError, match="fill values"):
+        T.pad(rgb, 1, fill=(1, 2))
     crop = T.RandomCrop(4, pad_if_needed=True, fill=7)(row)
     assert crop.shape == (1, 4, 4) and (crop.data == 7).sum() == 13
     with pytest.raises(ValueError, match="larger than"):

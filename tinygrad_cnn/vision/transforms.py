@@ -194,7 +194,8 @@ def _padding_ltrb(padding) -> tuple[int, int, int, int]:
 
 
 def pad(image, padding, fill=0, padding_mode: str = "constant"):
-    """Pad the sides of a PIL image or Tensor; ``padding`` as torchvision's (see ``_padding_ltrb``)."""
+    """Pad the sides of a PIL image or Tensor; ``padding`` as torchvision's (see ``_padding_ltrb``).
+    ``fill`` is one value, or one per channel (such as an RGB colour), for ``padding_mode="constant"``."""
     if padding_mode not in _PADDING_MODES:
         raise ValueError(f"padding_mode must be one of {sorted(_PADDING_MODES)}, got {padding_mode!r}")
     left, top, right, bottom = _padding_ltrb(padding)
@@ -202,8 +203,22 @@ def pad(image, padding, fill=0, padding_mode: str = "constant"):
     widths = [(0, 0)] * pixels.ndim
     height_axis, width_axis = (axis % pixels.ndim for axis in _spatial_axes(image))
     widths[height_axis], widths[width_axis] = (top, bottom), (left, right)
-    extra = dict(constant_values=fill) if padding_mode == "constant" else {}
-    return _like(image, np.pad(pixels, widths, mode=_PADDING_MODES[padding_mode], **extra))
+    if padding_mode != "constant":
+        return _like(image, np.pad(pixels, widths, mode=_PADDING_MODES[padding_mode]))
+    if isinstance(fill, numbers.Number):
+        return _like(image, np.pad(pixels, widths, constant_values=fill))
+    # One value per channel: fill the whole padded array channel by channel, then put the image back.
+    channel_axis = pixels.ndim - 1 if _is_pil(image) else pixels.ndim - 3
+    if pixels.ndim < 3 or pixels.shape[channel_axis] != len(fill):
+        raise ValueError(f"pad: {len(fill)} fill values for an image of shape {pixels.shape}; give one value, "
+                         "or one per channel")
+    padded = np.empty([size + before + after for size, (before, after) in zip(pixels.shape, widths)], pixels.dtype)
+    per_channel = [1] * pixels.ndim
+    per_channel[channel_axis] = -1
+    padded[...] = np.asarray(fill, dtype=pixels.dtype).reshape(per_channel)
+    inside = [slice(before, before + size) for size, (before, _) in zip(pixels.shape, widths)]
+    padded[tuple(inside)] = pixels
+    return _like(image, padded)
 
 
 def crop(image, top: int, left: int, height: int, width: int):
@@ -217,7 +232,7 @@ def crop(image, top: int, left: int, height: int, width: int):
 class RandomCrop:
     """Cut a ``size`` window at a uniformly random place, after padding (``padding``: one number,
     (left/right, top/bottom) or (left, top, right, bottom); ``pad_if_needed`` pads an image
-    smaller than ``size``), filling with ``fill`` or by ``padding_mode`` ("edge", "reflect",
+    smaller than ``size``), filling with ``fill`` (one value, or one per channel) or by ``padding_mode`` ("edge", "reflect",
     "symmetric"), as torchvision."""
 
     def __init__(self, size, padding=None, pad_if_needed: bool = False, fill=0, padding_mode: str = "constant"):
