@@ -8,8 +8,8 @@ moment estimates) lives in ``optimizer.state[param]`` as NumPy arrays of the par
 A subclass writes one method, ``_update(param, grad, group, state)``: the formula that moves one
 parameter. ``step()`` calls it for every parameter that has a gradient, under ``no_grad``, with the
 gradient negated in a group with ``maximize=True`` (every torch optimizer's option: climb the
-objective instead of descending it), and the update is made in place on ``param`` (so its ``_version`` increases, and a graph that saved the old
-value refuses to run backward).
+objective instead of descending it), and the update is made in place on ``param`` (so its
+``_version`` increases, and a graph that saved the old value refuses to run backward).
 """
 from __future__ import annotations
 

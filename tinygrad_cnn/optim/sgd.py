@@ -22,8 +22,8 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: invalid weight_decay {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
 
     def _update(self, param, grad, group, state):
         # float(): a NumPy float64 hyperparameter would otherwise promote float32 state to float64

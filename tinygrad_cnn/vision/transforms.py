@@ -145,7 +145,8 @@ class Normalize:
         if not isinstance(tensor, Tensor):
             raise TypeError(f"Normalize: expected a Tensor image (apply ToTensor first), got {type(tensor).__name__}")
         if tensor.ndim < 3 or tensor.dtype.kind != "f":
-            raise ValueError(f"Normalize: expected a float Tensor (..., C, H, W), got {tensor.dtype} of shape {tensor.shape}")
+            raise ValueError(f"Normalize: expected a float Tensor (..., C, H, W), "
+                             f"got {tensor.dtype} of shape {tensor.shape}")
         # (C, 1, 1) broadcasts over H and W; one value, or one per channel, as in torchvision
         mean = np.asarray(self.mean, dtype=tensor.dtype).reshape(-1, 1, 1)
         std = np.asarray(self.std, dtype=tensor.dtype).reshape(-1, 1, 1)
@@ -232,8 +233,8 @@ def crop(image, top: int, left: int, height: int, width: int):
 class RandomCrop:
     """Cut a ``size`` window at a uniformly random place, after padding (``padding``: one number,
     (left/right, top/bottom) or (left, top, right, bottom); ``pad_if_needed`` pads an image
-    smaller than ``size``), filling with ``fill`` (one value, or one per channel) or by ``padding_mode`` ("edge", "reflect",
-    "symmetric"), as torchvision."""
+    smaller than ``size``), filling with ``fill`` (one value, or one per channel) or by
+    ``padding_mode`` ("edge", "reflect", "symmetric"), as torchvision."""
 
     def __init__(self, size, padding=None, pad_if_needed: bool = False, fill=0, padding_mode: str = "constant"):
         self.size = _size_pair("RandomCrop", size)
