@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tinygrad_cnn.utils.data import (
     BatchSampler, ConcatDataset, DataLoader, Dataset, ImageDataset, IterableDataset, RandomSampler, SequentialSampler,
-    Subset, SubsetRandomSampler, TensorDataset, WeightedRandomSampler, default_collate, random_split,
+    Subset, SubsetRandomSampler, TensorDataset, WeightedRandomSampler, default_collate, get_worker_info, random_split,
 )
 from tinygrad_cnn.random import manual_seed
 from tinygrad_cnn.tensor import Tensor
@@ -292,6 +292,14 @@ def test_iterable_dataset_is_batched_in_stream_order():
     assert [b.data.tolist() for b in DataLoader(Stream(), batch_size=3, drop_last=True)] == [[0, 1, 2], [3, 4, 5]]
     with pytest.raises(ValueError, match="IterableDataset"):
         DataLoader(Stream(), shuffle=True)
+
+    class ShardedStream(IterableDataset):
+        """Splits its work between workers as torch's documentation shows; here there are none."""
+        def __iter__(self):
+            info = get_worker_info()
+            return iter(range(5) if info is None else range(info.id, 5, info.num_workers))
+
+    assert [b.data.tolist() for b in DataLoader(ShardedStream(), batch_size=5, num_workers=2)] == [[0, 1, 2, 3, 4]]
 
 
 def test_subset_and_random_split():

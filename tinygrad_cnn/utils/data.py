@@ -403,6 +403,12 @@ def default_convert(sample):
     return sample
 
 
+def get_worker_info():
+    """None: batches are made in the calling process, where torch's answer is None too. An
+    IterableDataset that splits its stream between workers then yields all of it."""
+    return None
+
+
 # ---- the loader -------------------------------------------------------------------------------------
 
 
