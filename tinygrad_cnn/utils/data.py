@@ -20,7 +20,7 @@ Workers. ``num_workers`` is accepted and ignored: batches are always made in the
 process, one after the other (NumPy already uses several cores where it pays, and the fast
 path spends its time in one gather per batch). So a program written for torch runs unchanged
 and gives the same batches, with no worker processes to start, seed or stop; ``worker_init_fn``
-is never called. ``pin_memory`` is accepted and does nothing: there is only CPU memory.
+is never called and ``get_worker_info()`` returns None, as in torch's main process. ``pin_memory`` is accepted and does nothing: there is only CPU memory.
 """
 from __future__ import annotations
 
