@@ -311,3 +311,7 @@ class ReduceLROnPlateau(LRScheduler):
                     group["lr"] = new_lr
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+
+# torch's older name for the base class, still subclassed by many programs
+_LRScheduler = LRScheduler
