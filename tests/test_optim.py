@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import Tensor, nn, optim
@@ -56,7 +58,7 @@ def sgd_reference(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=Fa
     return update
 
 
-def adam_reference(lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
+def adam_reference(lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False, amsgrad=False):
     def update(p, g, state, t):
         if decoupled:
             p = p * (1 - lr * weight_decay)
@@ -64,9 +66,45 @@ def adam_reference(lr, beta1, beta2, eps, weight_decay=0.0, decoupled=False):
             g = g + weight_decay * p
         state["m"] = beta1 * state.get("m", 0) + (1 - beta1) * g
         state["v"] = beta2 * state.get("v", 0) + (1 - beta2) * g * g
+        if amsgrad:
+            state["v_max"] = np.maximum(state.get("v_max", 0), state["v"])
         m_hat = state["m"] / (1 - beta1**t)
-        v_hat = state["v"] / (1 - beta2**t)
+        v_hat = state["v_max" if amsgrad else "v"] / (1 - beta2**t)
         return p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return update
+
+
+def adagrad_reference(lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10):
+    def update(p, g, state, t):
+        g = g + weight_decay * p
+        state["sum"] = state.get("sum", initial_accumulator_value) + g * g
+        return p - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(state["sum"]) + eps)
+    return update
+
+
+def rmsprop_reference(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def update(p, g, state, t):
+        g = g + weight_decay * p
+        state["v"] = alpha * state.get("v", 0) + (1 - alpha) * g * g
+        if centered:
+            state["m"] = alpha * state.get("m", 0) + (1 - alpha) * g
+            scale = np.sqrt(state["v"] - state["m"] ** 2) + eps
+        else:
+            scale = np.sqrt(state["v"]) + eps
+        if momentum:
+            state["b"] = momentum * state.get("b", 0) + g / scale
+            return p - lr * state["b"]
+        return p - lr * g / scale
+    return update
+
+
+def adadelta_reference(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+    def update(p, g, state, t):
+        g = g + weight_decay * p
+        state["v"] = rho * state.get("v", 0) + (1 - rho) * g * g
+        step = np.sqrt(state.get("u", 0) + eps) / np.sqrt(state["v"] + eps) * g
+        state["u"] = rho * state.get("u", 0) + (1 - rho) * step * step
+        return p - lr * step
     return update
 
 
@@ -89,6 +127,26 @@ CASES = {
     "adamw weight decay": (lambda ps: optim.AdamW(ps, lr=0.05, weight_decay=0.5),
                            adam_reference(0.05, 0.9, 0.999, 1e-8, 0.5, decoupled=True), "AdamW",
                            dict(lr=0.05, weight_decay=0.5)),
+    "adam amsgrad": (lambda ps: optim.Adam(ps, lr=0.02, betas=(0.5, 0.9), amsgrad=True),
+                     adam_reference(0.02, 0.5, 0.9, 1e-8, amsgrad=True), "Adam",
+                     dict(lr=0.02, betas=(0.5, 0.9), amsgrad=True)),
+    "adamw amsgrad": (lambda ps: optim.AdamW(ps, lr=0.02, betas=(0.5, 0.9), weight_decay=0.1, amsgrad=True),
+                      adam_reference(0.02, 0.5, 0.9, 1e-8, 0.1, decoupled=True, amsgrad=True), "AdamW",
+                      dict(lr=0.02, betas=(0.5, 0.9), weight_decay=0.1, amsgrad=True)),
+    "adagrad": (lambda ps: optim.Adagrad(ps, lr=0.1), adagrad_reference(0.1), "Adagrad", dict(lr=0.1)),
+    "adagrad all options": (lambda ps: optim.Adagrad(ps, lr=0.2, lr_decay=0.1, weight_decay=0.05,
+                                                     initial_accumulator_value=0.5, eps=1e-6),
+                            adagrad_reference(0.2, 0.1, 0.05, 0.5, 1e-6), "Adagrad",
+                            dict(lr=0.2, lr_decay=0.1, weight_decay=0.05, initial_accumulator_value=0.5, eps=1e-6)),
+    "rmsprop": (lambda ps: optim.RMSprop(ps, lr=0.01), rmsprop_reference(0.01), "RMSprop", dict(lr=0.01)),
+    "rmsprop momentum centered": (lambda ps: optim.RMSprop(ps, lr=0.01, alpha=0.9, weight_decay=0.1, momentum=0.8,
+                                                           centered=True),
+                                  rmsprop_reference(0.01, 0.9, 1e-8, 0.1, 0.8, centered=True), "RMSprop",
+                                  dict(lr=0.01, alpha=0.9, weight_decay=0.1, momentum=0.8, centered=True)),
+    "adadelta": (lambda ps: optim.Adadelta(ps), adadelta_reference(), "Adadelta", dict()),
+    "adadelta weight decay": (lambda ps: optim.Adadelta(ps, lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1),
+                              adadelta_reference(0.5, 0.8, 1e-4, 0.1), "Adadelta",
+                              dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1)),
 }
 
 
@@ -122,6 +180,68 @@ def test_updates_match_torch(case):
     ours, _ = run_ours(make)
     for mine, theirs in zip(ours, params):
         np.testing.assert_allclose(mine, theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+# Hyperparameters drawn for the step-by-step comparison with torch. Rates and decays stay away from
+# values so small or so close to 1 that the running averages cancel to rounding noise (centered
+# RMSprop takes the root of v - m*m, which is ill-conditioned when alpha is nearly 0 or 1).
+def _rate(low=1e-3, high=1.0):
+    return st.floats(low, high)
+
+
+def _sgd_options():
+    plain = st.fixed_dictionaries(dict(lr=_rate(), momentum=st.sampled_from([0.0, 0.5, 0.9]),
+                                       dampening=st.floats(0, 0.9), weight_decay=st.floats(0, 0.5)))
+    nesterov = st.fixed_dictionaries(dict(lr=_rate(), momentum=st.floats(0.1, 0.99), weight_decay=st.floats(0, 0.5),
+                                          nesterov=st.just(True)))
+    return plain | nesterov
+
+
+def _adam_options():
+    return st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                      eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5),
+                                      amsgrad=st.booleans()))
+
+
+TORCH_OPTIONS = {
+    "SGD": _sgd_options(),
+    "Adam": _adam_options(),
+    "AdamW": _adam_options(),
+    "Adagrad": st.fixed_dictionaries(dict(lr=_rate(), lr_decay=st.floats(0, 1), weight_decay=st.floats(0, 0.5),
+                                          initial_accumulator_value=st.floats(0, 1), eps=st.sampled_from([1e-10, 1e-3]))),
+    "RMSprop": st.fixed_dictionaries(dict(lr=_rate(), alpha=st.floats(0.1, 0.99), eps=st.sampled_from([1e-8, 1e-3]),
+                                          weight_decay=st.floats(0, 0.5), momentum=st.sampled_from([0.0, 0.5, 0.9]),
+                                          centered=st.booleans())),
+    "Adadelta": st.fixed_dictionaries(dict(lr=_rate(high=2.0), rho=st.floats(0, 0.99), eps=st.sampled_from([1e-6, 1e-3]),
+                                           weight_decay=st.floats(0, 0.5))),
+}
+
+
+@pytest.mark.parametrize("name", TORCH_OPTIONS)
+@given(data=st.data())
+def test_step_by_step_as_torch_in_float64_through_a_state_dict(name, data):
+    """Same start, same gradients: after every step the parameters equal torch's. Half way, the
+    optimizer is rebuilt from its state_dict (with wrong hyperparameters, which the state_dict
+    overrides), and the run must go on as if uninterrupted."""
+    torch = pytest.importorskip("torch")
+    options = {**data.draw(TORCH_OPTIONS[name], label="options"), "maximize": data.draw(st.booleans(), label="maximize")}
+    ours = [nn.Parameter(v) for v in initial_values(np.float64)]
+    theirs = [torch.nn.Parameter(torch.from_numpy(v)) for v in initial_values(np.float64)]
+    our_optimizer = getattr(optim, name)(ours, **options)
+    their_optimizer = getattr(torch.optim, name)(theirs, **options)
+    for step, grads in enumerate(gradient_sequence(np.float64)):
+        if step == STEPS // 2:
+            saved = our_optimizer.state_dict()
+            our_optimizer = getattr(optim, name)(ours, lr=123.0)
+            our_optimizer.load_state_dict(saved)
+        for mine, their, g in zip(ours, theirs, grads):
+            mine.grad, their.grad = Tensor(g.copy()), torch.from_numpy(g.copy())
+        our_optimizer.step()
+        their_optimizer.step()
+        for mine, their in zip(ours, theirs):
+            np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                       err_msg=f"{name} step {step + 1}")
+    assert our_optimizer.param_groups[0]["lr"] == their_optimizer.param_groups[0]["lr"]
 
 
 def test_first_adam_step_moves_each_coordinate_by_lr():
@@ -286,6 +406,149 @@ def test_schedulers_match_torch(make):
         theirs.step(), ours.step()
 
 
+SCHEDULES = {
+    "multistep": lambda lib, opt: lib.optim.lr_scheduler.MultiStepLR(opt, milestones=[5, 2, 5, 9], gamma=0.5),
+    "exponential": lambda lib, opt: lib.optim.lr_scheduler.ExponentialLR(opt, gamma=0.8),
+    "lambda": lambda lib, opt: lib.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1 / (1 + epoch) ** 0.5),
+    "lambda per group": lambda lib, opt: lib.optim.lr_scheduler.LambdaLR(
+        opt, [lambda epoch: 0.9**epoch, lambda epoch: 1 + epoch % 3]),
+    "onecycle cos": lambda lib, opt: lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=[0.5, 1.0], total_steps=12),
+    "onecycle linear three phase": lambda lib, opt: lib.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.4, epochs=3, steps_per_epoch=4, pct_start=0.25, anneal_strategy="linear", three_phase=True,
+        div_factor=10.0, final_div_factor=100.0, base_momentum=0.8, max_momentum=0.9),
+    "onecycle no momentum": lambda lib, opt: lib.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.3, total_steps=12, pct_start=0.5, cycle_momentum=False),
+}
+
+
+def _two_group_optimizer(lib, kind):
+    """An SGD (momentum) or Adam (betas) optimizer of ``lib`` with two parameter groups."""
+    def parameter():
+        return lib.nn.Parameter(lib.zeros(2) if lib is not tg else np.zeros(2))
+    groups = [{"params": [parameter()]}, {"params": [parameter()], "lr": 0.05}]
+    return lib.optim.SGD(groups, lr=0.2, momentum=0.9) if kind == "SGD" else lib.optim.Adam(groups, lr=0.2)
+
+
+def _momenta(optimizer):
+    return [g["betas"][0] if "betas" in g else g["momentum"] for g in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_new_schedules_match_torch_through_a_state_dict(schedule, kind):
+    """Learning rates and (for OneCycleLR) momenta equal torch's at every step; half way, the
+    optimizer and schedule are rebuilt and loaded from their state_dicts, as when resuming."""
+    torch = pytest.importorskip("torch")
+    make = SCHEDULES[schedule]
+    their_optimizer, our_optimizer = _two_group_optimizer(torch, kind), _two_group_optimizer(tg, kind)
+    theirs, ours = make(torch, their_optimizer), make(tg, our_optimizer)
+    for step in range(12):
+        if step == 6:
+            saved_optimizer, saved_schedule = our_optimizer.state_dict(), ours.state_dict()
+            our_optimizer = _two_group_optimizer(tg, kind)
+            ours = make(tg, our_optimizer)
+            our_optimizer.load_state_dict(saved_optimizer)
+            ours.load_state_dict(saved_schedule)
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12, abs=1e-15), f"step {step}"
+        assert [g["lr"] for g in our_optimizer.param_groups] == ours.get_last_lr()
+        assert _momenta(our_optimizer) == pytest.approx(_momenta(their_optimizer), rel=1e-12)
+        their_optimizer.step(), our_optimizer.step()
+        theirs.step(), ours.step()
+
+
+@given(total_steps=st.integers(4, 30), pct_start=st.floats(0.05, 0.95), anneal=st.sampled_from(["cos", "linear"]),
+       three_phase=st.booleans(), div_factor=st.floats(1.0, 100.0), final_div_factor=st.floats(1.0, 1e4))
+def test_onecycle_matches_torch_over_the_whole_cycle(total_steps, pct_start, anneal, three_phase, div_factor,
+                                                     final_div_factor):
+    torch = pytest.importorskip("torch")
+    rise = pct_start * total_steps
+    # Each phase must span at least one step; otherwise both libraries divide 0 by 0 (torch raises
+    # ZeroDivisionError too). Three phases need the first two to end before the last step.
+    if rise < 2 or (three_phase and 2 * rise - 2 >= total_steps - 1) or (not three_phase and rise - 1 >= total_steps - 1):
+        return
+    options = dict(max_lr=0.7, total_steps=total_steps, pct_start=pct_start, anneal_strategy=anneal,
+                   three_phase=three_phase, div_factor=div_factor, final_div_factor=final_div_factor)
+    their_optimizer, our_optimizer = _two_group_optimizer(torch, "SGD"), _two_group_optimizer(tg, "SGD")
+    theirs = torch.optim.lr_scheduler.OneCycleLR(their_optimizer, **options)
+    ours = lr_scheduler.OneCycleLR(our_optimizer, **options)
+    for _ in range(total_steps):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12, abs=1e-15)
+        assert _momenta(our_optimizer) == pytest.approx(_momenta(their_optimizer), rel=1e-12)
+        their_optimizer.step(), our_optimizer.step()
+        theirs.step(), ours.step()
+    with pytest.raises(ValueError, match="total_steps"):
+        ours.step()  # one past the end: step total_steps + 1
+
+
+def test_onecycle_refuses_what_torch_refuses():
+    optimizer = _optimizer()
+    with pytest.raises(ValueError, match="total_steps or both epochs"):
+        lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, epochs=2)
+    with pytest.raises(ValueError, match="anneal_strategy"):
+        lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=10, anneal_strategy="cosine")
+    with pytest.raises(ValueError, match="no momentum"):
+        lr_scheduler.OneCycleLR(optim.Adagrad([nn.Parameter(np.zeros(1))]), max_lr=1.0, total_steps=10)
+
+
+class Halving:
+    """A callable object: LambdaLR saves its attributes (a plain function cannot be saved)."""
+    def __init__(self):
+        self.factor = 0.5
+
+    def __call__(self, epoch):
+        return self.factor**epoch
+
+
+def test_lambda_lr_state_dict_keeps_callable_objects_attributes():
+    schedule = lr_scheduler.LambdaLR(_optimizer((0.1, 0.2)), [Halving(), lambda epoch: 1.0])
+    schedule.lr_lambdas[0].factor = 0.25
+    saved = schedule.state_dict()
+    assert saved["lr_lambdas"] == [{"factor": 0.25}, None]
+    fresh = lr_scheduler.LambdaLR(_optimizer((0.1, 0.2)), [Halving(), lambda epoch: 1.0])
+    fresh.load_state_dict(saved)
+    assert fresh.lr_lambdas[0].factor == 0.25 and callable(fresh.lr_lambdas[1])
+
+
+PLATEAU_OPTIONS = st.fixed_dictionaries(dict(
+    mode=st.sampled_from(["min", "max"]), factor=st.sampled_from([0.1, 0.5, 0.9]), patience=st.integers(0, 3),
+    threshold=st.sampled_from([0.0, 1e-4, 0.1, 1.0]), threshold_mode=st.sampled_from(["rel", "abs"]),
+    cooldown=st.integers(0, 2), min_lr=st.sampled_from([0.0, 0.01, [0.02, 0.001]]), eps=st.sampled_from([1e-8, 0.01])))
+
+
+@given(options=PLATEAU_OPTIONS, metrics=st.lists(st.integers(-3, 3).map(float), min_size=1, max_size=25))
+def test_reduce_lr_on_plateau_matches_torch(options, metrics):
+    # Small integers: plateaus, ties with the best value and near-threshold changes come up often.
+    torch = pytest.importorskip("torch")
+    their_optimizer, our_optimizer = _two_group_optimizer(torch, "SGD"), _two_group_optimizer(tg, "SGD")
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(their_optimizer, **options)
+    ours = lr_scheduler.ReduceLROnPlateau(our_optimizer, **options)
+    for step, metric in enumerate(metrics):
+        if step == len(metrics) // 2:
+            saved = ours.state_dict()
+            ours = lr_scheduler.ReduceLROnPlateau(our_optimizer, factor=0.5)
+            ours.load_state_dict(saved)
+        theirs.step(metric)
+        ours.step(tg.Tensor(np.array(metric)) if step % 2 else metric)   # a scalar Tensor or a float
+        assert ours.get_last_lr() == theirs.get_last_lr() == [g["lr"] for g in our_optimizer.param_groups]
+        assert (ours.num_bad_epochs, ours.cooldown_counter, ours.best) == (
+            theirs.num_bad_epochs, theirs.cooldown_counter, theirs.best)
+
+
+def test_reduce_lr_on_plateau_reduces_after_patience_then_cools_down():
+    optimizer = _optimizer((1.0,))
+    schedule = lr_scheduler.ReduceLROnPlateau(optimizer, patience=2, factor=0.5, cooldown=1, min_lr=0.2)
+    lrs = []
+    for loss in [5, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]:
+        schedule.step(loss)
+        lrs.append(schedule.get_last_lr()[0])
+    # bad epochs 1, 2, 3 > patience: halve; one cooldown epoch; 3 more bad epochs: halve; ... floor 0.2
+    assert lrs == [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25]
+    with pytest.raises(ValueError, match="factor"):
+        lr_scheduler.ReduceLROnPlateau(optimizer, factor=1.0)
+    with pytest.raises(ValueError, match="mode"):
+        lr_scheduler.ReduceLROnPlateau(optimizer, mode="lowest")
+
+
 # ---- clip_grad_norm_ --------------------------------------------------------------------------------------
 
 
@@ -338,3 +601,44 @@ def test_clip_grad_norm_matches_torch():
         assert total_ours.item() == pytest.approx(total_theirs.item(), rel=1e-6)
         for p, q in zip(ours, theirs):
             np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+# ---- clip_grad_value_, parameters_to_vector, vector_to_parameters -------------------------------------
+
+
+def test_clip_grad_value_clamps_each_coordinate_as_torch():
+    grads = [np.array([[-3.0, 0.2], [0.7, 5.0]]), np.array([-0.1, -0.9, 2.0])]
+    params = _params_with_grads(*grads) + [nn.Parameter(np.zeros(2))]   # the last one has no gradient
+    version = params[0].grad._version
+    assert nn.utils.clip_grad_value_(params, 0.5) is None
+    np.testing.assert_array_equal(params[0].grad.data, [[-0.5, 0.2], [0.5, 0.5]])
+    np.testing.assert_array_equal(params[1].grad.data, [-0.1, -0.5, 0.5])
+    assert params[0].grad._version == version + 1 and params[2].grad is None
+    torch = pytest.importorskip("torch")
+    theirs = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads]
+    for p, g in zip(theirs, grads):
+        p.grad = torch.from_numpy(g.copy())
+    torch.nn.utils.clip_grad_value_(theirs, 0.5)
+    for ours, their in zip(params, theirs):
+        np.testing.assert_array_equal(ours.grad.data, their.grad.numpy())
+
+
+def test_parameters_to_vector_and_back():
+    a, b = nn.Parameter(np.arange(6.0).reshape(2, 3)), nn.Parameter(np.array([10.0, 11.0]))
+    vector = nn.utils.parameters_to_vector([a, b])
+    np.testing.assert_array_equal(vector.data, [0, 1, 2, 3, 4, 5, 10, 11])
+    (vector * Tensor(np.arange(8.0))).sum().backward()   # part of the graph, as in torch
+    np.testing.assert_array_equal(a.grad.data, np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(b.grad.data, [6.0, 7.0])
+    new = Tensor(np.arange(8.0) * -1)
+    nn.utils.vector_to_parameters(new, [a, b])
+    np.testing.assert_array_equal(a.data, -np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(b.data, [-6.0, -7.0])
+    with pytest.raises(TypeError, match="Tensor"):
+        nn.utils.vector_to_parameters(np.zeros(8), [a, b])
+    with pytest.raises(ValueError, match="8 values"):
+        nn.utils.vector_to_parameters(Tensor(np.zeros(7)), [a, b])
+    torch = pytest.importorskip("torch")
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.data.copy())), torch.nn.Parameter(torch.from_numpy(b.data.copy()))]
+    np.testing.assert_array_equal(torch.nn.utils.parameters_to_vector(theirs).detach().numpy(),
+                                  nn.utils.parameters_to_vector([a, b]).data)

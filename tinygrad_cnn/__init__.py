@@ -19,6 +19,7 @@ from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import memory
 from . import nn
 from . import optim
+from . import utils
 from . import viz
 from .explain import explain
 from .serialization import load, save

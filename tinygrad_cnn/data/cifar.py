@@ -19,7 +19,7 @@ import numpy as np
 
 from .download import download_from_mirrors, writing_atomically
 from .errors import DatasetError
-from .loader import ImageDataset
+from ..utils.data import ImageDataset
 from .locations import DatasetSource, find_or_download
 
 ARCHIVE = "cifar-10-binary.tar.gz"

@@ -9,7 +9,7 @@ files is ``scripts/build_embedded_dataset.py``.
 from pathlib import Path
 
 from .idx import read_labelled_images
-from .loader import ImageDataset
+from ..utils.data import ImageDataset
 from .mnist import FASHION_MNIST_CLASSES
 
 EMBEDDED_FOLDER = Path(__file__).parent / "embedded"

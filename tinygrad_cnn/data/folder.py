@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError
-from .loader import Dataset, ImageDataset
+from ..utils.data import Dataset, ImageDataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -17,7 +17,7 @@ A loaded dataset is an ``ImageDataset``: ``images`` float32 (N, 1, 28, 28) in [0
 """
 from .download import download_from_mirrors
 from .idx import read_labelled_images
-from .loader import ImageDataset
+from ..utils.data import ImageDataset
 from .locations import DatasetSource, find_or_download
 
 SPLIT_FILES = {

@@ -2,12 +2,19 @@
 
 - ``optimizer``: ``Optimizer``, the base class (parameter groups, per-parameter state, zero_grad)
 - ``sgd``: ``SGD`` (momentum, dampening, Nesterov, weight decay)
-- ``adam``: ``Adam`` and ``AdamW`` (decoupled weight decay)
-- ``lr_scheduler``: ``StepLR``, ``CosineAnnealingLR``
+- ``adam``: ``Adam`` and ``AdamW`` (decoupled weight decay), with ``amsgrad``
+- ``adagrad``: ``Adagrad`` (steps divided by the root of all past squared gradients)
+- ``rmsprop``: ``RMSprop`` (... of their running average; momentum, centered)
+- ``adadelta``: ``Adadelta`` (step scaled by rms(past updates) / rms(gradients))
+- ``lr_scheduler``: ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``LambdaLR``, ``CosineAnnealingLR``,
+  ``OneCycleLR``, ``ReduceLROnPlateau``
 """
 from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adam", "AdamW", "Optimizer", "SGD", "lr_scheduler"]
+__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "lr_scheduler"]

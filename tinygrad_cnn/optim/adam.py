@@ -4,6 +4,9 @@ Both keep running averages of the gradient (m, first moment) and of its square (
 moment), and step by m / sqrt(v) per coordinate, corrected for the zeros m and v start from. They
 differ only in weight decay: Adam adds ``weight_decay * p`` to the gradient (so it passes through
 the moment estimates), AdamW shrinks the parameter directly ("decoupled" weight decay).
+
+``amsgrad=True`` (Reddi et al. 2018) divides by the largest v seen so far instead of the current
+one, so a coordinate's step size can only shrink: a rare large gradient is not forgotten.
 """
 import math
 
@@ -19,12 +22,14 @@ class Adam(Optimizer):
         g = g + weight_decay * p                  (Adam; AdamW instead does p = p * (1 - lr * weight_decay))
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g * g
+        v_max = max(v_max, v)                     (amsgrad only; v_max then replaces v below)
         p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
     """
 
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0):
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0,
+                 amsgrad: bool = False, *, maximize: bool = False):
         name = type(self).__name__
         if lr < 0:
             raise ValueError(f"{name}: invalid learning rate {lr}")
@@ -34,7 +39,8 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: betas must be in [0, 1), got {betas}")
         if weight_decay < 0:
             raise ValueError(f"{name}: invalid weight_decay {weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize))
 
     def _update(self, param, grad, group, state):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
@@ -59,6 +65,9 @@ class Adam(Optimizer):
         v += np.multiply(np.multiply(grad, 1 - beta2, out=scratch), grad, out=scratch)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
+        if group.get("amsgrad", False):
+            v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(param.data))
+            v = np.maximum(v_max, v, out=v_max)
         denominator = np.sqrt(v, out=scratch)
         denominator /= math.sqrt(bias_correction2)
         denominator += eps
@@ -71,5 +80,6 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 amsgrad: bool = False, *, maximize: bool = False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

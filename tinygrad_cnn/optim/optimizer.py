@@ -6,9 +6,10 @@ Schedulers change ``group["lr"]`` between steps. Per-parameter state (momentum b
 moment estimates) lives in ``optimizer.state[param]`` as NumPy arrays of the parameter's dtype.
 
 A subclass writes one method, ``_update(param, grad, group, state)``: the formula that moves one
-parameter. ``step()`` calls it for every parameter that has a gradient, under ``no_grad``, and the
-update is made in place on ``param`` (so its ``_version`` increases, and a graph that saved the old
-value refuses to run backward).
+parameter. ``step()`` calls it for every parameter that has a gradient, under ``no_grad``, with the
+gradient negated in a group with ``maximize=True`` (every torch optimizer's option: climb the
+objective instead of descending it), and the update is made in place on ``param`` (so its
+``_version`` increases, and a graph that saved the old value refuses to run backward).
 """
 from __future__ import annotations
 
@@ -17,6 +18,23 @@ import numpy as np
 from ..autograd import enable_grad, no_grad
 from ..nn.utils import zero_grads
 from ..tensor import Tensor
+
+
+def check_hyperparameters(optimizer_name: str, **values: float) -> None:
+    """Every hyperparameter named here must be >= 0 (learning rates, decays, eps, momentum)."""
+    for name, value in values.items():
+        if not value >= 0:   # also refuses NaN
+            raise ValueError(f"{optimizer_name}: invalid {name} {value}: it must be >= 0")
+
+
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
+    """start += weight * (end - start), in place, rounded as torch's lerp: from the nearer end, so
+    weight 1 gives exactly ``end`` (a running average with no memory equals its last input)."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+    return start
 
 
 class Optimizer:
@@ -63,7 +81,8 @@ class Optimizer:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
-                        self._update(p, p.grad.data, group, self.state.setdefault(p, {}))
+                        grad = -p.grad.data if group.get("maximize", False) else p.grad.data
+                        self._update(p, grad, group, self.state.setdefault(p, {}))
         return loss
 
     def _update(self, param: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:

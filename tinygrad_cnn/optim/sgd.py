@@ -13,7 +13,7 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
-                 nesterov: bool = False):
+                 nesterov: bool = False, *, maximize: bool = False):
         if lr < 0:
             raise ValueError(f"SGD: invalid learning rate {lr}")
         if momentum < 0:
@@ -22,7 +22,8 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: invalid weight_decay {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov))
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
 
     def _update(self, param, grad, group, state):
         # float(): a NumPy float64 hyperparameter would otherwise promote float32 state to float64
