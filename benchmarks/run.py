@@ -476,9 +476,10 @@ def process_info(args) -> dict:
 def worker_main(args) -> int:
     """Run one measurement in this (fresh) process and print it as one JSON line."""
     # Thread counts must be in the environment before NumPy and torch load their thread pools. The
-    # parent puts them in this process's environment; a worker started by hand sets its own.
+    # parent puts them in this process's environment; a worker started by hand sets its own (this
+    # process's only: the shell that started it keeps its settings).
     for variable in THREAD_VARIABLES:
-        os.environ.setdefault(variable, str(args.threads))
+        os.environ[variable] = str(args.threads)
     sys.path.insert(0, str(Path(args.tree).resolve()))
     if args.framework == "torch":
         import torch
@@ -628,8 +629,15 @@ class Bench:
         return entry
 
     def memory(self) -> dict:
+        measured = {}
+
         def measure(framework, net="seed", batch=64, size=28):
-            return run_worker("memory", framework, self.threads, self.settings, net=net, batch=batch, size=size)
+            """One fresh process per configuration (the tables share some, e.g. seed at batch 64)."""
+            key = (framework, net, batch, size)
+            if key not in measured:
+                measured[key] = run_worker("memory", framework, self.threads, self.settings,
+                                           net=net, batch=batch, size=size)
+            return measured[key]
 
         frameworks = ("ours", "torch") if self.with_torch else ("ours",)
         result = {"method": MEMORY_METHOD, "goal_ratio": GOALS["seed_memory_ratio"]}
@@ -661,7 +669,7 @@ class Bench:
         return {label: self.steps(threads, settings, rounds) for label, (threads, settings) in configurations.items()}
 
     def scaling(self) -> dict:
-        batches = (16, 128) if self.quick else (16, 32, 64, 128, 256)
+        batches = (16, 32) if self.quick else (16, 32, 64, 128, 256)
         rounds = 1 if self.quick else 3
         rows = []
         for name in ("seed",) if self.quick else ("seed", "lenet"):
