@@ -310,7 +310,6 @@ def worker_overhead(args) -> dict:
 def array_cache():
     """Our caching allocator's module (tinygrad_cnn.kernels.memory, formerly tinygrad_cnn.memory),
     or None for a tree without one."""
-    import importlib
     for name in ("tinygrad_cnn.kernels.memory", "tinygrad_cnn.memory"):
         try:
             return importlib.import_module(name)
@@ -595,7 +594,7 @@ class Bench:
         for name in ("seed", "lenet"):
             entry = compare("step", "ms", rounds or self.rounds, threads or self.threads,
                             self.settings if settings is None else settings, self.with_torch,
-                            net=name, batch=64, repeat=3 if self.quick else 10)
+                            net=name, batch=64, repeat=3 if self.quick else 20)
             if self.with_torch:
                 entry["same_arithmetic"] = same_arithmetic(entry)
             entry["goal_ratio"] = GOALS[f"{name}_step_ratio"]
@@ -655,7 +654,8 @@ class Bench:
 
     def what_if(self) -> dict:
         """The training steps with settings that must be made before a process starts."""
-        coretype_set = any(k in os.environ for k in OPENBLAS_SETTINGS)
+        workers = child_environment(self.threads, self.settings)
+        coretype_set = any(k in workers for k in OPENBLAS_SETTINGS)  # then the other way is: unset
         kernels = (("OpenBLAS picks its own kernels (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset)",
                     dict.fromkeys(OPENBLAS_SETTINGS)) if coretype_set else
                    ("OpenBLAS held to its AVX2 kernels (OPENBLAS_CORETYPE=Haswell)", {"OPENBLAS_CORETYPE": "Haswell"}))
@@ -717,7 +717,8 @@ def environment(bench: Bench) -> dict:
     env = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
            **cpu(), "threads": bench.threads, "load_average_before": os.getloadavg()[0]}
     workers = child_environment(bench.threads, bench.settings)
-    env["openblas_environment"] = {k: workers[k] for k in sorted(workers) if k.startswith("OPENBLAS_")}
+    env["openblas_environment"] = {k: workers[k] for k in sorted(workers)
+                                   if k.startswith("OPENBLAS_") and k not in THREAD_VARIABLES}
     env["malloc"] = ("glibc keeps freed memory (" + ", ".join(f"{k}={v}" for k, v in MALLOC_KEEP.items()) + ")"
                      if all(workers.get(k) == v for k, v in MALLOC_KEEP.items()) else "glibc defaults")
     ours = run_worker("env", "ours", bench.threads, bench.settings)
@@ -766,7 +767,7 @@ def format_environment(env: dict) -> list:
     return [
         f"Host: {env['cpu']}, {env['cores']} cores; CPU flags: {flags}.",
         f"Python {env['python']}, NumPy {env['numpy']} with {env['blas']} (kernels: {env['blas_core']}, "
-        f"{env['blas_threads']} threads; OPENBLAS_* variables in force: {openblas}); {torch}.",
+        f"{env['blas_threads']} threads; OPENBLAS_* variables in force besides the thread count: {openblas}); {torch}.",
         f"Threads: {env['threads']} per library (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS in each "
         f"worker's environment; torch.set_num_threads({env['threads']})). Malloc: {env['malloc']}.",
         "Method: one library per fresh process; round k runs ours then torch (torch then ours on odd rounds); "
@@ -1014,6 +1015,7 @@ def main(argv=None) -> int:
             }
             print(f"[{section}] done in {seconds:.1f}s; other processes used "
                   f"{results['section_runs'][section]['others_cpu_percent']:.0f}% of the CPUs", file=sys.stderr, flush=True)
+            results["environment"]["torch_threads"] = torch_threads_seen(results)
             if not args.quick and not args.json:  # for --assemble
                 part = {"environment": results["environment"], section: results[section],
                         "section_runs": {section: results["section_runs"][section]}}
@@ -1021,7 +1023,6 @@ def main(argv=None) -> int:
     except WorkerFailed as error:
         print(f"run.py: error: {error}", file=sys.stderr)
         return 1
-    results["environment"]["torch_threads"] = torch_threads_seen(results)
     report = format_report(results)
     print(report)
 
