@@ -2,7 +2,7 @@
 
     python benchmarks/run.py              # the full run (minutes on an idle machine); writes this host's
                                           # section of RESULTS.md
-    python benchmarks/run.py --quick      # a smoke run: one or two rounds, few repeats; RESULTS.md untouched
+    python benchmarks/run.py --quick      # a smoke run: one round, few repeats; RESULTS.md untouched
     python benchmarks/run.py --only step  # one section; later --assemble writes RESULTS.md from the latest
     python benchmarks/run.py --what-if    # also the training steps under other process settings
     python benchmarks/compare.py OTHER    # our library at two source trees (before/after a refactor)
@@ -43,7 +43,8 @@ What is measured, and the goal each figure is checked against (the goals live he
 6. batch scaling   ms per step and per image from batch 16 to 256; goal: linear (flat ms/image)
 
 RESULTS.md keeps one generated section per host kind (CPU model and core count): a full run
-rewrites the section of the host it ran on and keeps the others.
+rewrites the section of the host it ran on and keeps the others. ``--openblas-coretype``, ``--malloc``
+and ``--threads`` apply to every worker of a run; ``--what-if`` varies them for the training steps.
 """
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 # OpenBLAS reads these when NumPy loads it; a machine's environment may pin them, and the report
 # states what was in force.
 OPENBLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Our own settings (e.g. a kernel switch) are read from variables with this prefix; the report lists them.
+OUR_PREFIX = "TINYGRAD_CNN_"
 # glibc reads its malloc settings when a process starts.
 MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 
@@ -463,8 +466,8 @@ def worker_env(args) -> dict:
 
 def process_info(args) -> dict:
     info = {"pid": os.getpid(), "threads": args.threads,
-            "environment": {k: os.environ[k] for k in (*THREAD_VARIABLES, *OPENBLAS_SETTINGS, *MALLOC_KEEP)
-                            if k in os.environ}}
+            "environment": {k: v for k, v in os.environ.items()
+                            if k in (*THREAD_VARIABLES, *OPENBLAS_SETTINGS, *MALLOC_KEEP) or k.startswith(OUR_PREFIX)}}
     if "tinygrad_cnn" in sys.modules:
         info["tinygrad_cnn"] = str(Path(sys.modules["tinygrad_cnn"].__file__).resolve().parent)
     if "torch" in sys.modules:
@@ -719,6 +722,7 @@ def environment(bench: Bench) -> dict:
     workers = child_environment(bench.threads, bench.settings)
     env["openblas_environment"] = {k: workers[k] for k in sorted(workers)
                                    if k.startswith("OPENBLAS_") and k not in THREAD_VARIABLES}
+    env["tinygrad_cnn_environment"] = {k: workers[k] for k in sorted(workers) if k.startswith(OUR_PREFIX)}
     env["malloc"] = ("glibc keeps freed memory (" + ", ".join(f"{k}={v}" for k, v in MALLOC_KEEP.items()) + ")"
                      if all(workers.get(k) == v for k, v in MALLOC_KEEP.items()) else "glibc defaults")
     ours = run_worker("env", "ours", bench.threads, bench.settings)
@@ -769,7 +773,9 @@ def format_environment(env: dict) -> list:
         f"Python {env['python']}, NumPy {env['numpy']} with {env['blas']} (kernels: {env['blas_core']}, "
         f"{env['blas_threads']} threads; OPENBLAS_* variables in force besides the thread count: {openblas}); {torch}.",
         f"Threads: {env['threads']} per library (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS in each "
-        f"worker's environment; torch.set_num_threads({env['threads']})). Malloc: {env['malloc']}.",
+        f"worker's environment; torch.set_num_threads({env['threads']})). Malloc: {env['malloc']}. "
+        f"{OUR_PREFIX}* variables in force: "
+        + (", ".join(f"{k}={v}" for k, v in env.get("tinygrad_cnn_environment", {}).items()) or "none") + ".",
         "Method: one library per fresh process; round k runs ours then torch (torch then ours on odd rounds); "
         "a ratio is the median of the per-round ratios ours / torch, with their range (min-max).",
     ]
