@@ -800,8 +800,8 @@ def summary_rows(r: dict) -> list:
                     f"{verdict(c['share_of_gemm']['median'] >= c['goal_share'])} |")
     if "overhead" in r:
         o = r["overhead"]
-        rows.append(f"| per-op overhead, forward + backward | {o['ours']['median']:.2f} us | "
-                    + (f"{o['torch']['median']:.2f} us | {ratio_cell(o['ratio'])} | <= {o['goal_ratio']} | "
+        rows.append(f"| per-op overhead, forward + backward | {o['ours']['median']:.2f} us/op | "
+                    + (f"{o['torch']['median']:.2f} us/op | {ratio_cell(o['ratio'])} | <= {o['goal_ratio']} | "
                        f"{verdict(o['ratio']['median'] <= o['goal_ratio'])} |" if "ratio" in o
                        else f"- | - | <= {o['goal_ratio']} | - |"))
     if "memory" in r:
@@ -846,8 +846,10 @@ def format_report(r: dict) -> str:
             lines.append(f"| torch | {c['torch']['median']:.1f} | {c['torch_gflops']['median']:.0f} |")
         lines += [f"| NumPy matmul, the same multiply-adds as one GEMM (64x576 @ 576x32768), in our process | | "
                   f"{c['numpy_gemm_gflops']['median']:.0f} |",
-                  f"| NumPy matmul, one sample's GEMM (64x576 @ 576x1024) | | {c['numpy_gemm_per_sample_gflops']['median']:.0f} |",
-                  ""]
+                  f"| NumPy matmul, one sample's GEMM (64x576 @ 576x1024) | | {c['numpy_gemm_per_sample_gflops']['median']:.0f} |"]
+        if "ratio" in c:
+            lines.append(f"- time ours / torch: {ratio_cell(c['ratio'])}")
+        lines.append("")
     if "overhead" in r:
         o = r["overhead"]
         lines += [f"per-op overhead, a chain of {o['ops']} elementwise ops on a 4x4 tensor (us per op, medians):",

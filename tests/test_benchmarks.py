@@ -159,3 +159,18 @@ def test_compare_times_two_trees_and_refuses_a_tree_without_the_package(tmp_path
     for entry in results.values():
         assert entry["ratio"]["median"] > 0 and entry["ratio"]["n"] == 1
     assert results["seed step, batch 64"]["losses_max_relative_difference"] == 0.0, "the same tree, the same losses"
+
+
+def test_report_states_the_host_blas_and_threads():
+    run = load_run_module()
+    bench = run.Bench(run.parse_args(["--no-torch", "--threads", "1"]))
+    env = run.environment(bench)
+    assert env["cpu"] and env["cores"] >= 1 and env["threads"] == 1
+    assert set(env["flags"]) == {"avx2", "avx512f", "amx_tile"}
+    assert env["numpy"] and env["blas"] and env["blas_core"]
+    if env["blas_threads"] is not None:
+        assert env["blas_threads"] == 1, "the worker's BLAS runs with the threads it was given"
+    text = "\n".join(run.format_environment({**env, "torch_threads": []}))
+    for fact in (env["cpu"], f"{env['cores']} cores", env["blas"], env["blas_core"], "avx512f", "Threads: 1 per library",
+                 "OPENBLAS_* variables in force"):
+        assert fact in text, fact
