@@ -54,8 +54,11 @@ def source_tree(spec: str, scratch: Path) -> Path:
         if not (path / "tinygrad_cnn" / "__init__.py").is_file():
             raise TreeError(f"{spec} holds no tinygrad_cnn/__init__.py: give a checkout of this project")
         return path.resolve()
-    found = subprocess.run(["git", "-C", str(run.ROOT), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
-                           capture_output=True, text=True)
+    try:
+        found = subprocess.run(["git", "-C", str(run.ROOT), "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"],
+                               capture_output=True, text=True)
+    except OSError:  # no git
+        raise TreeError(f"{spec} is not a directory, and git is not available to read it as a revision") from None
     if found.returncode != 0:
         raise TreeError(f"{spec} is neither a directory nor a git revision of {run.ROOT}")
     commit = found.stdout.strip()
