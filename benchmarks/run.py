@@ -415,24 +415,25 @@ class quiet_stderr:
         return False
 
 
-def openblas_library():
-    """NumPy's OpenBLAS, opened with ctypes from the libraries mapped into this process, with the
-    prefix and suffix its symbols carry (scipy-openblas64 builds: ``scipy_openblas_..._64_``)."""
+def openblas_function(name: str):
+    """A function of NumPy's OpenBLAS, found with ctypes in the libraries mapped into this process,
+    under the prefix and suffix its symbols carry (scipy-openblas64 builds: ``scipy_openblas_..._64_``);
+    None when there is no OpenBLAS."""
     import ctypes
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
     except OSError:
-        return None, None
+        return None
     for path in paths:
         try:
             library = ctypes.CDLL(path)
         except OSError:
             continue
         for prefix, suffix in (("", ""), ("scipy_", "64_"), ("scipy_", ""), ("", "64_")):
-            if hasattr(library, f"{prefix}openblas_get_corename{suffix}"):
-                return library, lambda name, p=prefix, s=suffix: getattr(library, f"{p}{name}{s}")
-    return None, None
+            if hasattr(library, f"{prefix}{name}{suffix}"):
+                return getattr(library, f"{prefix}{name}{suffix}")
+    return None
 
 
 def worker_env(args) -> dict:
@@ -453,9 +454,8 @@ def worker_env(args) -> dict:
     except ImportError:
         pass
     if not result["threadpoolctl"]:
-        library, symbol = openblas_library()
-        if library is not None:
-            corename, threads = symbol("openblas_get_corename"), symbol("openblas_get_num_threads")
+        corename, threads = openblas_function("openblas_get_corename"), openblas_function("openblas_get_num_threads")
+        if corename is not None and threads is not None:
             corename.restype = ctypes.c_char_p
             result.update(blas_core=corename().decode(), blas_threads=int(threads()))
     if args.framework == "torch":
