@@ -40,6 +40,9 @@ What is measured, and the goal each figure is checked against (the goals live he
                    <= 1.5x torch, and growing linearly with batch size and with the number of pixels
 5. what if         (--what-if) the training steps again with settings made before a process starts:
                    one thread each, glibc keeping freed memory, OpenBLAS's kernel choice the other way
+                   (unset if the environment pins OPENBLAS_CORETYPE, else pinned to Haswell's AVX2
+                   kernels). These now go into the workers' environment only: the parent no longer
+                   re-executes itself with them, and no longer re-runs a whole section in one process.
 6. batch scaling   ms per step and per image from batch 16 to 256; goal: linear (flat ms/image)
 
 RESULTS.md keeps one generated section per host kind (CPU model and core count): a full run
