@@ -1,193 +1,162 @@
-"""Speed and memory of tinygrad_cnn, measured side by side with PyTorch (when it is importable).
+"""Speed and memory of tinygrad_cnn, measured side by side with PyTorch (when it is installed).
 
-    python benchmarks/run.py --what-if   # the full run (a few minutes on an idle machine); rewrites RESULTS.md
-    python benchmarks/run.py --quick     # a smoke run (seconds on an idle machine); leaves RESULTS.md alone
-    python benchmarks/run.py --only step # one section; with --assemble later, RESULTS.md from the latest sections
+    python benchmarks/run.py              # the full run (minutes on an idle machine); writes this host's
+                                          # section of RESULTS.md
+    python benchmarks/run.py --quick      # a smoke run: one round, few repeats; RESULTS.md untouched
+    python benchmarks/run.py --only step  # one section; later --assemble writes RESULTS.md from the latest
+    python benchmarks/run.py --what-if    # also the training steps under other process settings
+    python benchmarks/compare.py OTHER    # our library at two source trees (before/after a refactor)
+
+How it measures. Each library runs in fresh processes of its own, one measurement per process: both
+keep thread pools (OpenBLAS under NumPy, OpenMP in torch) whose threads spin for a while after each
+parallel region, so in a shared process whichever library runs second pays for the other's spinning
+(torch's seed step measured 27-29 ms that way on an Intel host, 8.6 ms in a process of its own). A
+comparison runs in rounds: round k starts a fresh process for ours and then one for torch, in the
+reverse order on odd rounds, and each round gives one ratio ours / torch. The report gives the
+median and the range (min-max) of those ratios, and each library's median time.
+
+Both libraries get the same number of threads (``--threads``, default 2), set in each worker's own
+environment before NumPy or torch is loaded (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS,
+and ``torch.set_num_threads`` in the torch worker). This process only orchestrates: it loads neither
+library and changes neither its own environment nor the user's.
+
+A worker is this file run with ``--worker``, e.g.
+
+    python benchmarks/run.py --worker step --framework ours --net seed --batch 64 --threads 2
+
+and prints one JSON line: the worker kind, the framework, its measurements and, under ``process``,
+what the process saw (thread settings, where tinygrad_cnn was imported from, torch's thread count).
 
 What is measured, and the goal each figure is checked against (the goals live here, not in unit tests):
 
 1. training step   one step (forward, cross-entropy, backward, Adam) at batch 64 of the seed net and of
-                   the LeNet-style net, ours vs torch with the same weights, alternating the two
-                   over several rounds; goal: median time ratio <= 2.0 (seed) and <= 1.25 (LeNet)
+                   the LeNet-style net, both libraries from the same weights on the same batch (their
+                   first three losses must agree); goal: ratio <= 1.5 (seed) and <= 1.25 (LeNet)
 2. conv2d          forward + both gradients of a 3x3, 64 -> 64 channel convolution on 32x32 images,
-                   batch 32, in GFLOP/s; goal: >= 60% of what NumPy's own float32 matmul reaches on
-                   the same number of multiply-adds laid out as one GEMM
-3. per-op overhead a chain of 1,000 elementwise ops on a 4x4 tensor, forward and backward; goal: <= 3x torch
-4. peak memory     of the seed-net training step at batch 64; goal: <= 2x torch, and growing linearly
-                   with batch size and with the number of pixels
-5. what if         (--what-if) the training steps again in fresh processes with settings that must be
-                   made before NumPy loads: one thread each, glibc keeping freed memory, OpenBLAS
-                   choosing its kernels for itself (this machine's environment pins them to Haswell)
+                   batch 32, in GFLOP/s; goal: >= 80% of what NumPy's own float32 matmul reaches, in
+                   the same process, on the same multiply-adds laid out as one GEMM
+3. per-op overhead a chain of 1,000 elementwise ops on a 4x4 tensor, forward and backward; goal: <= 2x torch
+4. peak memory     of the seed-net training step at batch 64, each library in its own process; goal:
+                   <= 1.5x torch, and growing linearly with batch size and with the number of pixels
+5. what if         (--what-if) the training steps again with settings made before a process starts:
+                   one thread each, glibc keeping freed memory, OpenBLAS's kernel choice the other way
+                   (unset if the environment pins OPENBLAS_CORETYPE, else pinned to Haswell's AVX2
+                   kernels). These now go into the workers' environment only: the parent no longer
+                   re-executes itself with them, and no longer re-runs a whole section in one process.
 6. batch scaling   ms per step and per image from batch 16 to 256; goal: linear (flat ms/image)
 
-Timing is wall-clock (``time.perf_counter``): the median over rounds, with the minimum alongside
-because other processes on the machine can only ever add time. Both libraries use the same
-number of threads: NumPy's BLAS its default (one per core) unless ``--threads`` is given, torch
-``torch.set_num_threads`` with the same number. How busy the CPUs were before each section is
-recorded: with other processes running, OpenBLAS's threads wait for time slices at every GEMM and
-the figures are not comparable; run the sections one by one when the CPUs are idle.
+RESULTS.md keeps one generated section per host kind (CPU model and core count): a full run
+rewrites the section of the host it ran on and keeps the others. ``--openblas-coretype``, ``--malloc``
+and ``--threads`` apply to every worker of a run; ``--what-if`` varies them for the training steps.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 GOALS = {
-    "seed_step_ratio": 2.0,
+    "seed_step_ratio": 1.5,
     "lenet_step_ratio": 1.25,
-    "conv_share_of_gemm": 0.60,
-    "per_op_ratio": 3.0,
-    "seed_memory_ratio": 2.0,
+    "conv_share_of_gemm": 0.80,
+    "per_op_ratio": 2.0,
+    "seed_memory_ratio": 1.5,
 }
+
+SECTIONS = ("step", "conv", "overhead", "memory", "what_if", "scaling")
+WORKERS = ("env", "step", "conv", "overhead", "memory")
+FRAMEWORKS = ("ours", "torch")
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# OpenBLAS reads these when NumPy loads it; a machine's environment may pin them, and the report
+# states what was in force.
+OPENBLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# Our own settings (e.g. a kernel switch) are read from variables with this prefix; the report lists them.
+OUR_PREFIX = "TINYGRAD_CNN_"
+# glibc reads its malloc settings when a process starts.
+MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (< 1 min); RESULTS.md is not rewritten")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for both libraries (sets OPENBLAS_NUM_THREADS; default: the BLAS default, one per core)")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run; RESULTS.md is not rewritten")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for each library, set in each worker's environment (default 2)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of alternating processes per comparison (default 7, --quick 1)")
     parser.add_argument("--openblas-coretype", default=None,
-                        help="force OpenBLAS's kernel family (e.g. SkylakeX for AVX-512), as the OPENBLAS_CORETYPE "
-                             "variable does; 'auto' removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the "
+                        help="the workers' OpenBLAS kernel family (e.g. SkylakeX, Haswell), as OPENBLAS_CORETYPE "
+                             "sets it; 'auto' removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the workers' "
                              "environment, so that OpenBLAS detects the CPU itself")
     parser.add_argument("--malloc", choices=("default", "keep"), default="default",
-                        help="keep: glibc keeps freed memory for reuse instead of returning it to the OS "
-                             "(MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, for both libraries)")
+                        help="keep: glibc in the workers keeps freed memory for reuse instead of returning it "
+                             "to the OS (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_)")
     parser.add_argument("--what-if", action="store_true",
-                        help="with the full run: also time the training steps with one thread each, under "
-                             "--malloc keep and under --openblas-coretype auto, each in a fresh process")
+                        help="also time the training steps with one thread each, with glibc keeping freed "
+                             "memory, and with OpenBLAS's kernel choice the other way")
     parser.add_argument("--no-torch", action="store_true", help="measure ours only")
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite benchmarks/RESULTS.md")
     parser.add_argument("--assemble", action="store_true",
-                        help="rewrite RESULTS.md from the latest result of each section (e.g. sections run one by "
-                             "one with --only when the machine was quiet)")
+                        help="rewrite this host's section of RESULTS.md from the latest result of each section "
+                             "(e.g. sections run one by one with --only when the machine was quiet)")
     parser.add_argument("--json", default=None, help="write the results to this file (default: benchmarks/results/)")
-    parser.add_argument("--only", default=None,
-                        help="comma-separated subset of: step,conv,overhead,memory,what_if,scaling")
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of: {','.join(SECTIONS)}")
+    worker = parser.add_argument_group("worker (one measurement in this process, one JSON line out)")
+    worker.add_argument("--worker", choices=WORKERS, default=None)
+    worker.add_argument("--framework", choices=FRAMEWORKS, default="ours")
+    worker.add_argument("--net", choices=("seed", "lenet"), default="seed")
+    worker.add_argument("--batch", type=int, default=64)
+    worker.add_argument("--size", type=int, default=28, help="image height and width")
+    worker.add_argument("--repeat", type=int, default=10, help="timed calls in the process")
+    worker.add_argument("--tree", default=str(ROOT), help="the source tree to import tinygrad_cnn from")
     return parser.parse_args(argv)
 
 
-# glibc reads its malloc settings when the process starts: re-run this script with them set.
-MALLOC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
-
-# Thread settings must be in the environment before NumPy (and its BLAS) is loaded.
-ARGS = parse_args() if __name__ == "__main__" else parse_args([])
-if ARGS.malloc == "keep" and any(os.environ.get(k) != v for k, v in MALLOC_KEEP.items()):
-    os.environ.update(MALLOC_KEEP)
-    os.execv(sys.executable, [sys.executable, *sys.argv])
-if ARGS.threads is not None:
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = str(ARGS.threads)
-# OpenBLAS reads these when NumPy loads it; a machine's environment may pin them (this one sets
-# OPENBLAS_CORETYPE=Haswell), and the report states what was in force.
-OPENBLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-if ARGS.openblas_coretype == "auto":
-    for variable in OPENBLAS_SETTINGS:
-        os.environ.pop(variable, None)
-elif ARGS.openblas_coretype:
-    os.environ["OPENBLAS_CORETYPE"] = ARGS.openblas_coretype
-
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
-import tinygrad_cnn as tg  # noqa: E402
-import tinygrad_cnn.nn.functional as F  # noqa: E402
-from tinygrad_cnn import Tensor, memory, models, optim  # noqa: E402
-
-try:
-    if ARGS.no_torch:
-        raise ImportError
-    import torch
-except ImportError:
-    torch = None
-
-THREADS = ARGS.threads or os.cpu_count() or 1
-if torch is not None:
-    torch.set_num_threads(THREADS)
+# ==== the workers: one measurement in a fresh process ================================================
+#
+# NumPy, tinygrad_cnn and torch are imported inside these functions, in the worker process only.
 
 
-# ---- timing helpers -------------------------------------------------------------------------------
-
-
-def time_per_call(fn, repeat: int) -> float:
-    """Seconds per call of ``fn``, averaged over ``repeat`` back-to-back calls."""
-    start = time.perf_counter()
+def time_per_call(fn, repeat: int) -> list:
+    """Seconds taken by each of ``repeat`` back-to-back calls of ``fn``."""
+    times = []
     for _ in range(repeat):
+        start = time.perf_counter()
         fn()
-    return (time.perf_counter() - start) / repeat
+        times.append(time.perf_counter() - start)
+    return times
 
 
-def settle() -> None:
-    """Let the other library's worker threads go to sleep before timing. After a call, OpenBLAS's
-    threads spin for up to ~0.1 s (2**28 cycles) and OpenMP's for a while too: measured right
-    after the other library, a library would share the cores with those spinning threads."""
-    time.sleep(0.25)
+def make_batch(batch: int, input_shape):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, *input_shape)).astype(np.float32), rng.integers(0, 10, batch)
 
 
-def alternate(ours, theirs, rounds: int, repeat: int, warmup: int = 2) -> dict:
-    """Time ``ours`` and ``theirs`` in alternating rounds; per round the ratio ours / theirs."""
-    for _ in range(warmup):
-        ours()
-        if theirs is not None:
-            theirs()
-    ours_s, theirs_s, ratios = [], [], []
-    for _ in range(rounds):
-        if theirs is not None:
-            settle()
-            theirs_s.append(time_per_call(theirs, repeat))
-        settle()
-        ours_s.append(time_per_call(ours, repeat))
-        if theirs is not None:
-            ratios.append(ours_s[-1] / theirs_s[-1])
-    result = {"ours_ms": 1e3 * float(np.median(ours_s)), "ours_min_ms": 1e3 * min(ours_s)}
-    if theirs is not None:
-        result.update(torch_ms=1e3 * float(np.median(theirs_s)), torch_min_ms=1e3 * min(theirs_s),
-                      ratio=float(np.median(ratios)), ratio_of_mins=min(ours_s) / min(theirs_s))
-    return result
-
-
-# ---- the two networks, in both libraries, with the same weights ----------------------------------
-
-IMAGE = (1, 28, 28)
-
-
-def torch_model(name: str, input_shape=IMAGE):
-    """The torch twin of ``models.seed_net`` / ``models.lenet`` (same layers, same order)."""
-    nn = torch.nn
-    channels, height, width = input_shape
-    if name == "seed":
-        flat = 8 * ((height - 8) // 2) * ((width - 8) // 2)
-        return nn.Sequential(nn.Conv2d(channels, 8, 5), nn.ReLU(), nn.Conv2d(8, 8, 5), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, 10))
-    flat = 64 * (height // 4) * (width // 4)
-    return nn.Sequential(nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, 10))
-
-
-def make_batch(batch: int, input_shape=IMAGE, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    images = rng.standard_normal((batch, *input_shape)).astype(np.float32)
-    labels = rng.integers(0, 10, batch)
-    return images, labels
-
-
-def our_training_step(name: str, batch: int, input_shape=IMAGE):
-    """A closure running one training step of our model, and the model (for weight sharing)."""
+def our_model(name: str, input_shape):
+    import tinygrad_cnn as tg
+    from tinygrad_cnn import models
     tg.manual_seed(0)
-    model = models.seed_net(input_shape) if name == "seed" else models.lenet(input_shape)
+    return models.seed_net(input_shape) if name == "seed" else models.lenet(input_shape)
+
+
+def our_training_step(name: str, batch: int, input_shape):
+    """A closure running one training step of our model; returns the loss as a float."""
+    import tinygrad_cnn.nn.functional as F
+    from tinygrad_cnn import Tensor, optim
+    model = our_model(name, input_shape)
     optimizer = optim.Adam(model.parameters(), lr=1e-3)
     images, labels = make_batch(batch, input_shape)
     x = Tensor(images)
@@ -197,17 +166,36 @@ def our_training_step(name: str, batch: int, input_shape=IMAGE):
         loss = F.cross_entropy(model(x), labels)
         loss.backward()
         optimizer.step()
-        return loss
+        return float(loss.item())
 
-    return step, model
+    return step
 
 
-def torch_training_step(name: str, batch: int, our_model=None, input_shape=IMAGE):
+def torch_model(name: str, input_shape):
+    """The torch twin of ``models.seed_net`` / ``models.lenet`` (same layers, same order), starting
+    from our model's weights, so that both libraries do the same arithmetic."""
+    import numpy as np
+    import torch
+    nn = torch.nn
+    channels, height, width = input_shape
+    if name == "seed":
+        flat = 8 * ((height - 8) // 2) * ((width - 8) // 2)
+        model = nn.Sequential(nn.Conv2d(channels, 8, 5), nn.ReLU(), nn.Conv2d(8, 8, 5), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, 10))
+    else:
+        flat = 64 * (height // 4) * (width // 4)
+        model = nn.Sequential(nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, 10))
+    with torch.no_grad():
+        for theirs, ours in zip(model.parameters(), our_model(name, input_shape).parameters(), strict=True):
+            theirs.copy_(torch.from_numpy(np.array(ours.data)))
+    return model
+
+
+def torch_training_step(name: str, batch: int, input_shape):
+    import torch
     model = torch_model(name, input_shape)
-    if our_model is not None:  # the same starting weights, so both do exactly the same arithmetic
-        with torch.no_grad():
-            for theirs, ours in zip(model.parameters(), our_model.parameters(), strict=True):
-                theirs.copy_(torch.from_numpy(np.array(ours.data)))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     images, labels = make_batch(batch, input_shape)
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
@@ -217,87 +205,73 @@ def torch_training_step(name: str, batch: int, our_model=None, input_shape=IMAGE
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
-        return loss
+        return float(loss.item())
 
     return step
 
 
-def check_same_arithmetic(name: str) -> dict:
-    """Before timing anything: with the same weights and batch, both libraries must agree on the
-    loss over three training steps (a fast implementation that computes something else is no win)."""
-    ours, model = our_training_step(name, 64)
-    theirs = torch_training_step(name, 64, model)
-    losses = [(float(ours().item()), float(theirs().item())) for _ in range(3)]
-    worst = max(abs(a - b) / max(1e-6, abs(b)) for a, b in losses)
-    return {"losses_ours_torch": losses, "max_relative_difference": worst, "agree": worst < 1e-4}
+def training_step(args):
+    make = our_training_step if args.framework == "ours" else torch_training_step
+    return make(args.net, args.batch, (1, args.size, args.size))
 
 
-def bench_training_steps(quick: bool) -> dict:
-    rounds, repeat = (3, 2) if quick else (9, 5)
-    results = {}
-    for name in ("seed", "lenet"):
-        ours, model = our_training_step(name, 64)
-        theirs = torch_training_step(name, 64, model) if torch else None
-        entry = alternate(ours, theirs, rounds, repeat)
-        if torch:
-            entry["same_arithmetic"] = check_same_arithmetic(name)
-        entry["goal_ratio"] = GOALS[f"{name}_step_ratio"]
-        results[name] = entry
-    return results
+def worker_step(args) -> dict:
+    """Milliseconds per training step. The first three steps warm up (Adam's state, the array
+    cache) and their losses are reported: the parent checks that both libraries agree on them."""
+    step = training_step(args)
+    losses = [step() for _ in range(3)]
+    times = time_per_call(step, args.repeat)
+    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "losses": losses}
 
 
-# ---- convolution throughput ---------------------------------------------------------------------------
+CONV = {"n": 32, "c": 64, "o": 64, "size": 32, "k": 3}
+CONV_FLOP = 3 * 2 * CONV["n"] * CONV["o"] * CONV["c"] * CONV["k"] ** 2 * CONV["size"] ** 2  # fwd, both grads
 
 
-def best_time(fn, repeat: int) -> float:
+def best_ms(fn, repeat: int) -> float:
     fn()
-    settle()
-    return min(time_per_call(fn, 1) for _ in range(repeat))
+    return 1e3 * min(time_per_call(fn, repeat))
 
 
-def bench_conv(quick: bool) -> dict:
-    n, c, o, size, k = 32, 64, 64, 32, 3
+def worker_conv(args) -> dict:
+    """Forward and both gradients of the 3x3, 64 -> 64 convolution (best of ``repeat``); for ours
+    also NumPy's own matmul on the same multiply-adds as one GEMM, in the same process."""
+    import numpy as np
+    n, c, o, size, k = (CONV[key] for key in ("n", "c", "o", "size", "k"))
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((n, c, size, size)).astype(np.float32)
     w_np = (rng.standard_normal((o, c, k, k)) * 0.05).astype(np.float32)
     g_np = rng.standard_normal((n, o, size, size)).astype(np.float32)
-    flops = 3 * 2 * n * o * c * k * k * size * size  # forward, input gradient, weight gradient
-    repeat = 2 if quick else 7
+    if args.framework == "torch":
+        import torch
+        x, w, g = torch.from_numpy(x_np).requires_grad_(), torch.from_numpy(w_np).requires_grad_(), torch.from_numpy(g_np)
 
-    x, w = Tensor(x_np, requires_grad=True), Tensor(w_np, requires_grad=True)
+        def conv():
+            x.grad = w.grad = None
+            torch.nn.functional.conv2d(x, w, padding=1).backward(g)
 
-    def ours():
+        ms = best_ms(conv, args.repeat)
+        return {"ms": ms, "gflops": CONV_FLOP / ms / 1e6}
+
+    import tinygrad_cnn.nn.functional as F
+    from tinygrad_cnn import Tensor
+    x, w, g = Tensor(x_np, requires_grad=True), Tensor(w_np, requires_grad=True), Tensor(g_np)
+
+    def conv():
         x.grad = w.grad = None
-        F.conv2d(x, w, padding=1).backward(Tensor(g_np))
+        F.conv2d(x, w, padding=1).backward(g)
 
-    result = {"shape": f"N={n} C={c} O={o} {size}x{size} k={k} pad=1", "gflop": flops / 1e9}
-    result["ours_ms"] = 1e3 * best_time(ours, repeat)
-    result["ours_gflops"] = flops / result["ours_ms"] / 1e6
-
-    # The same multiply-adds as one GEMM, (O x C*k*k) @ (C*k*k x N*OH*OW), and per sample.
+    ms = best_ms(conv, args.repeat)
+    # The same multiply-adds as one GEMM, (O x C*k*k) @ (C*k*k x N*OH*OW), and one sample's share.
     a = rng.standard_normal((o, c * k * k)).astype(np.float32)
     b = rng.standard_normal((c * k * k, n * size * size)).astype(np.float32)
     b_one = np.ascontiguousarray(b[:, : size * size])
-    result["numpy_gemm_gflops"] = 2 * a.shape[0] * a.shape[1] * b.shape[1] / best_time(lambda: a @ b, repeat) / 1e9
-    result["numpy_gemm_per_sample_gflops"] = (
-        2 * a.shape[0] * a.shape[1] * b_one.shape[1] / best_time(lambda: a @ b_one, repeat * 10) / 1e9
-    )
-    result["share_of_gemm"] = result["ours_gflops"] / result["numpy_gemm_gflops"]
-    result["goal_share"] = GOALS["conv_share_of_gemm"]
-    if torch:
-        tx, tw = torch.from_numpy(x_np).requires_grad_(), torch.from_numpy(w_np).requires_grad_()
-        tg_ = torch.from_numpy(g_np)
+    gemm_ms = best_ms(lambda: a @ b, args.repeat)
+    gemm_one_ms = best_ms(lambda: a @ b_one, args.repeat * 10)
+    return {"ms": ms, "gflops": CONV_FLOP / ms / 1e6,
+            "numpy_gemm_gflops": 2 * o * c * k * k * b.shape[1] / gemm_ms / 1e6,
+            "numpy_gemm_per_sample_gflops": 2 * o * c * k * k * b_one.shape[1] / gemm_one_ms / 1e6}
 
-        def theirs():
-            tx.grad = tw.grad = None
-            torch.nn.functional.conv2d(tx, tw, padding=1).backward(tg_)
-
-        result["torch_ms"] = 1e3 * best_time(theirs, repeat)
-        result["torch_gflops"] = flops / result["torch_ms"] / 1e6
-    return result
-
-
-# ---- per-op overhead ------------------------------------------------------------------------------------
 
 CHAIN_LENGTH = 1000
 
@@ -310,71 +284,69 @@ def elementwise_chain(x):
     return y.sum()
 
 
-def bench_overhead(quick: bool) -> dict:
-    rounds = 5 if quick else 15
+def worker_overhead(args) -> dict:
+    """Microseconds per op of the chain, forward and backward (medians over ``repeat`` chains)."""
+    import numpy as np
+    data = np.random.default_rng(0).random((4, 4), dtype=np.float32)
+    if args.framework == "torch":
+        import torch
 
-    def timed(make_leaf):
-        forward, backward = [], []
-        for _ in range(rounds):
-            x = make_leaf()
-            start = time.perf_counter()
-            y = elementwise_chain(x)
-            middle = time.perf_counter()
-            y.backward()
+        def make_leaf():
+            return torch.tensor(data, requires_grad=True)
+    else:
+        from tinygrad_cnn import Tensor
+
+        def make_leaf():
+            return Tensor(data, requires_grad=True)
+
+    forward, backward = [], []
+    for chain in range(args.repeat + 2):  # the first two warm up
+        x = make_leaf()
+        start = time.perf_counter()
+        y = elementwise_chain(x)
+        middle = time.perf_counter()
+        y.backward()
+        if chain >= 2:
             forward.append(middle - start)
             backward.append(time.perf_counter() - middle)
-        return 1e6 * float(np.median(forward)) / CHAIN_LENGTH, 1e6 * float(np.median(backward)) / CHAIN_LENGTH
-
-    data = np.random.default_rng(0).random((4, 4), dtype=np.float32)
-    timed(lambda: Tensor(data, requires_grad=True))  # warm-up
-    fwd, bwd = timed(lambda: Tensor(data, requires_grad=True))
-    result = {"ops": CHAIN_LENGTH, "ours_fwd_us_per_op": fwd, "ours_bwd_us_per_op": bwd}
-    if torch:
-        timed(lambda: torch.tensor(data, requires_grad=True))
-        tfwd, tbwd = timed(lambda: torch.tensor(data, requires_grad=True))
-        result.update(torch_fwd_us_per_op=tfwd, torch_bwd_us_per_op=tbwd,
-                      ratio_fwd=fwd / tfwd, ratio_bwd=bwd / tbwd, ratio=(fwd + bwd) / (tfwd + tbwd))
-    result["goal_ratio"] = GOALS["per_op_ratio"]
-    return result
+    fwd, bwd = (1e6 * statistics.median(t) / CHAIN_LENGTH for t in (forward, backward))
+    return {"fwd_us_per_op": fwd, "bwd_us_per_op": bwd, "us_per_op": fwd + bwd}
 
 
-# ---- memory -------------------------------------------------------------------------------------------------
+def array_cache():
+    """Our caching allocator's module (tinygrad_cnn.kernels.memory, formerly tinygrad_cnn.memory),
+    or None for a tree without one."""
+    for name in ("tinygrad_cnn.kernels.memory", "tinygrad_cnn.memory"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
 
 
-def our_step_peak_mb(name: str, batch: int, input_shape=IMAGE) -> float:
-    """Peak of NumPy allocations during one training step, above what was allocated before it
-    (tracemalloc sees NumPy's array buffers). Two steps first, so Adam's state already exists.
-    The array cache (``tinygrad_cnn.memory``) is emptied first: every block the step uses is then
-    allocated, and counted, during the step, together with any block it holds without using."""
-    step, _ = our_training_step(name, batch, input_shape)
-    step()
-    step()
-    memory.empty_cache()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    before = tracemalloc.get_traced_memory()[0]
-    step()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return (peak - before) / 2**20
+def resident_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
 
 
-def cache_free_between_steps_mb(name: str, batch: int) -> float:
-    """What the array cache holds between training steps without using it: the price of its speed."""
-    memory.empty_cache()
-    step, _ = our_training_step(name, batch)
-    step()
-    step()
-    stats = memory.stats()
-    return (stats["cached_bytes"] - stats["in_use_bytes"]) / 2**20
+def rss_step_mb(step) -> float | None:
+    """Resident-memory high-water mark during one step minus the resident size before it (Linux:
+    /proc/self/clear_refs resets the mark). It counts pages, so memory the allocator kept from
+    earlier steps is not counted again."""
+    try:
+        before = resident_mb("VmRSS:")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        step()
+        return resident_mb("VmHWM:") - before
+    except (OSError, StopIteration):
+        return None
 
 
-def torch_step_peak_mb(name: str, batch: int, input_shape=IMAGE) -> float:
-    """The same for torch, from the allocation events its profiler records with profile_memory=True:
-    replayed in time order, their running sum peaks at the step's peak of tensor memory."""
-    step = torch_training_step(name, batch, input_shape=input_shape)
-    step()
-    step()
+def torch_peak_mb(step) -> float:
+    """Peak tensor memory of one call of ``step``, from the allocation events torch's profiler
+    records with profile_memory=True: replayed in time order, their running sum peaks there."""
+    import torch
     with quiet_stderr(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                                 profile_memory=True) as profiler:
         step()
@@ -384,6 +356,50 @@ def torch_step_peak_mb(name: str, batch: int, input_shape=IMAGE) -> float:
         running += nbytes
         peak = max(peak, running)
     return peak / 2**20
+
+
+def our_peak_mb(step, cache) -> float:
+    """Peak of NumPy allocations during one step above what was allocated before it (tracemalloc
+    sees NumPy's array buffers). The array cache is emptied first: every block the step uses is
+    then allocated, and counted, during the step, together with any block it holds without using."""
+    import tracemalloc
+    if cache is not None:
+        cache.empty_cache()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return (peak - before) / 2**20
+
+
+MEMORY_METHOD = (
+    "each library in a fresh process of its own, after two warm-up steps. Ours: tracemalloc peak above the "
+    "start of one training step (NumPy reports its array buffers to tracemalloc), with the array cache emptied "
+    "before the step so that its blocks are counted; torch: the running sum of the allocation events of "
+    "torch.profiler (profile_memory=True) over one step. Cross-check with one method for both: the RSS "
+    "high-water mark during a step minus the RSS before it."
+)
+
+
+def worker_memory(args) -> dict:
+    step = training_step(args)
+    step()
+    step()
+    cache = array_cache() if args.framework == "ours" else None
+    if cache is not None:
+        cache.empty_cache()  # the cache's blocks are resident already: let the cross-check count them again
+    result = {"rss_delta_mb": rss_step_mb(step)}
+    if args.framework == "torch":
+        result["peak_mb"] = torch_peak_mb(step)
+        return result
+    result["peak_mb"] = our_peak_mb(step, cache)
+    if cache is not None and hasattr(cache, "stats"):
+        step()
+        stats = cache.stats()
+        result["cache_free_mb"] = (stats["cached_bytes"] - stats["in_use_bytes"]) / 2**20
+    return result
 
 
 class quiet_stderr:
@@ -402,167 +418,422 @@ class quiet_stderr:
         return False
 
 
-RSS_PROBE = r"""
-import sys
-sys.path.insert(0, {root!r}); sys.path.insert(0, {here!r})
-import run
-if {framework!r} == "torch":
-    step = run.torch_training_step({name!r}, {batch})
-else:
-    step, _ = run.our_training_step({name!r}, {batch})
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field)) / 1024
-step(); step()
-if {framework!r} != "torch":
-    run.memory.empty_cache()  # the cache's blocks are resident already: count them again
-before = status("VmRSS:")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets the high-water mark VmHWM to the current resident size
-step()
-print(status("VmHWM:") - before)
-"""
-
-
-def rss_delta_mb(framework: str, name: str, batch: int) -> float | None:
-    """Cross-check with one method for both libraries: in a fresh process, after two warm-up steps,
-    the resident-memory high-water mark during one step minus the resident size before it (Linux
-    only: /proc/self/clear_refs resets the mark). It counts pages, so memory the allocator kept from
-    the warm-up steps is not counted again."""
-    code = RSS_PROBE.format(root=str(ROOT), here=str(HERE), framework=framework, name=name, batch=batch)
+def openblas_function(name: str):
+    """A function of NumPy's OpenBLAS, found with ctypes in the libraries mapped into this process,
+    under the prefix and suffix its symbols carry (scipy-openblas64 builds: ``scipy_openblas_..._64_``);
+    None when there is no OpenBLAS."""
+    import ctypes
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
-        return float(out.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
         return None
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("", ""), ("scipy_", "64_"), ("scipy_", ""), ("", "64_")):
+            if hasattr(library, f"{prefix}{name}{suffix}"):
+                return getattr(library, f"{prefix}{name}{suffix}")
+    return None
 
 
-def bench_memory(quick: bool) -> dict:
-    result = {"method": (
-        "ours: tracemalloc peak above the start of one training step (NumPy reports its array buffers "
-        "to tracemalloc), with the array cache emptied before the step so that its blocks are counted; torch: the running sum of the allocation events of torch.profiler "
-        "(profile_memory=True) over one step. Both after two warm-up steps. Cross-check: RSS high-water "
-        "mark during one step minus RSS before it, in a fresh process per library (after two warm-up steps)."
-    )}
-    result["seed_batch64_ours_mb"] = our_step_peak_mb("seed", 64)
-    if torch:
-        result["seed_batch64_torch_mb"] = torch_step_peak_mb("seed", 64)
-        result["ratio"] = result["seed_batch64_ours_mb"] / result["seed_batch64_torch_mb"]
-        result["lenet_batch64_ours_mb"] = our_step_peak_mb("lenet", 64)
-        result["lenet_batch64_torch_mb"] = torch_step_peak_mb("lenet", 64)
-    result["goal_ratio"] = GOALS["seed_memory_ratio"]
-    result["seed_batch64_cache_free_mb"] = cache_free_between_steps_mb("seed", 64)
-    if not quick:
-        result["rss_delta_mb"] = {"ours": rss_delta_mb("ours", "seed", 64)}
-        if torch:
-            result["rss_delta_mb"]["torch"] = rss_delta_mb("torch", "seed", 64)
-    batches = (16, 64) if quick else (16, 32, 64, 128, 256)
-    sizes = (28, 56) if quick else (28, 56, 112)
-    with_torch = torch is not None and not quick
-    result["by_batch"] = [
-        {"batch": b, "ours_mb": our_step_peak_mb("seed", b), **({"torch_mb": torch_step_peak_mb("seed", b)} if with_torch else {})}
-        for b in batches
-    ]
-    result["by_image_size"] = [
-        {"size": s, "batch": 16, "ours_mb": our_step_peak_mb("seed", 16, (1, s, s)),
-         **({"torch_mb": torch_step_peak_mb("seed", 16, (1, s, s))} if with_torch else {})}
-        for s in sizes
-    ]
+def worker_env(args) -> dict:
+    """What a worker's NumPy runs on: its version, BLAS, kernel choice and thread count."""
+    import ctypes
+
+    import numpy as np
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    result = {"numpy": np.__version__, "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+              "blas_core": "unknown (not OpenBLAS?)", "blas_threads": None, "threadpoolctl": False}
+    try:
+        import threadpoolctl
+        for info in threadpoolctl.threadpool_info():
+            if info.get("user_api") == "blas":
+                result.update(blas_core=info.get("architecture") or result["blas_core"],
+                              blas_threads=info.get("num_threads"), threadpoolctl=True)
+                break
+    except ImportError:
+        pass
+    if not result["threadpoolctl"]:
+        corename, threads = openblas_function("openblas_get_corename"), openblas_function("openblas_get_num_threads")
+        if corename is not None and threads is not None:
+            corename.restype = ctypes.c_char_p
+            result.update(blas_core=corename().decode(), blas_threads=int(threads()))
+    if args.framework == "torch":
+        import torch
+        result.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
     return result
 
 
-# ---- batch scaling -------------------------------------------------------------------------------------------
+def process_info(args) -> dict:
+    info = {"pid": os.getpid(), "threads": args.threads,
+            "environment": {k: v for k, v in os.environ.items()
+                            if k in (*THREAD_VARIABLES, *OPENBLAS_SETTINGS, *MALLOC_KEEP) or k.startswith(OUR_PREFIX)}}
+    if "tinygrad_cnn" in sys.modules:
+        info["tinygrad_cnn"] = str(Path(sys.modules["tinygrad_cnn"].__file__).resolve().parent)
+    if "torch" in sys.modules:
+        info.update(torch=sys.modules["torch"].__version__, torch_threads=sys.modules["torch"].get_num_threads())
+    return info
 
 
-def bench_scaling(quick: bool) -> dict:
-    batches = (16, 64, 128) if quick else (16, 32, 64, 128, 256)
-    rounds, repeat = (2, 1) if quick else (5, 3)
-    rows = []
-    for name in ("seed",) if quick else ("seed", "lenet"):
-        for batch in batches:
-            ours, model = our_training_step(name, batch)
-            theirs = torch_training_step(name, batch, model) if torch else None
-            timing = alternate(ours, theirs, rounds, repeat, warmup=1)
-            row = {"net": name, "batch": batch, "ours_ms": timing["ours_ms"], "ours_ms_per_image": timing["ours_ms"] / batch}
-            if torch:
-                row.update(torch_ms=timing["torch_ms"], torch_ms_per_image=timing["torch_ms"] / batch, ratio=timing["ratio"])
-            rows.append(row)
-    return {"rows": rows}
+def worker_main(args) -> int:
+    """Run one measurement in this (fresh) process and print it as one JSON line."""
+    # Thread counts must be in the environment before NumPy and torch load their thread pools. The
+    # parent puts them in this process's environment; a worker started by hand sets its own (this
+    # process's only: the shell that started it keeps its settings).
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(args.threads)
+    sys.path.insert(0, str(Path(args.tree).resolve()))
+    if args.framework == "torch":
+        import torch
+        torch.set_num_threads(args.threads)
+    measure = {"env": worker_env, "step": worker_step, "conv": worker_conv,
+               "overhead": worker_overhead, "memory": worker_memory}[args.worker]
+    result = {"worker": args.worker, "framework": args.framework, **measure(args), "process": process_info(args)}
+    print(json.dumps(result), flush=True)
+    return 0
 
 
-# ---- environment ----------------------------------------------------------------------------------------------
+# ==== the parent: fresh processes, alternating =======================================================
 
 
-def openblas_core() -> str:
-    """The kernel family OpenBLAS picked for this CPU, as it reports it when asked to be verbose."""
-    env = dict(os.environ, OPENBLAS_VERBOSE="2")
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def child_environment(threads: int, settings: dict) -> dict:
+    """A copy of this process's environment for a worker: the thread counts, plus ``settings``
+    (a value of None removes the variable). This process's own environment is left as it is."""
+    env = dict(os.environ)
+    env.update({variable: str(threads) for variable in THREAD_VARIABLES})
+    for key, value in settings.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def run_worker(kind: str, framework: str, threads: int, settings: dict | None = None, tree: Path | str = ROOT,
+               **options) -> dict:
+    """Start a fresh worker process, return its JSON line."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--framework", framework,
+               "--threads", str(threads), "--tree", str(tree)]
+    for key, value in options.items():
+        command += [f"--{key}", str(value)]
     try:
-        out = subprocess.run([sys.executable, "-c", "import numpy"], capture_output=True, text=True, env=env, timeout=60)
-    except subprocess.SubprocessError:
-        return "unknown"
-    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Core:")]
-    return lines[-1].split(":", 1)[1].strip() if lines else "unknown (not OpenBLAS?)"
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                                  env=child_environment(threads, settings or {}))
+    except subprocess.TimeoutExpired:
+        raise WorkerFailed(f"the {kind} worker for {framework} did not finish in 900 s") from None
+    lines = finished.stdout.strip().splitlines()
+    if finished.returncode != 0 or not lines:
+        last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
+        raise WorkerFailed(f"the {kind} worker for {framework} ({' '.join(command[2:])}) failed: {last}")
+    return json.loads(lines[-1])
 
 
-def environment() -> dict:
-    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-    cpu = "unknown"
+def alternate_processes(measure_a, measure_b, rounds: int) -> list:
+    """Pairs (a, b) of results, one pair per round, each from fresh processes: a first on even
+    rounds, b first on odd ones, so that neither always runs right after the other."""
+    pairs = []
+    for k in range(rounds):
+        if k % 2 == 0:
+            a = measure_a()
+            b = measure_b()
+        else:
+            b = measure_b()
+            a = measure_a()
+        pairs.append((a, b))
+    return pairs
+
+
+def spread(values) -> dict:
+    """Median and range of a list of figures."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def compare(kind: str, key: str, rounds: int, threads: int, settings: dict, with_torch: bool, **options) -> dict:
+    """``key`` of the ``kind`` worker for ours and torch in alternating fresh processes: each library's
+    median, and the median and range of the per-round ratios ours / torch."""
+    def ours():
+        return run_worker(kind, "ours", threads, settings, **options)
+
+    def theirs():
+        return run_worker(kind, "torch", threads, settings, **options)
+
+    if not with_torch:
+        runs = [ours() for _ in range(rounds)]
+        return {"ours": spread([r[key] for r in runs]), "ours_runs": runs}
+    pairs = alternate_processes(ours, theirs, rounds)
+    return {"ours": spread([a[key] for a, _ in pairs]), "torch": spread([b[key] for _, b in pairs]),
+            "ratio": spread([a[key] / b[key] for a, b in pairs]),
+            "ours_runs": [a for a, _ in pairs], "torch_runs": [b for _, b in pairs]}
+
+
+def same_arithmetic(entry: dict) -> dict:
+    """Both libraries started from the same weights on the same batch: their first losses must agree
+    (a fast implementation that computes something else is no win)."""
+    ours, theirs = entry["ours_runs"][0]["losses"], entry["torch_runs"][0]["losses"]
+    worst = max(abs(a - b) / max(1e-6, abs(b)) for a, b in zip(ours, theirs))
+    return {"losses_ours_torch": list(zip(ours, theirs)), "max_relative_difference": worst, "agree": worst < 1e-4}
+
+
+class Bench:
+    """The sections of a run, with its settings: rounds, threads, the workers' extra environment."""
+
+    def __init__(self, args):
+        self.quick, self.threads, self.with_torch = args.quick, args.threads, not args.no_torch and torch_installed()
+        self.rounds = args.rounds or (1 if args.quick else 7)
+        self.settings = {}
+        if args.malloc == "keep":
+            self.settings.update(MALLOC_KEEP)
+        if args.openblas_coretype == "auto":
+            self.settings.update(dict.fromkeys(OPENBLAS_SETTINGS))
+        elif args.openblas_coretype:
+            self.settings["OPENBLAS_CORETYPE"] = args.openblas_coretype
+
+    def steps(self, threads=None, settings=None, rounds=None) -> dict:
+        results = {}
+        for name in ("seed", "lenet"):
+            entry = compare("step", "ms", rounds or self.rounds, threads or self.threads,
+                            self.settings if settings is None else settings, self.with_torch,
+                            net=name, batch=64, repeat=3 if self.quick else 20)
+            if self.with_torch:
+                entry["same_arithmetic"] = same_arithmetic(entry)
+            entry["goal_ratio"] = GOALS[f"{name}_step_ratio"]
+            results[name] = entry
+        return results
+
+    def step(self) -> dict:
+        return self.steps()
+
+    def conv(self) -> dict:
+        entry = compare("conv", "ms", 1 if self.quick else self.rounds, self.threads, self.settings, self.with_torch,
+                        repeat=2 if self.quick else 7)
+        runs = entry["ours_runs"]
+        entry.update(shape="N={n} C={c} O={o} {size}x{size} k={k} pad=1".format(**CONV), gflop=CONV_FLOP / 1e9,
+                     ours_gflops=spread([r["gflops"] for r in runs]),
+                     numpy_gemm_gflops=spread([r["numpy_gemm_gflops"] for r in runs]),
+                     numpy_gemm_per_sample_gflops=spread([r["numpy_gemm_per_sample_gflops"] for r in runs]),
+                     share_of_gemm=spread([r["gflops"] / r["numpy_gemm_gflops"] for r in runs]),
+                     goal_share=GOALS["conv_share_of_gemm"])
+        if self.with_torch:
+            entry["torch_gflops"] = spread([r["gflops"] for r in entry["torch_runs"]])
+        return entry
+
+    def overhead(self) -> dict:
+        entry = compare("overhead", "us_per_op", 1 if self.quick else self.rounds, self.threads, self.settings,
+                        self.with_torch, repeat=3 if self.quick else 15)
+        entry.update(ops=CHAIN_LENGTH, goal_ratio=GOALS["per_op_ratio"])
+        for side in ("ours", "torch") if self.with_torch else ("ours",):
+            for part in ("fwd", "bwd"):
+                entry[f"{side}_{part}"] = spread([r[f"{part}_us_per_op"] for r in entry[f"{side}_runs"]])
+        return entry
+
+    def memory(self) -> dict:
+        measured = {}
+
+        def measure(framework, net="seed", batch=64, size=28):
+            """One fresh process per configuration (the tables share some, e.g. seed at batch 64)."""
+            key = (framework, net, batch, size)
+            if key not in measured:
+                measured[key] = run_worker("memory", framework, self.threads, self.settings,
+                                           net=net, batch=batch, size=size)
+            return measured[key]
+
+        frameworks = ("ours", "torch") if self.with_torch else ("ours",)
+        result = {"method": MEMORY_METHOD, "goal_ratio": GOALS["seed_memory_ratio"]}
+        for net in ("seed",) if self.quick else ("seed", "lenet"):
+            result[net] = {framework: measure(framework, net) for framework in frameworks}
+        if self.with_torch:
+            result["ratio"] = result["seed"]["ours"]["peak_mb"] / result["seed"]["torch"]["peak_mb"]
+        batches = (16, 64) if self.quick else (16, 32, 64, 128, 256)
+        sizes = (28, 56) if self.quick else (28, 56, 112)
+        by = frameworks if not self.quick else ("ours",)
+        result["by_batch"] = [{"batch": b, **{f: measure(f, batch=b)["peak_mb"] for f in by}} for b in batches]
+        result["by_image_size"] = [{"size": s, "batch": 16, **{f: measure(f, batch=16, size=s)["peak_mb"] for f in by}}
+                                   for s in sizes]
+        return result
+
+    def what_if(self) -> dict:
+        """The training steps with settings that must be made before a process starts."""
+        workers = child_environment(self.threads, self.settings)
+        coretype_set = any(k in workers for k in OPENBLAS_SETTINGS)  # then the other way is: unset
+        kernels = (("OpenBLAS picks its own kernels (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset)",
+                    dict.fromkeys(OPENBLAS_SETTINGS)) if coretype_set else
+                   ("OpenBLAS held to its AVX2 kernels (OPENBLAS_CORETYPE=Haswell)", {"OPENBLAS_CORETYPE": "Haswell"}))
+        configurations = {
+            "1 thread each": (1, self.settings),
+            "glibc keeps freed memory (" + ", ".join(f"{k}={v}" for k, v in MALLOC_KEEP.items()) + ")":
+                (self.threads, {**self.settings, **MALLOC_KEEP}),
+            kernels[0]: (self.threads, {**self.settings, **kernels[1]}),
+        }
+        rounds = 1 if self.quick else max(3, self.rounds // 2)
+        return {label: self.steps(threads, settings, rounds) for label, (threads, settings) in configurations.items()}
+
+    def scaling(self) -> dict:
+        batches = (16, 32) if self.quick else (16, 32, 64, 128, 256)
+        rounds = 1 if self.quick else 3
+        rows = []
+        for name in ("seed",) if self.quick else ("seed", "lenet"):
+            for batch in batches:
+                entry = compare("step", "ms", rounds, self.threads, self.settings, self.with_torch,
+                                net=name, batch=batch, repeat=2 if self.quick else 5)
+                row = {"net": name, "batch": batch, "ours_ms": entry["ours"]["median"]}
+                if self.with_torch:
+                    row.update(torch_ms=entry["torch"]["median"], ratio=entry["ratio"]["median"])
+                rows.append(row)
+        return {"rows": rows}
+
+
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+# ---- environment ------------------------------------------------------------------------------------
+
+CPU_FLAGS = ("avx2", "avx512f", "amx_tile")
+
+
+def cpu() -> dict:
+    """CPU model, core count and the flags that decide which GEMM kernels can run (/proc/cpuinfo)."""
+    model, flags = None, set()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model is None:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
         pass
-    return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
-        "openblas_core": openblas_core(),
-        "openblas_environment": ", ".join(f"{k}={os.environ[k]}" for k in OPENBLAS_SETTINGS if k in os.environ)
-        or "none (OpenBLAS detects the CPU)",
-        "torch": torch.__version__ if torch else None,
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": THREADS,
-        "threads_how": (f"OPENBLAS_NUM_THREADS={ARGS.threads}" if ARGS.threads else "NumPy BLAS default (one per core)")
-        + (f"; torch.set_num_threads({THREADS})" if torch else ""),
-        "malloc": "glibc keeps freed memory (" + ", ".join(f"{k}={v}" for k, v in MALLOC_KEEP.items()) + ")"
-        if ARGS.malloc == "keep" else "glibc defaults",
-        "load_average_before": os.getloadavg()[0],
-    }
+    model = model or platform.processor() or "unknown CPU"
+    return {"cpu": model, "cores": os.cpu_count(), "flags": {flag: flag in flags for flag in CPU_FLAGS}}
 
 
-# ---- report ----------------------------------------------------------------------------------------------------
+def host_key(env: dict) -> str:
+    """The host kind a result belongs to: CPU model and core count."""
+    return f"{env['cpu']}, {env['cores']} cores"
+
+
+def environment(bench: Bench) -> dict:
+    env = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
+           **cpu(), "threads": bench.threads, "load_average_before": os.getloadavg()[0]}
+    workers = child_environment(bench.threads, bench.settings)
+    env["openblas_environment"] = {k: workers[k] for k in sorted(workers)
+                                   if k.startswith("OPENBLAS_") and k not in THREAD_VARIABLES}
+    env["tinygrad_cnn_environment"] = {k: workers[k] for k in sorted(workers) if k.startswith(OUR_PREFIX)}
+    env["malloc"] = ("glibc keeps freed memory (" + ", ".join(f"{k}={v}" for k, v in MALLOC_KEEP.items()) + ")"
+                     if all(workers.get(k) == v for k, v in MALLOC_KEEP.items()) else "glibc defaults")
+    ours = run_worker("env", "ours", bench.threads, bench.settings)
+    env.update({k: ours[k] for k in ("numpy", "blas", "blas_core", "blas_threads", "threadpoolctl")})
+    # torch's version without loading it here; its thread count as each torch worker reports it
+    env["torch"] = importlib.metadata.version("torch") if bench.with_torch else None
+    return env
+
+
+def torch_threads_seen(results) -> list:
+    """The thread counts torch's workers reported (one value when all went as set)."""
+    seen = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            if "torch_threads" in value and isinstance(value["torch_threads"], int):
+                seen.add(value["torch_threads"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(results)
+    return sorted(seen)
+
+
+# ---- report -------------------------------------------------------------------------------------------
 
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def ratio_cell(s: dict, percent: bool = False) -> str:
+    if percent:
+        return f"{100 * s['median']:.0f}% ({100 * s['min']:.0f}-{100 * s['max']:.0f}%)"
+    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+
+
+def format_environment(env: dict) -> list:
+    flags = ", ".join(f"{flag} {'yes' if present else 'no'}" for flag, present in env["flags"].items())
+    openblas = ", ".join(f"{k}={v}" for k, v in env["openblas_environment"].items()) or "none (OpenBLAS detects the CPU)"
+    threads = " or ".join(map(str, env.get("torch_threads") or [])) or "?"
+    torch = f"torch {env['torch']} ({threads} threads)" if env["torch"] else "torch not measured"
+    return [
+        f"Host: {env['cpu']}, {env['cores']} cores; CPU flags: {flags}.",
+        f"Python {env['python']}, NumPy {env['numpy']} with {env['blas']} (kernels: {env['blas_core']}, "
+        f"{env['blas_threads']} threads; OPENBLAS_* variables in force besides the thread count: {openblas}); {torch}.",
+        f"Threads: {env['threads']} per library (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS in each "
+        f"worker's environment; torch.set_num_threads({env['threads']})). Malloc: {env['malloc']}. "
+        f"{OUR_PREFIX}* variables in force: "
+        + (", ".join(f"{k}={v}" for k, v in env.get("tinygrad_cnn_environment", {}).items()) or "none") + ".",
+        "Method: one library per fresh process; round k runs ours then torch (torch then ours on odd rounds); "
+        "a ratio is the median of the per-round ratios ours / torch, with their range (min-max).",
+    ]
+
+
+def summary_rows(r: dict) -> list:
+    """Every figure against its goal, one row each."""
+    rows = []
+    for name, label in (("seed", "seed-net training step, batch 64"), ("lenet", "LeNet-style training step, batch 64")):
+        if "step" in r:
+            e = r["step"][name]
+            torch_cell = f"{e['torch']['median']:.2f} ms" if "ratio" in e else "-"
+            ratio = ratio_cell(e["ratio"]) if "ratio" in e else "-"
+            ok = "-" if "ratio" not in e else verdict(e["ratio"]["median"] <= e["goal_ratio"])
+            rows.append(f"| {label} | {e['ours']['median']:.2f} ms | {torch_cell} | {ratio} | <= {e['goal_ratio']} | {ok} |")
+    if "conv" in r:
+        c = r["conv"]
+        rows.append(f"| conv2d 3x3 64->64 fwd+bwd, share of NumPy's GEMM GFLOP/s | {c['ours_gflops']['median']:.0f} "
+                    f"GFLOP/s (GEMM {c['numpy_gemm_gflops']['median']:.0f}) | "
+                    + (f"{c['torch_gflops']['median']:.0f} GFLOP/s" if "torch_gflops" in c else "-")
+                    + f" | {ratio_cell(c['share_of_gemm'], percent=True)} | >= {100 * c['goal_share']:.0f}% | "
+                    f"{verdict(c['share_of_gemm']['median'] >= c['goal_share'])} |")
+    if "overhead" in r:
+        o = r["overhead"]
+        rows.append(f"| per-op overhead, forward + backward | {o['ours']['median']:.2f} us/op | "
+                    + (f"{o['torch']['median']:.2f} us/op | {ratio_cell(o['ratio'])} | <= {o['goal_ratio']} | "
+                       f"{verdict(o['ratio']['median'] <= o['goal_ratio'])} |" if "ratio" in o
+                       else f"- | - | <= {o['goal_ratio']} | - |"))
+    if "memory" in r:
+        m = r["memory"]
+        seed = m["seed"]
+        rows.append(f"| peak memory, seed-net step, batch 64 | {seed['ours']['peak_mb']:.1f} MB | "
+                    + (f"{seed['torch']['peak_mb']:.1f} MB | {m['ratio']:.2f} | <= {m['goal_ratio']} | "
+                       f"{verdict(m['ratio'] <= m['goal_ratio'])} |" if "ratio" in m
+                       else f"- | - | <= {m['goal_ratio']} | - |"))
+    return rows
+
+
 def format_report(r: dict) -> str:
-    env, lines = r["environment"], []
-    lines.append(f"Machine: {env['cpu']}, {env['cores']} cores; Python {env['python']}, NumPy {env['numpy']} "
-                 f"({env['blas']}, kernels: {env['openblas_core']}; set in the environment: "
-                 f"{env.get('openblas_environment', 'not recorded')}), torch {env['torch']}")
-    lines.append(f"Threads: {env['threads']} ({env['threads_how']}). Malloc: {env['malloc']}.")
+    lines = format_environment(r["environment"])
     runs = r.get("section_runs", {})
     if runs:
-        lines.append("Sections (the CPUs should be idle before each: other processes only ever add time):")
+        lines.append("Sections (the CPUs should be idle during each: other processes only ever add time):")
         for key, run in runs.items():
             lines.append(f"- {key}: `{run['command']}` at {run['date']}, {run['seconds']:.0f} s; other processes used "
-                         f"{run.get('others_cpu_percent', float('nan')):.0f}% of the CPUs during it "
-                         f"({run['cpu_busy_percent_before']:.0f}% just before)")
+                         f"{run['others_cpu_percent']:.0f}% of the CPUs during it ({run['cpu_busy_percent_before']:.0f}% "
+                         "just before)")
     lines.append("")
+    rows = summary_rows(r)
+    if rows:
+        lines += ["| figure | ours | torch | ratio: median (range) | goal | |", "|---|---|---|---|---|---|", *rows, ""]
     if "step" in r:
-        lines.append("| training step, batch 64 | ours ms (min) | torch ms (min) | ratio: median of rounds (of minimums) | goal | |")
-        lines.append("|---|---|---|---|---|---|")
         for name, e in r["step"].items():
-            torch_part = f"{e['torch_ms']:.2f} ({e['torch_min_ms']:.2f})" if "torch_ms" in e else "-"
-            ratio = e.get("ratio")
-            ratio_part = "-" if ratio is None else f"{ratio:.2f} ({e['ratio_of_mins']:.2f})"
-            lines.append(f"| {name} | {e['ours_ms']:.2f} ({e['ours_min_ms']:.2f}) | {torch_part} | "
-                         f"{ratio_part} | <= {e['goal_ratio']} | "
-                         f"{'-' if ratio is None else verdict(ratio <= e['goal_ratio'])} |")
-        for name, e in r["step"].items():
+            lines.append(f"- {name}, rounds: {e['ours']['n']}; ours {e['ours']['min']:.2f}-{e['ours']['max']:.2f} ms"
+                         + (f", torch {e['torch']['min']:.2f}-{e['torch']['max']:.2f} ms" if "torch" in e else ""))
             if "same_arithmetic" in e:
                 s = e["same_arithmetic"]
                 lines.append(f"- {name}: same weights and batch give the same losses over 3 steps: "
@@ -570,126 +841,101 @@ def format_report(r: dict) -> str:
         lines.append("")
     if "conv" in r:
         c = r["conv"]
-        lines.append(f"conv2d forward + input grad + weight grad, {c['shape']}: {c['gflop']:.2f} GFLOP")
-        lines.append("| | ms | GFLOP/s |")
-        lines.append("|---|---|---|")
-        lines.append(f"| ours | {c['ours_ms']:.1f} | {c['ours_gflops']:.0f} |")
-        if "torch_ms" in c:
-            lines.append(f"| torch | {c['torch_ms']:.1f} | {c['torch_gflops']:.0f} |")
-        lines.append(f"| NumPy matmul, same multiply-adds as one GEMM (64x576 @ 576x32768) | | {c['numpy_gemm_gflops']:.0f} |")
-        lines.append(f"| NumPy matmul, one sample's GEMM (64x576 @ 576x1024) | | {c['numpy_gemm_per_sample_gflops']:.0f} |")
-        lines.append(f"- ours reaches {100 * c['share_of_gemm']:.0f}% of NumPy's GEMM (goal >= {100 * c['goal_share']:.0f}%): "
-                     f"{verdict(c['share_of_gemm'] >= c['goal_share'])}")
+        lines += [f"conv2d forward + input grad + weight grad, {c['shape']}: {c['gflop']:.2f} GFLOP "
+                  f"(medians over {c['ours']['n']} process(es) per library)",
+                  "| | ms | GFLOP/s |", "|---|---|---|",
+                  f"| ours | {c['ours']['median']:.1f} | {c['ours_gflops']['median']:.0f} |"]
+        if "torch" in c:
+            lines.append(f"| torch | {c['torch']['median']:.1f} | {c['torch_gflops']['median']:.0f} |")
+        lines += [f"| NumPy matmul, the same multiply-adds as one GEMM (64x576 @ 576x32768), in our process | | "
+                  f"{c['numpy_gemm_gflops']['median']:.0f} |",
+                  f"| NumPy matmul, one sample's GEMM (64x576 @ 576x1024) | | {c['numpy_gemm_per_sample_gflops']['median']:.0f} |"]
+        if "ratio" in c:
+            lines.append(f"- time ours / torch: {ratio_cell(c['ratio'])}")
         lines.append("")
     if "overhead" in r:
         o = r["overhead"]
-        lines.append(f"per-op overhead, a chain of {o['ops']} elementwise ops on a 4x4 tensor (us per op):")
-        lines.append("| | forward | backward |")
-        lines.append("|---|---|---|")
-        lines.append(f"| ours | {o['ours_fwd_us_per_op']:.2f} | {o['ours_bwd_us_per_op']:.2f} |")
-        if "ratio" in o:
-            lines.append(f"| torch | {o['torch_fwd_us_per_op']:.2f} | {o['torch_bwd_us_per_op']:.2f} |")
-            lines.append(f"- ratio forward {o['ratio_fwd']:.2f}, backward {o['ratio_bwd']:.2f}, together {o['ratio']:.2f} "
-                         f"(goal <= {o['goal_ratio']}): {verdict(o['ratio'] <= o['goal_ratio'])}")
+        lines += [f"per-op overhead, a chain of {o['ops']} elementwise ops on a 4x4 tensor (us per op, medians):",
+                  "| | forward | backward |", "|---|---|---|",
+                  f"| ours | {o['ours_fwd']['median']:.2f} | {o['ours_bwd']['median']:.2f} |"]
+        if "torch_fwd" in o:
+            lines.append(f"| torch | {o['torch_fwd']['median']:.2f} | {o['torch_bwd']['median']:.2f} |")
         lines.append("")
     if "memory" in r:
         m = r["memory"]
-        lines.append("peak memory of one training step")
-        if "ratio" in m:
-            lines.append(f"- seed net, batch 64: ours {m['seed_batch64_ours_mb']:.1f} MB, torch {m['seed_batch64_torch_mb']:.1f} MB, "
-                         f"ratio {m['ratio']:.2f} (goal <= {m['goal_ratio']}): {verdict(m['ratio'] <= m['goal_ratio'])}")
-            lines.append(f"- LeNet, batch 64: ours {m['lenet_batch64_ours_mb']:.1f} MB, torch {m['lenet_batch64_torch_mb']:.1f} MB")
-        else:
-            lines.append(f"- seed net, batch 64: ours {m['seed_batch64_ours_mb']:.1f} MB")
-        if "seed_batch64_cache_free_mb" in m:
-            lines.append(f"- between steps the array cache holds {m['seed_batch64_cache_free_mb']:.1f} MB of free blocks "
-                         "for the next step (seed net, batch 64; `tinygrad_cnn.memory.empty_cache()` releases them)")
-        if m.get("rss_delta_mb"):
-            rss = m["rss_delta_mb"]
-            lines.append("- cross-check, RSS high-water mark during one step minus RSS before it (fresh process): "
-                         + ", ".join(f"{k} {v:.1f} MB" for k, v in rss.items() if v is not None))
-        lines.append(f"- method: {m['method']}")
-        lines.append("")
-        lines.append("| seed net, 28x28, batch | ours MB | ours MB per image | torch MB | torch MB per image |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("peak memory of one training step, batch 64")
+        for net in ("seed", "lenet"):
+            if net in m:
+                parts = [f"{f} {v['peak_mb']:.1f} MB (RSS cross-check "
+                         + ("n/a" if v["rss_delta_mb"] is None else f"{v['rss_delta_mb']:.1f} MB") + ")"
+                         for f, v in m[net].items()]
+                lines.append(f"- {net}: " + ", ".join(parts))
+        if "cache_free_mb" in m["seed"]["ours"]:
+            lines.append(f"- between steps our array cache holds {m['seed']['ours']['cache_free_mb']:.1f} MB of free "
+                         "blocks for the next step (seed net; `empty_cache()` releases them)")
+        lines += [f"- method: {m['method']}", "",
+                  "| seed net, 28x28, batch | ours MB | ours MB per image | torch MB | torch MB per image |",
+                  "|---|---|---|---|---|"]
         for row in m["by_batch"]:
-            t = f"{row['torch_mb']:.1f} | {row['torch_mb'] / row['batch']:.3f}" if "torch_mb" in row else "- | -"
-            lines.append(f"| {row['batch']} | {row['ours_mb']:.1f} | {row['ours_mb'] / row['batch']:.3f} | {t} |")
-        lines.append("")
-        lines.append("| seed net, batch 16, image | ours MB | ours KB per pixel | torch MB | torch KB per pixel |")
-        lines.append("|---|---|---|---|---|")
+            t = f"{row['torch']:.1f} | {row['torch'] / row['batch']:.3f}" if "torch" in row else "- | -"
+            lines.append(f"| {row['batch']} | {row['ours']:.1f} | {row['ours'] / row['batch']:.3f} | {t} |")
+        lines += ["", "| seed net, batch 16, image | ours MB | ours KB per pixel | torch MB | torch KB per pixel |",
+                  "|---|---|---|---|---|"]
         for row in m["by_image_size"]:
             pixels = row["size"] ** 2
-            t = f"{row['torch_mb']:.1f} | {1024 * row['torch_mb'] / pixels:.3f}" if "torch_mb" in row else "- | -"
-            lines.append(f"| {row['size']}x{row['size']} | {row['ours_mb']:.1f} | {1024 * row['ours_mb'] / pixels:.3f} | {t} |")
+            t = f"{row['torch']:.1f} | {1024 * row['torch'] / pixels:.3f}" if "torch" in row else "- | -"
+            lines.append(f"| {row['size']}x{row['size']} | {row['ours']:.1f} | {1024 * row['ours'] / pixels:.3f} | {t} |")
         lines.append("")
     if r.get("what_if"):
-        lines.append("what if: the training steps again, each configuration in a fresh process (ratio = median of rounds)")
-        lines.append("| configuration | seed ours ms | seed torch ms | seed ratio | LeNet ours ms | LeNet torch ms | LeNet ratio |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines += ["what if: the training steps again, with settings made before the workers start",
+                  "| configuration | seed ours ms | seed torch ms | seed ratio | LeNet ours ms | LeNet torch ms | LeNet ratio |",
+                  "|---|---|---|---|---|---|---|"]
         for label, steps in r["what_if"].items():
-            if steps is None:
-                lines.append(f"| {label} | failed | | | | | |")
-                continue
             cells = []
             for name in ("seed", "lenet"):
                 e = steps[name]
-                cells += [f"{e['ours_ms']:.2f}", f"{e.get('torch_ms', float('nan')):.2f}", f"{e.get('ratio', float('nan')):.2f}"]
+                cells += [f"{e['ours']['median']:.2f}", f"{e['torch']['median']:.2f}" if "torch" in e else "-",
+                          ratio_cell(e["ratio"]) if "ratio" in e else "-"]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     if "scaling" in r:
-        lines.append("training step time against batch size")
-        lines.append("| net | batch | ours ms | ours ms/image | torch ms | torch ms/image | ratio |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines += ["training step time against batch size (medians)",
+                  "| net | batch | ours ms | ours ms/image | torch ms | torch ms/image | ratio |",
+                  "|---|---|---|---|---|---|---|"]
         for row in r["scaling"]["rows"]:
-            t = (f"{row['torch_ms']:.2f} | {row['torch_ms_per_image']:.3f} | {row['ratio']:.2f}" if "torch_ms" in row else "- | - | -")
-            lines.append(f"| {row['net']} | {row['batch']} | {row['ours_ms']:.2f} | {row['ours_ms_per_image']:.3f} | {t} |")
+            t = (f"{row['torch_ms']:.2f} | {row['torch_ms'] / row['batch']:.3f} | {row['ratio']:.2f}"
+                 if "torch_ms" in row else "- | - | -")
+            lines.append(f"| {row['net']} | {row['batch']} | {row['ours_ms']:.2f} | {row['ours_ms'] / row['batch']:.3f} | {t} |")
         lines.append("")
     return "\n".join(lines)
 
 
-BEGIN, END = "<!-- BEGIN GENERATED by benchmarks/run.py -->", "<!-- END GENERATED -->"
+def markers(key: str) -> tuple:
+    return f"<!-- BEGIN GENERATED by benchmarks/run.py, host: {key} -->", f"<!-- END GENERATED, host: {key} -->"
 
 
-def write_markdown(report: str, command: str) -> Path:
-    """Replace the generated block of RESULTS.md, keeping the hand-written analysis around it."""
-    path = HERE / "RESULTS.md"
-    block = f"{BEGIN}\nProduced by `{command}`.\n\n{report}\n{END}"
-    if path.exists() and BEGIN in (text := path.read_text()) and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+HOSTS_END = "<!-- END OF HOST SECTIONS -->"
+
+
+def write_markdown(report: str, command: str, key: str, path: Path = HERE / "RESULTS.md") -> Path:
+    """Replace this host's generated section of RESULTS.md, or add one; the other hosts' sections and
+    the hand-written text around them stay."""
+    begin, end = markers(key)
+    block = f"{begin}\n## {key}\n\nProduced by `{command}`.\n\n{report}\n{end}"
+    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{HOSTS_END}\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    elif HOSTS_END in text:
+        head, rest = text.split(HOSTS_END, 1)
+        text = head + block + "\n\n" + HOSTS_END + rest
     else:
-        text = f"# Benchmark results\n\n{block}\n"
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
     return path
 
 
-def what_if(options: list) -> dict | None:
-    """The training-step section again in a fresh process with ``options`` (settings that must be
-    made before the process starts), returning its results."""
-    out = HERE / "results" / f"what-if-{'-'.join(o.strip('-') for o in options)}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--only", "step", "--no-markdown", "--json", str(out), *options]
-    if ARGS.threads and "--threads" not in options:
-        command += ["--threads", str(ARGS.threads)]
-    if ARGS.quick:
-        command.append("--quick")
-    print(f"[what-if {' '.join(options)}] ...", file=sys.stderr, flush=True)
-    try:
-        subprocess.run(command, check=True, capture_output=True, timeout=900)
-        return json.loads(out.read_text())["step"]
-    except (subprocess.SubprocessError, OSError, KeyError, ValueError):
-        return None
-
-
-def bench_what_if(quick: bool) -> dict:
-    return {
-        "1 thread each (OPENBLAS_NUM_THREADS=1, torch.set_num_threads(1))": what_if(["--threads", "1"]),
-        "malloc keeps freed memory": what_if(["--malloc", "keep"]),
-        "OpenBLAS picks its own kernels (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset)": what_if(["--openblas-coretype", "auto"]),
-    }
-
-
-SECTIONS = ("step", "conv", "overhead", "memory", "what_if", "scaling")
+# ---- orchestration -------------------------------------------------------------------------------------
 
 
 def cpu_busy_percent(seconds: float = 1.0) -> float:
@@ -709,69 +955,85 @@ def cpu_busy_percent(seconds: float = 1.0) -> float:
 
 def cpu_seconds() -> tuple:
     """(seconds all CPUs were busy since boot, CPU seconds used by this process and its children)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    busy = (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        busy = (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        busy = float("nan")
     own = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for field in ("ru_utime", "ru_stime"))
     return busy, own
 
 
-def assemble(out_dir: Path) -> dict:
-    """Merge the latest result of every section (``--only`` runs) into one set of results."""
+def assemble(out_dir: Path, key: str) -> dict:
+    """Merge the latest result of every section run on this host kind into one set of results."""
     results = {}
-    for key in SECTIONS:
-        path = out_dir / f"latest-{key}.json"
+    for section in SECTIONS:
+        path = out_dir / f"latest-{section}.json"
         if path.exists():
             part = json.loads(path.read_text())
+            if host_key(part["environment"]) != key:
+                continue
             results.setdefault("environment", part["environment"])
-            results[key] = part[key]
-            results.setdefault("section_runs", {})[key] = part["section_runs"][key]
+            results[section] = part[section]
+            results.setdefault("section_runs", {})[section] = part["section_runs"][section]
     return results
 
 
-def main() -> int:
-    args = ARGS
-    functions = {"step": bench_training_steps, "conv": bench_conv, "overhead": bench_overhead,
-                 "memory": bench_memory, "what_if": bench_what_if, "scaling": bench_scaling}
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    if args.threads < 1:
+        print("run.py: error: --threads must be at least 1", file=sys.stderr)
+        return 2
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
     if args.assemble:
-        results = assemble(out_dir)
+        key = host_key(cpu())
+        results = assemble(out_dir, key)
+        if "environment" not in results:
+            print(f"run.py: error: no section results for this host ({key}) in {out_dir}; run sections with --only "
+                  "first", file=sys.stderr)
+            return 2
         report = format_report(results)
         print(report)
         if not args.no_markdown:
-            print(f"wrote {write_markdown(report, command)}", file=sys.stderr)
+            print(f"wrote {write_markdown(report, command, key)}", file=sys.stderr)
         return 0
 
     chosen = args.only.split(",") if args.only else [k for k in SECTIONS if k != "what_if" or args.what_if]
-    unknown = [k for k in chosen if k not in functions]
+    unknown = [k for k in chosen if k not in SECTIONS]
     if unknown:
         print(f"run.py: error: unknown section(s) {', '.join(unknown)}; choose from {','.join(SECTIONS)}", file=sys.stderr)
         return 2
-    results = {"environment": environment(), "quick": args.quick, "section_runs": {}}
-    for key in chosen:
-        print(f"[{key}] ...", file=sys.stderr, flush=True)
-        busy_before = cpu_busy_percent()
-        load_before = os.getloadavg()[0]
-        started, (busy0, own0) = time.perf_counter(), cpu_seconds()
-        results[key] = functions[key](args.quick)
-        seconds, (busy1, own1) = time.perf_counter() - started, cpu_seconds()
-        results["section_runs"][key] = {
-            "command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "seconds": seconds, "load_average_before": load_before,
-            "load_average_after": os.getloadavg()[0], "cpu_busy_percent_before": busy_before,
-            # CPU time other processes took during the section, as a share of all the CPUs' time
-            "others_cpu_percent": max(0.0, 100 * ((busy1 - busy0) - (own1 - own0)) / (seconds * (os.cpu_count() or 1))),
-        }
-        print(f"[{key}] done in {seconds:.1f}s; other processes used "
-              f"{results['section_runs'][key]['others_cpu_percent']:.0f}% of the CPUs", file=sys.stderr, flush=True)
-        if not args.quick and not args.json:  # for --assemble
-            part = {"environment": results["environment"], key: results[key],
-                    "section_runs": {key: results["section_runs"][key]}}
-            (out_dir / f"latest-{key}.json").write_text(json.dumps(part, indent=2))
-    results["environment"]["load_average_after"] = os.getloadavg()[0]
+    bench = Bench(args)
+    try:
+        results = {"environment": environment(bench), "quick": args.quick, "section_runs": {}}
+        for section in chosen:
+            print(f"[{section}] ...", file=sys.stderr, flush=True)
+            busy_before = cpu_busy_percent(0.2 if args.quick else 1.0)
+            started, (busy0, own0) = time.perf_counter(), cpu_seconds()
+            results[section] = getattr(bench, section)()
+            seconds, (busy1, own1) = time.perf_counter() - started, cpu_seconds()
+            results["section_runs"][section] = {
+                "command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+                "seconds": seconds, "cpu_busy_percent_before": busy_before,
+                # CPU time other processes took during the section, as a share of all the CPUs' time
+                "others_cpu_percent": max(0.0, 100 * ((busy1 - busy0) - (own1 - own0)) / (seconds * (os.cpu_count() or 1))),
+            }
+            print(f"[{section}] done in {seconds:.1f}s; other processes used "
+                  f"{results['section_runs'][section]['others_cpu_percent']:.0f}% of the CPUs", file=sys.stderr, flush=True)
+            results["environment"]["torch_threads"] = torch_threads_seen(results)
+            if not args.quick and not args.json:  # for --assemble
+                part = {"environment": results["environment"], section: results[section],
+                        "section_runs": {section: results["section_runs"][section]}}
+                (out_dir / f"latest-{section}.json").write_text(json.dumps(part, indent=2))
+    except WorkerFailed as error:
+        print(f"run.py: error: {error}", file=sys.stderr)
+        return 1
     report = format_report(results)
     print(report)
 
@@ -782,7 +1044,7 @@ def main() -> int:
         (out_dir / ("latest-quick.json" if args.quick else "latest.json")).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {path}", file=sys.stderr)
     if not args.quick and not args.no_markdown and not args.only:
-        print(f"wrote {write_markdown(report, command)}", file=sys.stderr)
+        print(f"wrote {write_markdown(report, command, host_key(results['environment']))}", file=sys.stderr)
     return 0
 
 

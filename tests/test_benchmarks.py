@@ -1,7 +1,11 @@
-"""The benchmark command from the README runs end to end (``--quick``: fewer rounds, same code
-paths), with PyTorch when it is installed. Its figures are not checked here: speed goals live in
-the benchmark's report, not in timed unit tests."""
+"""The benchmark from the README runs end to end (``--quick``: one round, few repeats, the same code
+paths), with PyTorch when it is installed; its workers keep their JSON contract; the report states
+the host; RESULTS.md keeps every host's section. The figures are not checked here: speed goals
+live in the benchmark's report, not in timed unit tests."""
+import importlib.util
 import json
+import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,29 +13,164 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "run.py"
+COMPARE = ROOT / "benchmarks" / "compare.py"
+
+
+def load_run_module():
+    """benchmarks/run.py as a module (importing it loads neither NumPy's BLAS settings nor torch)."""
+    spec = importlib.util.spec_from_file_location("benchmark_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_worker_by_hand(*args, env=None):
+    finished = subprocess.run([sys.executable, str(RUN), "--worker", *args], capture_output=True, text=True,
+                              timeout=300, env=env)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    lines = finished.stdout.strip().splitlines()
+    assert len(lines) == 1, "a worker prints exactly one line"
+    return json.loads(lines[0])
 
 
 def test_benchmark_quick_run_writes_every_section(tmp_path):
+    results_md = (ROOT / "benchmarks" / "RESULTS.md").read_text()
     out = tmp_path / "bench.json"
-    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)]
+    command = [sys.executable, str(RUN), "--quick", "--json", str(out)]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads(out.read_text())
     for section in ("step", "conv", "overhead", "memory", "scaling"):
         assert section in results, section
+    env = results["environment"]
     for name in ("seed", "lenet"):
         step = results["step"][name]
-        assert step["ours_ms"] > 0
-        if results["environment"]["torch"]:
+        assert step["ours"]["median"] > 0
+        # every measurement came from its own process, importing this checkout
+        assert all(run["process"]["tinygrad_cnn"] == str(ROOT / "tinygrad_cnn") for run in step["ours_runs"])
+        if env["torch"]:
+            assert step["ratio"]["min"] <= step["ratio"]["median"] <= step["ratio"]["max"]
+            assert {run["process"]["pid"] for run in step["ours_runs"]}.isdisjoint(
+                run["process"]["pid"] for run in step["torch_runs"])
             # the two libraries start from the same weights and see the same batch
             assert step["same_arithmetic"]["agree"], step
-    assert "training step, batch 64" in finished.stdout
-    assert results["environment"]["openblas_environment"]
+    assert results["conv"]["share_of_gemm"]["median"] > 0
+    assert results["memory"]["seed"]["ours"]["peak_mb"] > 0
+    assert env["cpu"] and env["cores"] and env["blas"] and env["blas_core"] and env["threads"] == 2
+    assert set(env["flags"]) == {"avx2", "avx512f", "amx_tile"}
+    if env["torch"]:
+        assert env["torch_threads"] == [2], "every torch worker ran with the threads it was given"
+    assert "| seed-net training step, batch 64 |" in finished.stdout
+    assert f"Host: {env['cpu']}, {env['cores']} cores" in finished.stdout
+    assert (ROOT / "benchmarks" / "RESULTS.md").read_text() == results_md, "--quick leaves RESULTS.md alone"
+
+
+def test_worker_prints_one_json_line_with_what_its_process_saw():
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    step = run_worker_by_hand("step", "--framework", "ours", "--net", "seed", "--batch", "8", "--repeat", "2",
+                              "--threads", "1", env=env)
+    assert step["worker"] == "step" and step["framework"] == "ours"
+    assert step["ms"] > 0 and step["min_ms"] <= step["ms"]
+    assert len(step["losses"]) == 3 and all(math.isfinite(loss) for loss in step["losses"])
+    assert step["process"]["environment"]["OPENBLAS_NUM_THREADS"] == "1", "the worker sets its own threads"
+    assert step["process"]["tinygrad_cnn"] == str(ROOT / "tinygrad_cnn")
+    assert "torch" not in step["process"], "our worker does not load torch"
+
+    blas = run_worker_by_hand("env", "--threads", "1", env=env)
+    for field in ("numpy", "blas", "blas_core", "blas_threads"):
+        assert field in blas, field
+    if blas["blas_threads"] is not None:  # OpenBLAS found: the thread count reached it
+        assert blas["blas_threads"] == 1
+
+
+def test_torch_worker_runs_with_the_threads_it_is_given():
+    pytest.importorskip("torch")
+    step = run_worker_by_hand("step", "--framework", "torch", "--net", "seed", "--batch", "8", "--repeat", "1",
+                              "--threads", "1")
+    assert step["framework"] == "torch" and step["ms"] > 0
+    assert step["process"]["torch_threads"] == 1
+    ours = run_worker_by_hand("step", "--framework", "ours", "--net", "seed", "--batch", "8", "--repeat", "1")
+    assert ours["losses"] == pytest.approx(step["losses"], rel=1e-4), "same weights, same batch, same losses"
+
+
+def test_rounds_alternate_which_library_runs_first():
+    run = load_run_module()
+    calls = []
+    pairs = run.alternate_processes(lambda: calls.append("a") or len(calls), lambda: calls.append("b") or len(calls), 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert [(a, b) for a, b in pairs] == [(1, 2), (4, 3), (5, 6)], "each pair holds the a and b of its own round"
+    assert run.spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+
+
+def test_worker_environment_is_a_copy_with_the_threads_set():
+    run = load_run_module()
+    before = dict(os.environ)
+    env = run.child_environment(3, {"OPENBLAS_CORETYPE": None, "MALLOC_TRIM_THRESHOLD_": "1"})
+    assert dict(os.environ) == before, "the parent's environment is left alone"
+    assert all(env[variable] == "3" for variable in run.THREAD_VARIABLES)
+    assert "OPENBLAS_CORETYPE" not in env and env["MALLOC_TRIM_THRESHOLD_"] == "1"
+
+
+def test_results_keep_one_section_per_host(tmp_path):
+    run = load_run_module()
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# Benchmark results\n\nintro\n\n{run.HOSTS_END}\n\n## Analysis\nby hand\n")
+    run.write_markdown("amd figures 1", "cmd", "AMD EPYC, 2 cores", path)
+    run.write_markdown("intel figures", "cmd", "Intel Xeon, 2 cores", path)
+    run.write_markdown("amd figures 2", "cmd", "AMD EPYC, 2 cores", path)
+    text = path.read_text()
+    assert "amd figures 2" in text and "amd figures 1" not in text, "a host's section is rewritten"
+    assert "intel figures" in text, "other hosts' sections stay"
+    assert text.count("## AMD EPYC, 2 cores") == 1 and text.count("## Intel Xeon, 2 cores") == 1
+    assert text.index("intel figures") < text.index(run.HOSTS_END) < text.index("by hand")
+    assert text.startswith("# Benchmark results\n\nintro")
+
+
+def test_results_file_has_a_section_per_host_and_the_goals_of_issue_15():
+    run = load_run_module()
+    assert run.GOALS == {"seed_step_ratio": 1.5, "lenet_step_ratio": 1.25, "conv_share_of_gemm": 0.80,
+                         "per_op_ratio": 2.0, "seed_memory_ratio": 1.5}
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert run.HOSTS_END in text
+    begin, end = run.markers("AMD EPYC, 2 cores")
+    assert begin in text and end in text
 
 
 def test_benchmark_rejects_an_unknown_section():
-    finished = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "nope", "--no-torch"],
+    finished = subprocess.run([sys.executable, str(RUN), "--only", "nope", "--no-torch"],
                               capture_output=True, text=True, timeout=120)
-    assert finished.returncode != 0
-    if "KeyError" in finished.stderr:
-        pytest.fail("an unknown section should be refused with a clear message, not a KeyError")
+    assert finished.returncode == 2
+    assert "unknown section(s) nope" in finished.stderr
+    assert "Traceback" not in finished.stderr
+
+
+def test_compare_times_two_trees_and_refuses_a_tree_without_the_package(tmp_path):
+    finished = subprocess.run([sys.executable, str(COMPARE), str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 1 and "Traceback" not in finished.stderr
+    assert "holds no tinygrad_cnn/__init__.py" in finished.stderr
+
+    out = tmp_path / "compare.json"
+    finished = subprocess.run([sys.executable, str(COMPARE), str(ROOT), "--quick", "--threads", "1", "--json", str(out)],
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"seed step, batch 64", "LeNet step, batch 64", "conv2d 3x3 64->64 fwd+bwd"}
+    for entry in results.values():
+        assert entry["ratio"]["median"] > 0 and entry["ratio"]["n"] == 1
+    assert results["seed step, batch 64"]["losses_max_relative_difference"] == 0.0, "the same tree, the same losses"
+
+
+def test_report_states_the_host_blas_and_threads():
+    run = load_run_module()
+    bench = run.Bench(run.parse_args(["--no-torch", "--threads", "1"]))
+    env = run.environment(bench)
+    assert env["cpu"] and env["cores"] >= 1 and env["threads"] == 1
+    assert set(env["flags"]) == {"avx2", "avx512f", "amx_tile"}
+    assert env["numpy"] and env["blas"] and env["blas_core"]
+    if env["blas_threads"] is not None:
+        assert env["blas_threads"] == 1, "the worker's BLAS runs with the threads it was given"
+    text = "\n".join(run.format_environment({**env, "torch_threads": []}))
+    for fact in (env["cpu"], f"{env['cores']} cores", env["blas"], env["blas_core"], "avx512f", "Threads: 1 per library",
+                 "OPENBLAS_* variables in force"):
+        assert fact in text, fact
