@@ -99,5 +99,5 @@ def test_empty_or_missing_root(tmp_path):
     with pytest.raises(DatasetError, match="not a folder"):
         ImageFolder(tmp_path / "nope")
     (tmp_path / "empty_class").mkdir()
-    with pytest.raises(DatasetError, match="no .png/.jpg/.jpeg files"):
+    with pytest.raises(DatasetError, match=r"no image files \(\.png, \.jpg.*\) in class subfolders"):
         ImageFolder(tmp_path)
