@@ -7,6 +7,7 @@ package's own reader and writer, so a parsing bug cannot cancel out in a round t
 import gzip
 import struct
 import threading
+import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -47,11 +48,32 @@ def cifar_records(images: np.ndarray, labels: np.ndarray) -> bytes:
                     for image, label in zip(images, labels))
 
 
+def measure_traced_peak(action) -> tuple[int, Exception | None]:
+    """Peak bytes allocated by Python and NumPy while ``action()`` runs (NumPy reports its array
+    buffers to tracemalloc), and the exception it raised, if any."""
+    tracemalloc.start()
+    try:
+        action()
+        raised = None
+    except Exception as error:   # the caller checks which error it was
+        raised = error
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak, raised
+
+
 @pytest.fixture(autouse=True)
 def private_data_places(monkeypatch, tmp_path):
     """No test reads or writes the real user cache or $TINYGRAD_CNN_DATA."""
     monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+@pytest.fixture
+def traced_peak():
+    """``traced_peak(action)``: ``(peak bytes, exception or None)`` of calling ``action()``."""
+    return measure_traced_peak
 
 
 @pytest.fixture
