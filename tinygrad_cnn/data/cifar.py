@@ -36,6 +36,7 @@ CIFAR10_SOURCE = DatasetSource(
     folder="cifar-10",
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     md5={ARCHIVE: "c32a1d4ab5d03f1284b67883e8d87530"},
+    sizes={ARCHIVE: 170_052_171},
 )
 
 
