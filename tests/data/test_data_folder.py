@@ -123,3 +123,14 @@ def test_file_with_an_image_suffix_that_is_a_folder_is_ignored(folder):
     root, _ = folder
     (root / "ant" / "not-a-file.png").mkdir()
     assert len(ImageFolder(root)) == 6
+
+
+def test_load_all_refuses_more_than_its_budget_before_decoding_the_rest(folder, monkeypatch):
+    root, _ = folder
+    dataset = ImageFolder(root)
+    decoded = []
+    monkeypatch.setattr(dataset, "read", lambda path: decoded.append(path) or ImageFolder.read(dataset, path))
+    with pytest.raises(DatasetError, match=r"6 images of 4x5 .* more than the .* GiB load_all allows"):
+        dataset.load_all(max_bytes=6 * 3 * 5 * 4 * 4 - 1)
+    assert len(decoded) == 1
+    assert dataset.load_all(max_bytes=6 * 3 * 5 * 4 * 4).images.shape == (6, 3, 5, 4)

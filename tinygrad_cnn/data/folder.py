@@ -14,6 +14,7 @@ sizes bounded by a pixel limit).
 ``folder[i]`` decodes one file; for small datasets ``load_all()`` decodes them all once into
 an array-backed ``ImageDataset``, which the DataLoader batches much faster.
 """
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from .errors import DatasetError
 from .images import IMAGE_SUFFIXES, read_image
 from .loader import Dataset, ImageDataset
+
+MAX_LOAD_BYTES = 8 << 30   # what load_all may allocate: CIFAR-10 as image folders takes 0.7 GiB
 
 
 class ImageFolder(Dataset):
@@ -58,21 +61,23 @@ class ImageFolder(Dataset):
         """One file as float32 (C, H, W) in [0, 1]."""
         return read_image(path, channels=1 if self.grayscale else 3, max_pixels=self.max_pixels)
 
-    def load_all(self) -> ImageDataset:
+    def load_all(self, max_bytes: int = MAX_LOAD_BYTES) -> ImageDataset:
         """Decode every file into one ImageDataset: images float32 (N, C, H, W) in [0, 1].
 
-        All images must have the same size. ``transform`` is not applied here (random
-        augmentation belongs to each epoch): pass it to the DataLoader instead.
+        All images must have the same size, and together they may take at most ``max_bytes``
+        (checked from the first image, before the others are decoded: small files of plain
+        colour can hold large images). ``transform`` is not applied here (random augmentation
+        belongs to each epoch): pass it to the DataLoader instead.
         """
         first_path = self.samples[0][0]
         first = self.read(first_path)
         shape = (len(self.samples), *first.shape)
-        try:   # filled in place: one array instead of N small ones stacked at the end
-            images = np.empty(shape, dtype=np.float32)
-        except MemoryError:
+        needed = math.prod(shape) * np.dtype(np.float32).itemsize
+        if needed > max_bytes:
             raise DatasetError(f"{len(self.samples):,} images of {first.shape[2]}x{first.shape[1]} in {self.root} "
-                               f"need {np.prod(shape) * 4 / 2**30:.1f} GiB: too many to load at once; "
-                               "read them one at a time with folder[i]") from None
+                               f"need {needed / 2**30:.1f} GiB as float32, more than the {max_bytes / 2**30:.1f} GiB "
+                               "load_all allows: read them one at a time with folder[i], or pass a larger max_bytes")
+        images = np.empty(shape, dtype=np.float32)   # filled in place, not N small arrays stacked
         for index, (path, _) in enumerate(self.samples):
             image = first if index == 0 else self.read(path)
             if image.shape != first.shape:
