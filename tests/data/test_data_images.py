@@ -6,10 +6,12 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import tinygrad_cnn
 from tinygrad_cnn.data import DatasetError
 from tinygrad_cnn.data.images import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV_VAR, read_image
 
@@ -264,6 +266,8 @@ def test_image_bombs_are_refused_before_decoding(tmp_path):
         (tmp_path / name).write_bytes(content)
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "warm-up.png")
     environment = {key: value for key, value in os.environ.items() if key != MAX_PIXELS_ENV_VAR}
+    package_parent = str(Path(tinygrad_cnn.__file__).parents[1])   # importable from any folder
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, environment.get("PYTHONPATH")]))
     paths = [str(tmp_path / name) for name in ("warm-up.png", *files)]
     run = subprocess.run([sys.executable, "-c", MEASURE, *paths], capture_output=True, text=True,
                          env=environment, timeout=120)
