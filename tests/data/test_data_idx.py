@@ -226,3 +226,10 @@ def test_not_a_gzip_file(tmp_path):
     (tmp_path / "fake.gz").write_bytes(b"this is plain text, not gzip")
     with pytest.raises(DatasetError, match=r"fake\.gz is damaged or truncated"):
         read_idx(tmp_path / "fake.gz", IMAGES_MAGIC)
+
+
+def test_label_beyond_the_classes_names_the_file(tmp_path, mnist_files, idx_bytes):
+    mnist_files(tmp_path, count=3)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([1, 200, 3]))))
+    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte\.gz has label 200; MNIST labels are 0-9"):
+        MNIST(root=tmp_path)

@@ -17,6 +17,7 @@ A loaded dataset is an ``ImageDataset``: ``images`` float32 (N, 1, 28, 28) in [0
 ``labels`` int64 (N,), ``classes`` the ten class names.
 """
 from .download import download_from_mirrors
+from .errors import DatasetError
 from .idx import read_labelled_images
 from .loader import ImageDataset
 from .locations import DatasetSource, find_or_download
@@ -85,6 +86,9 @@ class IdxImageDataset(ImageDataset):
         self.folder = find_or_download(self.source, required, root, download, fetch)
         self.train = train
         images, labels = read_labelled_images(self.folder / required[0], self.folder / required[1])
+        if labels.max() >= len(self.class_names):
+            raise DatasetError(f"{self.folder / required[1]} has label {labels.max()}; {self.source.name} labels "
+                               f"are 0-{len(self.class_names) - 1}, so this is not its labels file")
         super().__init__(images, labels, self.class_names)
 
 
