@@ -1,15 +1,21 @@
 """IDX parsing (the MNIST / Fashion-MNIST file format) and the MNIST-style datasets."""
 import gzip
 import lzma
+import math
 import re
 import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinygrad_cnn.data import MNIST, DatasetError, FashionMNIST
+from tinygrad_cnn.data import idx
 from tinygrad_cnn.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_labelled_images, write_idx
 from tinygrad_cnn.data.mnist import FASHION_MNIST_CLASSES
+
+from .conftest import measure_traced_peak as measure_peak   # a function: fixtures and @given do not mix
 
 
 def test_reads_official_layout_written_by_hand(tmp_path):
@@ -233,3 +239,52 @@ def test_label_beyond_the_classes_names_the_file(tmp_path, mnist_files, idx_byte
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.array([1, 200, 3]))))
     with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte\.gz has label 200; MNIST labels are 0-9"):
         MNIST(root=tmp_path)
+
+
+# ---- the property behind the cases above ------------------------------------------------------
+
+@settings(max_examples=40)
+@given(sizes=st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 12), min_size=1, max_size=3),
+       extra=st.integers(-3000, 3000), suffix=st.sampled_from(["", ".gz", ".xz"]))
+def test_any_header_gives_its_exact_content_or_a_dataset_error_at_bounded_cost(tmp_path_factory, sizes,
+                                                                               extra, suffix):
+    """Whatever a header claims and whatever the file holds: the values when the two agree, a
+    DatasetError otherwise, and never more memory than a small constant plus what the file holds."""
+    claimed = math.prod(sizes)
+    held = max(0, min(claimed, 5000) + extra) if claimed <= 5000 else max(0, 5000 + extra)
+    values = np.random.default_rng(held).integers(0, 256, held, dtype=np.uint8).tobytes()
+    content = struct.pack(f">I{len(sizes)}I", 0x0800 + len(sizes), *sizes) + values
+    path = tmp_path_factory.mktemp("idx") / f"file{suffix}"
+    # xz at preset 0: its decoder allocates the 256 KiB dictionary the header names, whatever the size.
+    compress = {"": bytes, ".gz": gzip.compress, ".xz": lambda data: lzma.compress(data, preset=0)}[suffix]
+    path.write_bytes(compress(content))
+    result = []
+    peak, error = measure_peak(lambda: result.append(read_idx(path, 0x0800 + len(sizes))))
+    if held == claimed:
+        assert error is None, error
+        assert result[0].shape == tuple(sizes) and result[0].tobytes() == values
+    else:
+        assert isinstance(error, DatasetError), error
+    assert peak < 1024 * 1024 + 3 * held
+
+
+def test_xz_decoder_memory_is_capped(tmp_path, monkeypatch, traced_peak):
+    # preset 6 names an 8 MiB dictionary; with the cap at 1 MiB the decoder must refuse it
+    # instead of allocating it (a forged header may name 1.5 GiB).
+    path = tmp_path / "labels.xz"
+    path.write_bytes(lzma.compress(struct.pack(">II", LABELS_MAGIC, 3) + bytes([1, 2, 3]), preset=6))
+    np.testing.assert_array_equal(read_idx(path, LABELS_MAGIC), [1, 2, 3])
+    monkeypatch.setattr(idx, "XZ_MEMORY_LIMIT", 1 << 20)
+    peak, error = traced_peak(lambda: read_idx(path, LABELS_MAGIC))
+    assert isinstance(error, DatasetError) and "labels.xz is damaged" in str(error) and "limit" in str(error)
+    assert peak < 1 << 20
+
+
+def test_xz_streams_may_be_concatenated_but_not_followed_by_garbage(tmp_path):
+    content = struct.pack(">II", LABELS_MAGIC, 4) + bytes([1, 2, 3, 4])
+    path = tmp_path / "labels.xz"
+    path.write_bytes(lzma.compress(content[:5]) + lzma.compress(content[5:]))
+    np.testing.assert_array_equal(read_idx(path, LABELS_MAGIC), [1, 2, 3, 4])
+    path.write_bytes(lzma.compress(content) + b"garbage!")
+    with pytest.raises(DatasetError, match=r"labels\.xz is damaged"):
+        read_idx(path, LABELS_MAGIC)

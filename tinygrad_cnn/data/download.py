@@ -213,7 +213,9 @@ def download_from_mirrors(source: DatasetSource, filename: str, folder: Path,
     """
     destination = Path(folder) / filename
     md5, size = source.md5[filename], source.sizes.get(filename)
-    if destination.is_file() and md5_of_file(destination) == md5:
+    # A local file larger than the official one cannot match: not worth reading to find out.
+    if destination.is_file() and (size is None or destination.stat().st_size <= size) \
+            and md5_of_file(destination) == md5:
         return destination
     if isinstance(mirrors, str):
         mirrors = (mirrors,)

@@ -21,7 +21,9 @@ against what the file could hold at all (its own length when uncompressed; 1032 
 compressed byte for gzip, deflate's largest ratio). Then the values are read in chunks into a
 buffer that grows with what actually arrives, so a file that claims millions of images but
 holds a few costs only what it holds, and the read stops at the first byte past the claimed
-size. Dimensions are multiplied as Python integers, which cannot overflow.
+size. Dimensions are multiplied as Python integers, which cannot overflow. An xz decoder
+allocates the dictionary its file's header names (up to 1.5 GiB), so xz files are decoded with a
+memory limit (``XZ_MEMORY_LIMIT``, 96 MiB: ``xz -9``, which the embedded files use, needs 65).
 """
 import gzip
 import lzma
@@ -40,8 +42,55 @@ UNSIGNED_BYTE = 0x08
 MAX_IDX_BYTES = 1 << 30
 CHUNK_BYTES = 1 << 20
 DEFLATE_MAX_RATIO = 1032   # a 258-byte match coded in 2 bits: 258 * 8 / 2
+XZ_MEMORY_LIMIT = 96 << 20
+COMPRESSED_CHUNK_BYTES = 64 << 10
 
-_OPENERS = {".gz": gzip.open, ".xz": lzma.open}
+
+class XzReader:
+    """``read(n)`` of the decompressed content of an .xz file (concatenated streams too), with
+    the decoder's memory capped at ``XZ_MEMORY_LIMIT``: ``lzma.open`` offers no such cap."""
+
+    def __init__(self, path, mode="rb"):
+        self._file = open(path, "rb")
+        self._decoder = self._new_decoder()
+
+    @staticmethod
+    def _new_decoder():
+        return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=XZ_MEMORY_LIMIT)
+
+    def read(self, size: int) -> bytes:
+        """``size`` bytes, fewer only at the end of the content."""
+        parts, missing = [], size
+        while missing and (values := self._read_some(missing)):
+            parts.append(values)
+            missing -= len(values)
+        return b"".join(parts)
+
+    def _read_some(self, size: int) -> bytes:
+        while True:
+            if self._decoder.eof:   # the end of one stream: another may follow
+                compressed = self._decoder.unused_data or self._file.read(COMPRESSED_CHUNK_BYTES)
+                if not compressed:
+                    return b""
+                self._decoder = self._new_decoder()
+            elif self._decoder.needs_input:
+                compressed = self._file.read(COMPRESSED_CHUNK_BYTES)
+                if not compressed:
+                    raise EOFError("the xz stream ends before its end marker")
+            else:
+                compressed = b""
+            values = self._decoder.decompress(compressed, max_length=size)
+            if values:
+                return values
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self._file.close()
+
+
+_OPENERS = {".gz": gzip.open, ".xz": XzReader}
 
 
 def read_idx(path: Path, expected_magic: int, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
