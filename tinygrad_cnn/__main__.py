@@ -241,10 +241,8 @@ def train_command(args) -> int:
 
 
 def _dataset_title(config: dict) -> str:
-    names = {"embedded": "Fashion-MNIST (embedded subset)", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST",
-             "cifar10": "CIFAR-10"}
-    if config["dataset"] in names:
-        return names[config["dataset"]]
+    if config["dataset"] in data.DATASETS and config["dataset"] != "imagefolder":   # a folder goes by its name
+        return data.DATASETS[config["dataset"]].title
     return Path(config["data_dir"]).name if config.get("data_dir") else config["dataset"]
 
 

@@ -72,3 +72,10 @@ def test_unknown_name_lists_the_choices():
 def test_training_module_uses_the_registry():
     from tinygrad_cnn import train
     assert train.DATASETS == tuple(data.DATASETS)
+
+
+def test_figure_titles_come_from_the_registry():
+    from tinygrad_cnn.__main__ import _dataset_title
+    assert _dataset_title({"dataset": "embedded"}) == "Fashion-MNIST (embedded subset)"
+    assert _dataset_title({"dataset": "cifar10", "data_dir": "/data/cifar-jpeg"}) == "CIFAR-10"
+    assert _dataset_title({"dataset": "imagefolder", "data_dir": "/data/flowers"}) == "flowers"
