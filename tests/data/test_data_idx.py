@@ -265,7 +265,10 @@ def test_any_header_gives_its_exact_content_or_a_dataset_error_at_bounded_cost(t
         assert result[0].shape == tuple(sizes) and result[0].tobytes() == values
     else:
         assert isinstance(error, DatasetError), error
-    assert peak < 1024 * 1024 + 3 * held
+    # 4 MiB of slack: tracemalloc also counts other threads of the test run (servers of other
+    # tests winding down). A reader that allocated what a header claims fails this for any claim
+    # above it; the bombs above check the tight bounds.
+    assert peak < 4 * 1024 * 1024 + 3 * held
 
 
 def test_xz_decoder_memory_is_capped(tmp_path, monkeypatch, traced_peak):
