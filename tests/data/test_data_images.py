@@ -195,15 +195,19 @@ def png_bytes(width, height, idat_limit=None):
     """A grey 8-bit PNG written from the specification (not by Pillow): every row filter 0 and
     zeros, streamed through zlib so that even a 64-megapixel file costs little to write;
     ``idat_limit`` rows of data at most (a header that claims more than the data holds)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     compressor, parts = zlib.compressobj(9), []
     row = bytes(1 + width)
     for _ in range(height if idat_limit is None else min(height, idat_limit)):
         parts.append(compressor.compress(row))
     parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"".join(parts))
+            + png_chunk(b"IEND", b""))
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def jpeg_claiming(tmp_path, width, height):
@@ -286,6 +290,18 @@ def test_image_bombs_are_refused_before_decoding(tmp_path):
     assert MAX_PIXELS_ENV_VAR in results["valid-64-megapixels.png"]["outcome"]
     assert "decompression-bomb" in results["header-400-megapixels.png"]["outcome"]
     assert "9000x7000 = 63,000,000 pixels" in results["claims-63-megapixels.jpg"]["outcome"]
+
+
+def test_bomb_in_a_text_chunk_is_a_dataset_error(tmp_path, traced_peak):
+    # A 4x4 PNG with a compressed comment (zTXt) of 20 MB of zeros: Pillow stops decompressing
+    # text at PngImagePlugin.MAX_TEXT_CHUNK (1 MB), and the reader names the file.
+    comment = b"Comment\x00\x00" + zlib.compress(bytes(20 << 20), 9)
+    content = png_bytes(4, 4)
+    image_data = content.index(b"IDAT") - 4
+    (tmp_path / "comment.png").write_bytes(content[:image_data] + png_chunk(b"zTXt", comment) + content[image_data:])
+    peak, error = traced_peak(lambda: read_image(tmp_path / "comment.png"))
+    assert isinstance(error, DatasetError) and "cannot read image" in str(error) and "comment.png" in str(error)
+    assert peak < 8 << 20
 
 
 def test_pixel_limit_is_set_per_call_or_by_environment(tmp_path, monkeypatch):
