@@ -3,7 +3,9 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import socket
 import tarfile
+import threading
 import time
 
 import numpy as np
@@ -198,3 +200,38 @@ def test_official_sources_list_the_size_of_every_file():
     for source in (FASHION_MNIST_SOURCE, MNIST_SOURCE, CIFAR10.source):
         assert set(source.sizes) == set(source.md5)
     assert deadline_for(CIFAR10.source.sizes["cifar-10-binary.tar.gz"]) > 3000   # an hour at 50 kB/s
+
+
+def test_https_goes_through_the_same_deadline_handlers(tmp_path, http_server):
+    # The local server speaks plain HTTP, so the TLS handshake fails: what matters is that the
+    # HTTPS handler (with its context options) opens connections through the watched path.
+    https_url = http_server.url.replace("http://", "https://") + "f.gz"
+    with pytest.raises(DatasetError, match=r"download of https://127\.0\.0\.1:\d+/f\.gz failed: .*SSL"):
+        download_file(https_url, tmp_path / "f.gz", "0" * 32, size=10, deadline_seconds=5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deadline_covers_a_stalled_tls_handshake(tmp_path):
+    # A TCP server that accepts and says nothing, so the TLS handshake waits for its reply. The
+    # socket timeout is set past the deadline (2 s here), so stopping at 1 s is the deadline's doing.
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted, done = [], threading.Event()
+
+    def accept_and_hold():
+        connection, _ = listener.accept()
+        accepted.append(connection)
+        done.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=accept_and_hold, daemon=True)
+    holder.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DatasetError, match="stopped after the deadline of 1 s"):
+            download_file(f"https://127.0.0.1:{listener.getsockname()[1]}/f.gz", tmp_path / "f.gz", "0" * 32,
+                          size=10, deadline_seconds=1.0)
+        assert time.monotonic() - started < 1.8 and accepted
+    finally:
+        done.set()
+        holder.join(5)
+        listener.close()

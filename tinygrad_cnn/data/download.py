@@ -89,6 +89,9 @@ class Deadline:
 
     def __exit__(self, *exception):
         self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
 
     def open(self, url: str):
         """``urllib.request.urlopen(url)`` with this deadline on its connections."""
@@ -96,13 +99,18 @@ class Deadline:
         for handler in handlers:
             handler.deadline = self
         opener = urllib.request.build_opener(*handlers)
-        return opener.open(url, timeout=min(TIMEOUT_SECONDS, self.seconds))
+        # The per-operation timeout outlasts the deadline, so that the deadline is what stops a
+        # stalled transfer, with its own message; it still bounds connecting, before the watch.
+        return opener.open(url, timeout=min(TIMEOUT_SECONDS, self.seconds + 1))
 
     def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock``'s connection down at the deadline. A duplicate of the socket is kept,
+        because TLS takes the original over (``wrap_socket`` detaches it) and the duplicate's
+        descriptor cannot be reused by anything else while it is held."""
         with self._lock:
-            self._sockets.append(sock)
+            self._sockets.append(sock.dup())
             if self.expired:
-                _shut_down(sock)
+                _shut_down(self._sockets[-1])
 
     def _expire(self) -> None:
         with self._lock:
@@ -127,9 +135,16 @@ class _WatchingConnections:
         deadline = self.deadline
 
         class WatchedConnection(http_class):
-            def connect(self):
-                super().connect()
-                deadline.watch(self.sock)
+            # http.client opens its socket through the attribute _create_connection; watching the
+            # socket there covers the TLS handshake too, which happens before connect() returns.
+            def __init__(self, *arguments, **keywords):
+                super().__init__(*arguments, **keywords)
+                self._create_connection = self.create_watched_connection
+
+            def create_watched_connection(self, *arguments, **keywords):
+                sock = socket.create_connection(*arguments, **keywords)
+                deadline.watch(sock)
+                return sock
 
         return super().do_open(WatchedConnection, request, **options)
 
