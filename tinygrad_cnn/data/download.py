@@ -15,8 +15,8 @@ Two limits keep a bad or hostile server from taking more than the file is worth:
 - **time:** a wall-clock deadline for the whole transfer, not only a timeout per socket read
   (which a server sending one byte a second never trips): ``DEADLINE_BASE_SECONDS`` plus the
   time the file takes at ``SLOWEST_BYTES_PER_SECOND``, or ``deadline_seconds=`` when given. When
-  it passes, the connection's socket is shut down, which wakes any read blocked on the server,
-  headers included.
+  it passes, the connection's socket is shut down, which wakes any read blocked on the server:
+  TLS handshake, headers or body.
 
 Only the standard library's urllib is used.
 """
