@@ -94,10 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model, evaluating on the test split after every epoch. Writes model.npz, "
                     "config.json, metrics.json and PNG figures to the run folder.")
     source = train.add_argument_group("data")
-    source.add_argument("--dataset", choices=training.DATASETS, default="embedded",
-                        help="embedded: 10,000/2,000 Fashion-MNIST images shipped in the package; "
-                             "imagefolder: DATA_DIR/train/<class>/*.png|jpg and DATA_DIR/test/<class>/...; "
-                             "cifar10 reads the binary batches, or image folders laid out as for imagefolder")
+    source.add_argument("--dataset", choices=list(data.DATASETS), default="embedded",
+                        help="; ".join(f"{name}: {entry.description}" for name, entry in data.DATASETS.items()))
     source.add_argument("--data-dir", type=Path, default=None,
                         help="folder holding the dataset files (default: the usual places, "
                              f"${data.DATA_ENV_VAR}, the user cache, system folders)")
@@ -138,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(or of --dataset), with the accuracy of each class.")
     evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
                           help="a run folder written by 'train', or the model.npz inside it")
-    evaluate.add_argument("--dataset", choices=training.DATASETS, default=None, help="default: the run's dataset")
+    evaluate.add_argument("--dataset", choices=list(data.DATASETS), default=None, help="default: the run's dataset")
     evaluate.add_argument("--data-dir", type=Path, default=None, help="default: the run's data folder")
     evaluate.add_argument("--limit", type=_positive(int), default=None, metavar="N", help="use N random test images")
     evaluate.add_argument("--batch-size", type=_positive(int), default=256, help="images per forward pass")
@@ -243,10 +241,8 @@ def train_command(args) -> int:
 
 
 def _dataset_title(config: dict) -> str:
-    names = {"embedded": "Fashion-MNIST (embedded subset)", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST",
-             "cifar10": "CIFAR-10"}
-    if config["dataset"] in names:
-        return names[config["dataset"]]
+    if config["dataset"] in data.DATASETS and config["dataset"] != "imagefolder":   # a folder goes by its name
+        return data.DATASETS[config["dataset"]].title
     return Path(config["data_dir"]).name if config.get("data_dir") else config["dataset"]
 
 
@@ -329,58 +325,10 @@ def evaluate_command(args) -> int:
 
 
 def read_image(path: Path, input_shape) -> np.ndarray:
-    """An image file or .npy array as float32 (C, H, W) in [0, 1], converted to the model's number
-    of channels and resized to its height and width."""
+    """An image file or .npy array as the model takes it: float32 (C, H, W) in [0, 1], converted to
+    its number of channels and resized to its height and width (decoding rules: data/images.py)."""
     channels, height, width = input_shape
-    if path.suffix.lower() == ".npy":
-        image = _array_as_chw(np.load(path))
-    else:
-        image = _read_picture(path)
-    if image.shape[0] != channels:
-        if channels == 1:  # RGB to grey with the ITU-R 601 weights Pillow's "L" mode uses
-            image = np.tensordot(np.array([0.299, 0.587, 0.114], dtype=np.float32), image[:3], axes=1)[None]
-        else:
-            image = np.repeat(image[:1], channels, axis=0)
-    if image.shape[1:] != (height, width):
-        image = _resize(image, height, width)
-    return image.astype(np.float32)
-
-
-def _array_as_chw(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array)
-    while array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 2:
-        array = array[None]
-    elif array.ndim == 3 and array.shape[-1] in (1, 3, 4) and array.shape[0] not in (1, 3):
-        array = array.transpose(2, 0, 1)  # (H, W, C) as image libraries store it
-    elif array.ndim != 3:
-        raise UsageError(f"a .npy image must be (H, W), (H, W, C) or (C, H, W), got shape {array.shape}")
-    scale = 255 if np.issubdtype(array.dtype, np.integer) or array.max() > 1.0 else 1
-    return array[:3].astype(np.float32) / scale
-
-
-def _read_picture(path: Path) -> np.ndarray:
-    try:
-        from PIL import Image
-    except ImportError as error:
-        raise ImportError("reading PNG/JPEG needs Pillow: pip install 'tinygrad_cnn[images]' "
-                          "(or pass a .npy array)") from error
-    with Image.open(path) as picture:
-        pixels = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255
-    return pixels.transpose(2, 0, 1)
-
-
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resizing with Pillow when it is there, nearest neighbour otherwise."""
-    try:
-        from PIL import Image
-    except ImportError:
-        rows = (np.arange(height) * image.shape[1] / height).astype(int)
-        cols = (np.arange(width) * image.shape[2] / width).astype(int)
-        return image[:, rows][:, :, cols]
-    return np.stack([np.asarray(Image.fromarray(channel, mode="F").resize((width, height), Image.BILINEAR))
-                     for channel in image.astype(np.float32)])
+    return data.images.read_image(path, channels=channels, size=(height, width))
 
 
 def predict_command(args) -> int:
@@ -391,7 +339,10 @@ def predict_command(args) -> int:
     for path in args.images:
         if not path.is_file():
             raise FileNotFoundError(f"no image file {path}")
-        image = normalize(read_image(path, input_shape))
+        try:
+            image = normalize(read_image(path, input_shape))
+        except data.DatasetError as error:   # a bad image: one line, without the dataset-files hint
+            raise UsageError(str(error)) from None
         with no_grad():
             probabilities = F.softmax(model(Tensor(image[None])), axis=1).data[0]
         best = np.argsort(probabilities)[::-1][:top]

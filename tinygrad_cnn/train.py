@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from .autograd import no_grad
 from .nn import functional as F
 from .tensor import Tensor
 
-DATASETS = ("embedded", "fashion-mnist", "mnist", "cifar10", "imagefolder")
+DATASETS = tuple(data.DATASETS)   # the names of data/registry.py
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
@@ -35,34 +34,8 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 
 
 def load_dataset(name: str, root=None, train: bool = True, download: bool = False) -> data.ImageDataset:
-    """The training or test split of a dataset named as on the command line.
-
-    ``imagefolder`` (and ``cifar10`` when ``root`` holds JPEG/PNG folders rather than the binary
-    batches) reads ``root/train/<class>/*`` and ``root/test/<class>/*`` (``val/`` is accepted for
-    the test split)."""
-    if name == "embedded":
-        return data.load_embedded(train)
-    if name == "fashion-mnist":
-        return data.FashionMNIST(root, train=train, download=download)
-    if name == "mnist":
-        return data.MNIST(root, train=train, download=download)
-    if name == "cifar10" and not (root is not None and (Path(root) / "train").is_dir()):
-        return data.CIFAR10(root, train=train, download=download)
-    if name in ("imagefolder", "cifar10"):
-        if root is None:
-            raise data.DatasetError(f"--dataset {name} needs --data-dir: a folder with train/ and test/ "
-                                    "subfolders, each holding one folder of images per class")
-        return data.ImageFolder(_split_folder(Path(root), train)).load_all()
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-
-
-def _split_folder(root: Path, train: bool) -> Path:
-    names = ("train",) if train else ("test", "val")
-    for name in names:
-        if (root / name).is_dir():
-            return root / name
-    raise data.DatasetError(f"{root} has no {' or '.join(n + '/' for n in names)} folder "
-                            "(expected root/train/<class>/<image> and root/test/<class>/<image>)")
+    """The training or test split of a dataset named as on the command line (data/registry.py)."""
+    return data.load_dataset(name, root, train, download)
 
 
 def limit_dataset(dataset: data.ImageDataset, limit: int | None, seed: int = 0) -> data.ImageDataset:

@@ -7,6 +7,7 @@ package's own reader and writer, so a parsing bug cannot cancel out in a round t
 import gzip
 import struct
 import threading
+import tracemalloc
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -47,11 +48,32 @@ def cifar_records(images: np.ndarray, labels: np.ndarray) -> bytes:
                     for image, label in zip(images, labels))
 
 
+def measure_traced_peak(action) -> tuple[int, Exception | None]:
+    """Peak bytes allocated by Python and NumPy while ``action()`` runs (NumPy reports its array
+    buffers to tracemalloc), and the exception it raised, if any."""
+    tracemalloc.start()
+    try:
+        action()
+        raised = None
+    except Exception as error:   # the caller checks which error it was
+        raised = error
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak, raised
+
+
 @pytest.fixture(autouse=True)
 def private_data_places(monkeypatch, tmp_path):
     """No test reads or writes the real user cache or $TINYGRAD_CNN_DATA."""
     monkeypatch.delenv("TINYGRAD_CNN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+@pytest.fixture
+def traced_peak():
+    """``traced_peak(action)``: ``(peak bytes, exception or None)`` of calling ``action()``."""
+    return measure_traced_peak
 
 
 @pytest.fixture
@@ -98,23 +120,52 @@ def cifar_files():
 
 
 class _FileHandler(BaseHTTPRequestHandler):
-    """Serves ``server.files[path]``; a path in ``server.dropped`` sends half its body, then
-    closes the connection; anything else is a 404."""
+    """Serves ``server.files[path]``, or a 404. Hostile behaviours, by path:
+
+    - ``server.dropped``: half the body, then the connection is closed;
+    - ``server.trickled``: the status line, headers and body one byte every ``server.trickle_seconds``;
+    - ``server.endless``: no Content-Length, then zeros until the client goes away;
+    - ``server.announced``: a Content-Length of this many bytes, whatever the body.
+    """
 
     def do_GET(self):
         self.server.requests.append(self.path)
+        if self.path in self.server.trickled:
+            self.trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + bytes(1000))
+            return
+        if self.path in self.server.endless:
+            self.send_response(200)
+            self.end_headers()
+            self.close_connection = True
+            try:
+                while not self.server.stopping.is_set():
+                    self.wfile.write(bytes(64 * 1024))
+            except OSError:   # the client hung up, as it should
+                pass
+            return
         body = self.server.files.get(self.path)
         if body is None:
             self.send_error(404, "not here")
             return
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(self.server.announced.get(self.path, len(body))))
         self.end_headers()
         if self.path in self.server.dropped:
             self.wfile.write(body[:len(body) // 2])
             self.close_connection = True
         else:
             self.wfile.write(body)
+
+    def trickle(self, response: bytes):
+        self.close_connection = True
+        try:
+            for byte in response:
+                if self.server.stopping.wait(self.server.trickle_seconds):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+        except OSError:   # the client hung up
+            pass
 
     def log_message(self, *args):   # keep test output quiet
         pass
@@ -123,13 +174,17 @@ class _FileHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server():
     """A real HTTP server on 127.0.0.1 (free port). Put bytes in ``server.files['/name']``;
-    ``server.url`` is its base URL; ``server.requests`` records the paths asked for."""
+    ``server.url`` is its base URL; ``server.requests`` records the paths asked for; the sets and
+    dicts of ``_FileHandler`` make a path misbehave."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FileHandler)
     server.files, server.dropped, server.requests = {}, set(), []
+    server.trickled, server.endless, server.announced = set(), set(), {}
+    server.trickle_seconds, server.stopping = 0.05, threading.Event()
     server.url = f"http://127.0.0.1:{server.server_address[1]}/"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
+    server.stopping.set()
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)

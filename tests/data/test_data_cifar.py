@@ -86,3 +86,77 @@ def test_extract_rejects_archive_without_batches(tmp_path):
         pass
     with pytest.raises(DatasetError, match="lacks"):
         extract_batches(archive, tmp_path / "out")
+
+
+# ---- hostile files ----------------------------------------------------------------------------
+
+
+class Zeros(io.RawIOBase):
+    """A file object of ``size`` zero bytes that never holds them all in memory."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def test_archive_member_larger_than_the_official_file_is_refused_before_writing(tmp_path, traced_peak):
+    # A tar bomb: data_batch_1.bin of 40 MB (compressing to 40 KB) where the official file has 30.7 MB.
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("cifar-10-batches-bin/data_batch_1.bin")
+        info.size = 40_000_000
+        tar.addfile(info, Zeros(info.size))
+    peak, error = traced_peak(lambda: extract_batches(archive, tmp_path / "out"))
+    assert isinstance(error, DatasetError)
+    assert "data_batch_1.bin of 40,000,000 bytes, more than the 30,730,000 of the official file" in str(error)
+    assert peak < 1 << 20
+    assert not (tmp_path / "out" / "cifar-10-batches-bin" / "data_batch_1.bin").exists()
+
+
+def test_member_that_is_a_link_is_not_followed(tmp_path):
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        link = tarfile.TarInfo("cifar-10-batches-bin/test_batch.bin")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(DatasetError, match="lacks"):
+        extract_batches(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "cifar-10-batches-bin" / "test_batch.bin").exists()
+
+
+def test_truncated_archive(tmp_path, cifar_files):
+    cifar_files(tmp_path / "source")
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    archive.write_bytes(make_archive(tmp_path / "source")[:5000])
+    with pytest.raises(DatasetError, match=r"cannot unpack .*cifar-10-binary\.tar\.gz"):
+        extract_batches(archive, tmp_path / "out")
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (b"", r"has 0 bytes"),
+    (bytes(3072), r"has 3072 bytes, which is not a whole number of 3073-byte records"),
+    (bytes([10]) + bytes(3072), r"label 10"),
+])
+def test_batch_of_wrong_size_or_content(tmp_path, content, pattern):
+    (tmp_path / "batch.bin").write_bytes(content)
+    with pytest.raises(DatasetError, match=pattern):
+        read_batch(tmp_path / "batch.bin")
+
+
+@pytest.mark.parametrize("content, pattern", [
+    (b"\xff\xfe not text", "is not text"),
+    (b"cat\n" * 2000, "larger than 4096 bytes"),
+])
+def test_class_names_file_that_is_not_a_short_list(tmp_path, cifar_files, content, pattern):
+    cifar_files(tmp_path)
+    (tmp_path / "cifar-10-batches-bin" / "batches.meta.txt").write_bytes(content)
+    with pytest.raises(DatasetError, match=pattern):
+        CIFAR10(root=tmp_path, train=False)

@@ -3,14 +3,17 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import socket
 import tarfile
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from tinygrad_cnn.data import CIFAR10, DatasetError, FashionMNIST
-from tinygrad_cnn.data.download import download_file, download_from_mirrors
-from tinygrad_cnn.data.mnist import FASHION_MNIST_SOURCE
+from tinygrad_cnn.data.download import deadline_for, download_file, download_from_mirrors
+from tinygrad_cnn.data.mnist import FASHION_MNIST_SOURCE, MNIST_SOURCE
 
 
 def md5(data: bytes) -> str:
@@ -30,6 +33,7 @@ def served_fashion(http_server, monkeypatch, idx_bytes):
     for name, data in files.items():
         http_server.files["/" + name] = data
     source = dataclasses.replace(FASHION_MNIST_SOURCE, md5={name: md5(data) for name, data in files.items()},
+                                 sizes={name: len(data) for name, data in files.items()},
                                  mirrors=(http_server.url,), system_folders=())
     monkeypatch.setattr(FashionMNIST, "source", source)
     return files
@@ -133,3 +137,101 @@ def add_member(tar, name, data: bytes):
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
+
+
+# ---- size caps and the deadline: hostile servers ----------------------------------------------
+# Peak memory is measured with tracemalloc (Python and NumPy allocations, socket buffers included).
+
+MB = 1 << 20
+
+
+def test_server_sending_more_than_the_file_is_cut_off(tmp_path, http_server, traced_peak):
+    http_server.endless.add("/endless.gz")   # no Content-Length, zeros for ever
+    peak, error = traced_peak(lambda: download_file(http_server.url + "endless.gz", tmp_path / "f.gz",
+                                                    "0" * 32, size=2 * MB, deadline_seconds=20))
+    assert isinstance(error, DatasetError), error
+    assert "cut off: the server sent more than the 2,097,152 bytes the file has" in str(error)
+    assert peak < 4 * MB, f"peak {peak / MB:.1f} MiB"
+    print(f"endless server: peak {peak / 1024:.0f} KiB")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_announced_length_above_the_file_size_is_refused_before_reading(tmp_path, http_server, traced_peak):
+    http_server.files["/big.gz"] = bytes(1000)
+    http_server.announced["/big.gz"] = 10**12
+    peak, error = traced_peak(lambda: download_file(http_server.url + "big.gz", tmp_path / "f.gz",
+                                                    md5(bytes(1000)), size=1000))
+    assert isinstance(error, DatasetError) and "announces 1,000,000,000,000 bytes, but the file has 1,000" in str(error)
+    assert peak < 1 * MB
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_body_of_exactly_the_expected_size_passes(tmp_path, http_server):
+    http_server.files["/f.gz"] = b"x" * 5000
+    download_file(http_server.url + "f.gz", tmp_path / "f.gz", md5(b"x" * 5000), size=5000)
+    assert (tmp_path / "f.gz").read_bytes() == b"x" * 5000
+
+
+@pytest.mark.parametrize("trickle_seconds", [0.05, 10.0], ids=["one-byte-at-a-time", "silent"])
+def test_slow_server_is_stopped_by_the_deadline(tmp_path, http_server, trickle_seconds):
+    # 0.05 s a byte: 1,000 body bytes would take a minute, and each read is well within any
+    # socket timeout; a silent server sends nothing at all after accepting the connection.
+    http_server.trickled.add("/slow.gz")
+    http_server.trickle_seconds = trickle_seconds
+    started = time.monotonic()
+    with pytest.raises(DatasetError, match=r"slow\.gz stopped after the deadline of 1 s"):
+        download_file(http_server.url + "slow.gz", tmp_path / "slow.gz", "0" * 32, size=1000,
+                      deadline_seconds=1.0)
+    assert time.monotonic() - started < 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dataset_download_passes_the_deadline_to_each_mirror(tmp_path, http_server):
+    http_server.trickled.add("/slow/f.gz")
+    http_server.files["/fast/f.gz"] = b"payload"
+    source = dataclasses.replace(FASHION_MNIST_SOURCE, md5={"f.gz": md5(b"payload")}, sizes={"f.gz": 7})
+    started = time.monotonic()
+    path = download_from_mirrors(source, "f.gz", tmp_path, mirrors=[http_server.url + "slow", http_server.url + "fast"],
+                                 deadline_seconds=0.5)
+    assert path.read_bytes() == b"payload" and time.monotonic() - started < 3
+
+
+def test_official_sources_list_the_size_of_every_file():
+    for source in (FASHION_MNIST_SOURCE, MNIST_SOURCE, CIFAR10.source):
+        assert set(source.sizes) == set(source.md5)
+    assert deadline_for(CIFAR10.source.sizes["cifar-10-binary.tar.gz"]) > 3000   # an hour at 50 kB/s
+
+
+def test_https_goes_through_the_same_deadline_handlers(tmp_path, http_server):
+    # The local server speaks plain HTTP, so the TLS handshake fails: what matters is that the
+    # HTTPS handler (with its context options) opens connections through the watched path.
+    https_url = http_server.url.replace("http://", "https://") + "f.gz"
+    with pytest.raises(DatasetError, match=r"download of https://127\.0\.0\.1:\d+/f\.gz failed: .*SSL"):
+        download_file(https_url, tmp_path / "f.gz", "0" * 32, size=10, deadline_seconds=5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deadline_covers_a_stalled_tls_handshake(tmp_path):
+    # A TCP server that accepts and says nothing, so the TLS handshake waits for its reply. The
+    # socket timeout is set past the deadline (2 s here), so stopping at 1 s is the deadline's doing.
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted, done = [], threading.Event()
+
+    def accept_and_hold():
+        connection, _ = listener.accept()
+        accepted.append(connection)
+        done.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=accept_and_hold, daemon=True)
+    holder.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DatasetError, match="stopped after the deadline of 1 s"):
+            download_file(f"https://127.0.0.1:{listener.getsockname()[1]}/f.gz", tmp_path / "f.gz", "0" * 32,
+                          size=10, deadline_seconds=1.0)
+        assert time.monotonic() - started < 1.8 and accepted
+    finally:
+        done.set()
+        holder.join(5)
+        listener.close()

@@ -99,5 +99,38 @@ def test_empty_or_missing_root(tmp_path):
     with pytest.raises(DatasetError, match="not a folder"):
         ImageFolder(tmp_path / "nope")
     (tmp_path / "empty_class").mkdir()
-    with pytest.raises(DatasetError, match="no .png/.jpg/.jpeg files"):
+    with pytest.raises(DatasetError, match=r"no image files \(\.png, \.jpg.*\) in class subfolders"):
         ImageFolder(tmp_path)
+
+
+def test_sixteen_bit_and_float_files_are_scaled(tmp_path):
+    (tmp_path / "deep").mkdir()
+    Image.fromarray(np.array([[0, 32768], [65535, 13107]], dtype=np.uint16)).save(tmp_path / "deep" / "a.png")
+    Image.fromarray(np.array([[0.0, 0.5], [1.0, 2.0]], dtype=np.float32)).save(tmp_path / "deep" / "b.tif")
+    images = ImageFolder(tmp_path, grayscale=True).load_all().images
+    np.testing.assert_allclose(images[0, 0], [[0, 32768 / 65535], [1, 0.2]], rtol=1e-6)
+    np.testing.assert_allclose(images[1, 0], [[0, 0.5], [1, 1]])
+
+
+def test_pixel_limit_applies_to_every_file(folder):
+    root, _ = folder
+    with pytest.raises(DatasetError, match=r"is 4x5 = 20 pixels, more than the limit of 19"):
+        ImageFolder(root, max_pixels=19)[0]
+    assert ImageFolder(root, max_pixels=20)[0][0].shape == (3, 5, 4)
+
+
+def test_file_with_an_image_suffix_that_is_a_folder_is_ignored(folder):
+    root, _ = folder
+    (root / "ant" / "not-a-file.png").mkdir()
+    assert len(ImageFolder(root)) == 6
+
+
+def test_load_all_refuses_more_than_its_budget_before_decoding_the_rest(folder, monkeypatch):
+    root, _ = folder
+    dataset = ImageFolder(root)
+    decoded = []
+    monkeypatch.setattr(dataset, "read", lambda path: decoded.append(path) or ImageFolder.read(dataset, path))
+    with pytest.raises(DatasetError, match=r"6 images of 4x5 .* more than the .* GiB load_all allows"):
+        dataset.load_all(max_bytes=6 * 3 * 5 * 4 * 4 - 1)
+    assert len(decoded) == 1
+    assert dataset.load_all(max_bytes=6 * 3 * 5 * 4 * 4).images.shape == (6, 3, 5, 4)

@@ -30,12 +30,15 @@ META_FILE = "batches.meta.txt"
 IMAGE_SHAPE = (3, 32, 32)
 RECORD_BYTES = 1 + int(np.prod(IMAGE_SHAPE))
 NUM_CLASSES = 10
+RECORDS_PER_BATCH = 10_000
+MAX_META_BYTES = 4096   # the official batches.meta.txt has 61 bytes
 
 CIFAR10_SOURCE = DatasetSource(
     name="CIFAR-10",
     folder="cifar-10",
     mirrors=("https://www.cs.toronto.edu/~kriz/",),
     md5={ARCHIVE: "c32a1d4ab5d03f1284b67883e8d87530"},
+    sizes={ARCHIVE: 170_052_171},
 )
 
 
@@ -57,7 +60,17 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_class_names(path: Path) -> list[str]:
-    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    with open(path, "rb") as file:
+        content = file.read(MAX_META_BYTES + 1)
+    if len(content) > MAX_META_BYTES:
+        raise DatasetError(f"{path} is larger than {MAX_META_BYTES} bytes; batches.meta.txt lists "
+                           f"{NUM_CLASSES} class names, one a line")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path} is not text ({error}); batches.meta.txt lists {NUM_CLASSES} class "
+                           "names, one a line") from error
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != NUM_CLASSES:
         raise DatasetError(f"{path} lists {len(names)} class names, expected {NUM_CLASSES}")
     return names
@@ -66,13 +79,18 @@ def read_class_names(path: Path) -> list[str]:
 def extract_batches(archive: Path, folder: Path) -> None:
     """Unpack only the known batch and meta files of ``archive`` into ``folder``.
 
-    Members are chosen by exact name, so a tampered archive cannot write anywhere else.
+    Members are chosen by exact name, so a tampered archive cannot write anywhere else, and each
+    may be no larger than the official file (``largest_member``), so it cannot fill the disk.
     """
     wanted = {f"{BATCHES_FOLDER}/{name}" for name in (*SPLIT_FILES[True], *SPLIT_FILES[False], META_FILE)}
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 if member.name in wanted and member.isfile():
+                    if member.size > largest_member(member.name):
+                        raise DatasetError(f"{archive} holds {member.name} of {member.size:,} bytes, more than "
+                                           f"the {largest_member(member.name):,} of the official file; "
+                                           "it is not cifar-10-binary.tar.gz")
                     with tar.extractfile(member) as source, \
                             writing_atomically(Path(folder) / member.name) as target:
                         shutil.copyfileobj(source, target)
@@ -81,6 +99,11 @@ def extract_batches(archive: Path, folder: Path) -> None:
         raise DatasetError(f"cannot unpack {archive}: {error}") from error
     if wanted:
         raise DatasetError(f"{archive} lacks {sorted(wanted)}; is it cifar-10-binary.tar.gz?")
+
+
+def largest_member(name: str) -> int:
+    """The size of the official file ``name`` of the archive: a batch or the class names."""
+    return MAX_META_BYTES if name.endswith(META_FILE) else RECORDS_PER_BATCH * RECORD_BYTES
 
 
 class CIFAR10(ImageDataset):

@@ -14,7 +14,7 @@ A place counts only if it holds every file the requested split needs. With
 ``download=True`` missing files are fetched into the first of places 1-3 that applies.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -31,6 +31,7 @@ class DatasetSource:
     folder: str                   # subfolder under $TINYGRAD_CNN_DATA and the cache
     mirrors: tuple[str, ...]      # base URLs; a file's URL is mirror + file name
     md5: dict[str, str]           # published MD5 of each downloadable file
+    sizes: dict[str, int] = field(default_factory=dict)   # its size in bytes: the download cap
     system_folders: tuple[tuple[str, str], ...] = ()   # (folder, what installs it)
     install_hint: str = ""        # another way to get the files, e.g. an apt command
 

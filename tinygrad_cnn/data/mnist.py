@@ -9,13 +9,15 @@ training images, ``train=False`` the 10,000 test images:
 Where the files are looked for is explained in ``locations.py``; Fashion-MNIST is also found
 where Debian's ``dataset-fashion-mnist`` package puts it. The checksums used for
 ``download=True`` are the published MD5s of the files on the mirrors (the ones torchvision
-checks). Files found locally are not checked against them (Debian recompresses the same
-content, for example), but their headers and lengths are validated by ``idx.py``.
+checks), and their sizes cap what a download may receive. Files found locally are not checked
+against them (Debian recompresses the same content, for example), but their headers and
+lengths are validated by ``idx.py``.
 
 A loaded dataset is an ``ImageDataset``: ``images`` float32 (N, 1, 28, 28) in [0, 1],
 ``labels`` int64 (N,), ``classes`` the ten class names.
 """
 from .download import download_from_mirrors
+from .errors import DatasetError
 from .idx import read_labelled_images
 from ..utils.data import ImageDataset
 from .locations import DatasetSource, find_or_download
@@ -35,6 +37,12 @@ MNIST_SOURCE = DatasetSource(
         "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
     },
+    sizes={
+        "train-images-idx3-ubyte.gz": 9_912_422,
+        "train-labels-idx1-ubyte.gz": 28_881,
+        "t10k-images-idx3-ubyte.gz": 1_648_877,
+        "t10k-labels-idx1-ubyte.gz": 4_542,
+    },
 )
 
 FASHION_MNIST_SOURCE = DatasetSource(
@@ -46,6 +54,12 @@ FASHION_MNIST_SOURCE = DatasetSource(
         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    sizes={
+        "train-images-idx3-ubyte.gz": 26_421_880,
+        "train-labels-idx1-ubyte.gz": 29_515,
+        "t10k-images-idx3-ubyte.gz": 4_422_102,
+        "t10k-labels-idx1-ubyte.gz": 5_148,
     },
     system_folders=(("/usr/share/datasets/fashion-mnist", "Debian package dataset-fashion-mnist"),),
     install_hint="install Debian's package: apt-get install dataset-fashion-mnist",
@@ -72,6 +86,9 @@ class IdxImageDataset(ImageDataset):
         self.folder = find_or_download(self.source, required, root, download, fetch)
         self.train = train
         images, labels = read_labelled_images(self.folder / required[0], self.folder / required[1])
+        if labels.max() >= len(self.class_names):
+            raise DatasetError(f"{self.folder / required[1]} has label {labels.max()}; {self.source.name} labels "
+                               f"are 0-{len(self.class_names) - 1}, so this is not its labels file")
         super().__init__(images, labels, self.class_names)
 
 

@@ -1,0 +1,1 @@
+"""Tests of tinygrad_cnn.data: file formats, datasets, downloads, image reading, the DataLoader."""
