@@ -131,7 +131,7 @@ class ImageFolder(VisionDataset):
     """Images in ``root/<class name>/<file>``, decoded when indexed into RGB PIL images (or by
     ``loader(path)`` if given). ``classes``, ``class_to_idx``, ``samples`` (path, label) and
     ``targets`` as in torchvision; the files that count are those ``tinygrad_cnn.data.ImageFolder``
-    reads (.png, .jpg, .jpeg)."""
+    reads (``tinygrad_cnn.data.images.IMAGE_SUFFIXES``)."""
 
     def __init__(self, root, transform=None, target_transform=None, loader=None):
         super().__init__(root, transform, target_transform)
@@ -144,4 +144,7 @@ class ImageFolder(VisionDataset):
         path = self.samples[index][0]
         if self.loader is not None:
             return self.loader(path)
-        return Image.fromarray(self.folder.read_pixels(Path(path)))   # read_pixels needs Pillow itself
+        # decoded as every image of the library is (bounded, every Pillow mode scaled to [0, 1]), then
+        # back to 8 bits, which an 8-bit file round-trips exactly: torchvision's RGB PIL image
+        pixels = self.folder.read(Path(path)).transpose(1, 2, 0)
+        return Image.fromarray(np.rint(pixels * 255).astype(np.uint8))
