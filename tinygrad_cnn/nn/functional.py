@@ -647,20 +647,30 @@ def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "m
     target = _check_same_shape(input, target, op)
     if input.data.size and not (0 <= input.data.min() and input.data.max() <= 1):
         raise ValueError(f"{op}: input must hold probabilities in [0, 1]; for logits use binary_cross_entropy_with_logits")
-    log_x, log_1_minus_x = (E.Clip.apply(p.log(), -100.0, None) for p in (input, 1 - input))
+    target_values = target.data if isinstance(target, Tensor) else target
+    if target_values.size and not (0 <= target_values.min() and target_values.max() <= 1):
+        raise ValueError(f"{op}: target must hold probabilities in [0, 1]")
+    with np.errstate(divide="ignore"):  # log(0) = -inf is expected here: it is clamped to -100
+        log_x, log_1_minus_x = [E.Clip.apply(p.log(), -100.0, None) for p in (input, 1 - input)]
     loss = -(log_x * target + log_1_minus_x * (1 - target))
     return _reduce(_weighted(loss, weight, op), reduction, op)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reduction: str = "mean",
                                      pos_weight=None) -> Tensor:
-    """binary_cross_entropy(sigmoid(x), t), computed stably: with softplus(-x) = log(1 + exp(-x)),
-    written max(-x, 0) + log(1 + exp(-|x|)) so no exp overflows,
+    """binary_cross_entropy(sigmoid(x), t), computed stably:
     loss = (1 - t) * x + (1 + (p - 1) * t) * softplus(-x), where ``pos_weight`` p weighs the positive
-    term (one value per class, broadcast along the last axis)."""
+    term (one value per class, broadcast along the last axis).
+
+    softplus(-x) = log(1 + exp(-x)) is written log(1 + exp(-x)) for x > 0 and -x + log(1 + exp(x))
+    otherwise, so no exp overflows. Each piece is chosen with ``where`` rather than written with
+    relu and abs (max(-x, 0) + log(1 + exp(-|x|))): those have kinks at 0 whose one-sided
+    derivatives do not add up to the smooth function's there."""
     op = "binary_cross_entropy_with_logits"
     target = _check_same_shape(input, target, op)
-    softplus_of_minus_x = (-input).relu() + ((-input.abs()).exp() + 1).log()
+    positive = input.data > 0
+    minus_abs = where(positive, -input, input)
+    softplus_of_minus_x = (minus_abs.exp() + 1).log() - where(positive, 0.0, input)
     if pos_weight is None:
         scale = 1
     else:
