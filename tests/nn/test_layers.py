@@ -301,3 +301,57 @@ def test_numpy_float64_hyperparameters_do_not_upcast_float32():
     out = layer(x)
     assert out.dtype == layer.running_mean.dtype == layer.running_var.dtype == np.float32
     assert nn.LeakyReLU(np.float64(0.1))(x).dtype == np.float32
+
+
+# ---- the layers torch users reach for: printout, state_dict both ways, forward as torch ------------------------
+
+
+SIMPLE_LAYERS = [
+    ("Identity", (), (2, 3)),
+    ("GELU", (), (2, 3)),
+    ("GELU", ("tanh",), (2, 3)),
+    ("SiLU", (), (2, 3)),
+    ("ELU", (0.5,), (2, 3)),
+    ("Softmax", (1,), (2, 3, 2)),
+    ("LogSoftmax", (-1,), (2, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("name, args, shape", SIMPLE_LAYERS)
+def test_activation_modules_as_torch(name, args, shape):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    assert repr(ours) == repr(theirs)
+    x = randn(*shape, dtype=np.float64)
+    np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).numpy(), rtol=1e-12, atol=1e-15)
+    assert ours(Tensor(x.astype(np.float32))).dtype == np.float32
+
+
+def test_embedding_layer_state_dict_both_ways_and_padding_row():
+    torch = pytest.importorskip("torch")
+    ours, theirs = nn.Embedding(5, 3, padding_idx=-1, dtype=np.float64), torch.nn.Embedding(5, 3, padding_idx=-1, dtype=torch.float64)
+    assert repr(ours) == repr(theirs)
+    np.testing.assert_array_equal(ours.weight.data[4], 0)  # the padding row starts at zero
+    indices = np.array([[0, 4, 2], [4, 4, 1]])
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    out, expected = ours(indices), theirs(torch.from_numpy(indices))
+    np.testing.assert_array_equal(out.data, expected.detach().numpy())
+    out.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_array_equal(ours.weight.grad.data, theirs.weight.grad.numpy())
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in nn.Embedding(5, 3).state_dict().items()})
+    with pytest.raises(ValueError, match=r"^embedding: index 5 is out of range for 5 embeddings"):
+        ours(np.array([5]))
+
+
+def test_dropout2d_layer():
+    layer = nn.Dropout2d(0.5)
+    x = Tensor(randn(4, 6, 2, 2))
+    tg.manual_seed(1)
+    out = layer(x)
+    rows, inputs = out.data.reshape(24, -1), x.data.reshape(24, -1)
+    dropped = (rows == 0).all(axis=1)
+    assert dropped.any() and not dropped.all()
+    np.testing.assert_allclose(rows[~dropped], inputs[~dropped] * 2, rtol=1e-6)  # kept channels whole, scaled by 1/(1-p)
+    assert layer.eval()(x) is x
+    assert repr(layer) == "Dropout2d(p=0.5)"
