@@ -1,6 +1,9 @@
-"""``nn.functional`` beyond convolution and pooling (those are in tests/ops): activations, softmax
-and log-softmax (also at logits of magnitude 1e3), the losses, ``linear``, conv2d's string
-paddings ``"same"`` and ``"valid"`` (resolved here, before the convolution primitive) and dropout.
+"""``nn.functional`` beyond convolution and pooling (those are in tests/ops, and conv1d,
+conv_transpose2d and the new poolings in test_convolution.py and test_pooling.py): activations
+(relu, leaky_relu, sigmoid, tanh, gelu, silu, elu), softmax and log-softmax (also at logits of
+magnitude 1e3; ``dim`` or ``axis``), the classic losses (the others: test_loss.py), ``linear``,
+conv2d's string paddings ``"same"`` and ``"valid"`` (resolved here, before the convolution
+primitive), ``embedding``, dropout and dropout2d.
 
 References are NumPy formulas written here; log-sum-exp comes from ``np.logaddexp.reduce``, which
 is stable without the max-shift the implementation uses.

@@ -1,6 +1,9 @@
 """The layers: output values against NumPy formulas (and torch when it is installed), shapes,
-float32 in -> float32 out, BatchNorm's statistics in train and eval mode, Dropout, Sequential, and
-gradient checks of each parameterised layer's forward in float64."""
+float32 in -> float32 out, BatchNorm's statistics in train and eval mode, Dropout, Sequential,
+gradient checks of each parameterised layer's forward in float64, and the activation, Embedding
+and Dropout2d modules against torch's (printout, values, state_dict both ways). The other new
+layers are tested with their functions: test_convolution.py, test_pooling.py, test_resampling.py,
+test_normalization.py, test_loss.py."""
 import numpy as np
 import pytest
 

@@ -153,3 +153,11 @@ def test_adaptive_pool_layers():
     assert nn.AdaptiveAvgPool2d(1)(Tensor(x)).shape == (2, 3, 1, 1)
     with pytest.raises(ValueError, match=r"^adaptive_avg_pool2d: output_size must be at least 1"):
         F.adaptive_avg_pool2d(Tensor(x), 0)
+
+
+def test_adaptive_max_pool2d_gives_a_tied_window_gradient_to_its_first_maximum_as_torch(matches_torch):
+    import torch
+
+    x = Tensor(np.array([[[[1.0, 1.0, 0.0], [1.0, 2.0, 2.0], [0.0, 2.0, 2.0]]]]), requires_grad=True)
+    for size in (1, 2, (2, 3)):
+        matches_torch(lambda t: F.adaptive_max_pool2d(t, size), lambda t: torch.nn.functional.adaptive_max_pool2d(t, size), x)

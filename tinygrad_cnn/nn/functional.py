@@ -9,7 +9,7 @@ composed from Tensor operations, so its gradient of every order comes from the g
   matrices of averaging or interpolation weights;
 - nearest interpolation and reflect/replicate padding read the input at computed positions
   (indexing), whose backward adds the gradients back (scatter-add);
-- adaptive max-pooling takes maxima over rows, then over columns, of each window.
+- adaptive max-pooling reads each window's maximum (found in NumPy) by indexing.
 """
 import math
 
@@ -19,7 +19,6 @@ from ..ops import elementwise as E
 from ..ops import movement as MV
 from ..ops.conv import Conv2d, Conv2dInputGrad, ConvGeometry
 from ..ops.pool import MaxPool2d
-from ..ops.reduce import Max
 from ..ops.special import Erf
 from ..random import get_rng
 from ..tensor import Tensor, check_axis, where
@@ -261,23 +260,20 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
 
 
 def adaptive_max_pool2d(x: Tensor, output_size, return_indices=False):
-    """Max over the windows of ``adaptive_avg_pool2d``: the max of each window's column range,
-    then of its row range (a max of maxima). ``return_indices`` as in ``max_pool2d``."""
+    """Max over the windows of ``adaptive_avg_pool2d``. Each window's first maximum (row-major) is
+    found in NumPy, and the output reads the input there: a gather, whose gradient sends each
+    output's gradient to that one position (as torch, ties included). ``return_indices`` as in
+    ``max_pool2d``."""
     op = "adaptive_max_pool2d"
     check_input(x, op)
-    (out_h, out_w), (h, w) = _adaptive_output_size(output_size, x.shape[2:], op), x.shape[2:]
-    row_windows, col_windows = _adaptive_windows(h, out_h), _adaptive_windows(w, out_w)
-    columns = MV.Concatenate.apply(3, *(Max.apply(x[:, :, :, a:b], axis=3, keepdims=True) for a, b in col_windows))
-    out = MV.Concatenate.apply(2, *(Max.apply(columns[:, :, a:b, :], axis=2, keepdims=True) for a, b in row_windows))
-    if not return_indices:
-        return out
-    indices = np.empty(out.shape, dtype=np.int64)
-    for i, (r0, r1) in enumerate(row_windows):
-        for j, (c0, c1) in enumerate(col_windows):
-            window = x.data[:, :, r0:r1, c0:c1].reshape(*x.shape[:2], -1)
-            at = np.argmax(window, axis=2)  # the first maximum, or the first NaN
+    (out_h, out_w), (n, c, h, w) = _adaptive_output_size(output_size, x.shape[2:], op), x.shape
+    indices = np.empty((n, c, out_h, out_w), dtype=np.int64)
+    for i, (r0, r1) in enumerate(_adaptive_windows(h, out_h)):
+        for j, (c0, c1) in enumerate(_adaptive_windows(w, out_w)):
+            at = np.argmax(x.data[:, :, r0:r1, c0:c1].reshape(n, c, -1), axis=2)  # the first maximum, or NaN
             indices[:, :, i, j] = (r0 + at // (c1 - c0)) * w + c0 + at % (c1 - c0)
-    return out, Tensor(indices)
+    out = x.reshape(n, c, h * w)[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], indices]
+    return (out, Tensor(indices)) if return_indices else out
 
 
 # ---- padding and resampling -----------------------------------------------------------------------
