@@ -161,3 +161,60 @@ def test_adaptive_max_pool2d_gives_a_tied_window_gradient_to_its_first_maximum_a
     x = Tensor(np.array([[[[1.0, 1.0, 0.0], [1.0, 2.0, 2.0], [0.0, 2.0, 2.0]]]]), requires_grad=True)
     for size in (1, 2, (2, 3)):
         matches_torch(lambda t: F.adaptive_max_pool2d(t, size), lambda t: torch.nn.functional.adaptive_max_pool2d(t, size), x)
+
+
+# ---- avg_pool2d's options ---------------------------------------------------------------------------------------
+
+
+def avg_pool_reference(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                       divisor_override=None):
+    """Each window's sum over the input positions it covers, divided by the positions that count."""
+    (kh, kw), (ph, pw) = pair(kernel_size), pair(padding)
+    sh, sw = pair(kernel_size if stride is None else stride)
+    n, c, h, w = x.shape
+    if ceil_mode:
+        out_h, out_w = ceil_output_side(h, kh, sh, ph, 1), ceil_output_side(w, kw, sw, pw, 1)
+    else:
+        out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    out = np.zeros((n, c, out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            rows = [r for r in range(i * sh - ph, i * sh - ph + kh) if r < h + ph]  # never past the padding
+            cols = [q for q in range(j * sw - pw, j * sw - pw + kw) if q < w + pw]
+            inside = [(r, q) for r in rows for q in cols if 0 <= r < h and 0 <= q < w]
+            total = sum(x[:, :, r, q] for r, q in inside)
+            count = len(rows) * len(cols) if count_include_pad else len(inside)
+            out[:, :, i, j] = total / (divisor_override or count)
+    return out
+
+
+@st.composite
+def avg_pool_problems(draw):
+    config = draw(S.pool2d_configs(), label="config")
+    kwargs = dict(config.kwargs, ceil_mode=draw(st.booleans(), label="ceil_mode"),
+                  count_include_pad=draw(st.booleans(), label="count_include_pad"),
+                  divisor_override=draw(st.sampled_from([None, None, 3]), label="divisor_override"))
+    return draw(S.tensors(config.input_shape), label="x"), kwargs
+
+
+@given(problem=avg_pool_problems())
+def test_avg_pool2d_options(problem, check_op):
+    x, kwargs = problem
+    check_op(lambda t: F.avg_pool2d(t, **kwargs), avg_pool_reference(x.data, **kwargs), x)
+
+
+@given(problem=avg_pool_problems())
+def test_avg_pool2d_options_match_torch(problem, matches_torch):
+    import torch
+
+    x, kwargs = problem
+    matches_torch(lambda t: F.avg_pool2d(t, **kwargs), lambda t: torch.nn.functional.avg_pool2d(t, **kwargs), x)
+
+
+def test_avg_pool2d_layer_passes_its_options():
+    torch = pytest.importorskip("torch")
+    kwargs = dict(stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+    ours, theirs = nn.AvgPool2d(3, **kwargs), torch.nn.AvgPool2d(3, **kwargs)
+    assert repr(ours) == repr(theirs)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 7))
+    np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).numpy(), rtol=1e-12)

@@ -212,21 +212,44 @@ def _max_pool_indices(source: np.ndarray, best: np.ndarray, geometry: ConvGeomet
     return indices
 
 
-def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
-    """Mean over sliding windows, zero padding included in the count (torch's default).
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None) -> Tensor:
+    """Mean over sliding windows, as ``torch.nn.functional.avg_pool2d``.
 
-    Composed as a depthwise convolution with constant weights 1 / (kH * kW), so it inherits the
-    convolution's gradients of every order.
+    The window sums are a depthwise convolution with constant weights, so average pooling inherits
+    the convolution's gradients of every order. The divisor is kH * kW (zero padding counts, torch's
+    default), or with ``count_include_pad=False`` the number of input elements in the window;
+    ``ceil_mode`` (as in ``max_pool2d``) adds windows that run past the padding, whose part beyond
+    it never counts; ``divisor_override`` replaces the divisor.
     """
     op = "avg_pool2d"
     check_input(x, op)
     geometry = window_geometry(op, x.shape, kernel_size, default_stride(stride, kernel_size), padding, 1)
     check_pool_padding(op, geometry)
-    n, c, h, w = x.shape
+    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer)) or divisor_override < 1):
+        raise ValueError(f"{op}: divisor_override must be a positive int or None, got {divisor_override!r}")
+    extra = _ceil_mode_extra(x.shape[2:], geometry) if ceil_mode else (0, 0)
+    source = MV.Pad.apply(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])), 0.0) if any(extra) else x
+    n, c, h, w = source.shape
     kh, kw = geometry.kernel
     weight = Tensor(np.full((1, 1, kh, kw), 1.0 / (kh * kw), dtype=x.dtype))
-    out = Conv2d.apply(x.reshape(n * c, 1, h, w), weight, None, geometry)
-    return out.reshape(n, c, *out.shape[2:])
+    out = Conv2d.apply(source.reshape(n * c, 1, h, w), weight, None, geometry)
+    out = out.reshape(n, c, *out.shape[2:])
+    divisor = divisor_override or _window_counts(x.shape[2:], out.shape[2:], geometry, count_include_pad)
+    if np.all(divisor == kh * kw):
+        return out
+    return out * (kh * kw / np.asarray(divisor, dtype=np.float64)).astype(x.dtype)
+
+
+def _window_counts(input_hw, out_hw, geometry: ConvGeometry, count_include_pad: bool) -> np.ndarray:
+    """(OH, OW): how many positions of each window count towards its mean: those inside the input,
+    or inside the padded input (``count_include_pad``); never those past the padding."""
+    counts = []
+    for n, m, k, s, p in zip(input_hw, out_hw, geometry.kernel, geometry.stride, geometry.padding):
+        low, high = (-p, n + p) if count_include_pad else (0, n)
+        starts = np.arange(m) * s - p
+        counts.append(np.minimum(starts + k, high) - np.maximum(starts, low))
+    return np.outer(*counts)
 
 
 def _adaptive_output_size(output_size, input_hw, op: str) -> tuple:

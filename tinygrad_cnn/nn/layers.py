@@ -362,17 +362,21 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    """Average pooling; zero padding counts towards the average (torch's ``count_include_pad=True``)."""
+    """Average pooling (``F.avg_pool2d``); by default zero padding counts towards the average
+    (``count_include_pad=True``), as in torch."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
         super().__init__()
         for name, value in (("kernel_size", kernel_size), ("padding", padding)):
             pair(value, name, "AvgPool2d")
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = default_stride(stride, kernel_size)
+        self.ceil_mode, self.count_include_pad, self.divisor_override = bool(ceil_mode), bool(count_include_pad), divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
