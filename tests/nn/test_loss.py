@@ -225,3 +225,17 @@ def test_one_hot():
         F.one_hot(np.array([4]), 3)
     torch = pytest.importorskip("torch")
     np.testing.assert_array_equal(out.data, torch.nn.functional.one_hot(torch.from_numpy(labels)).numpy())
+
+
+@pytest.mark.parametrize("reduction", sorted(REDUCE))
+def test_losses_of_one_unbatched_sample_as_torch(reduction, matches_torch):
+    import torch
+
+    logits = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    probabilities = np.array([0.2, 0.3, 0.5])
+    tf = torch.nn.functional
+    for target, theirs_target in ((np.array(2), torch.tensor(2)), (probabilities, torch.from_numpy(probabilities))):
+        matches_torch(lambda t: F.cross_entropy(t, target, reduction=reduction, label_smoothing=0.1),
+                      lambda t: tf.cross_entropy(t, theirs_target, reduction=reduction, label_smoothing=0.1), logits)
+    matches_torch(lambda t: F.nll_loss(t, np.array(1), reduction=reduction),
+                  lambda t: tf.nll_loss(t, torch.tensor(1), reduction=reduction), logits)

@@ -563,9 +563,12 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
     Both terms are one product with a constant coefficient per (element, class), summed over the
     classes: a product, not indexing, so the backward needs no scatter."""
     _check_reduction(reduction, op)
-    if log_probs.ndim < 2:
-        raise ValueError(f"{op}: input must be (N, C) or (N, C, d1, ...), got shape {log_probs.shape}")
     labels = _labels(target, op)
+    if log_probs.ndim == 1 and labels.ndim == 0:
+        return _one_sample(lambda x, t: _class_index_loss(x, t, weight, ignore_index, label_smoothing, reduction, op),
+                           log_probs, labels, reduction)
+    if log_probs.ndim < 2:
+        raise ValueError(f"{op}: input must be (C,), (N, C) or (N, C, d1, ...), got shape {log_probs.shape}")
     expected = log_probs.shape[:1] + log_probs.shape[2:]
     if labels.ndim != len(expected):
         layout = "(N,)" if len(expected) == 1 else f"(N, d1, ...) as the input's {expected}"
@@ -591,6 +594,14 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
     return loss.sum() if reduction == "sum" else loss.reshape(*labels.shape)
 
 
+def _one_sample(loss, input: Tensor, target, reduction: str) -> Tensor:
+    """``loss(input, target)`` of one unbatched sample (C,) computed as a batch of one, as torch
+    allows; with reduction "none" the result is 0-d."""
+    batch_of_one = target.reshape(1, *target.shape) if isinstance(target, Tensor) else np.reshape(target, (1, *np.shape(target)))
+    out = loss(input.reshape(1, *input.shape), batch_of_one)
+    return out.reshape(()) if reduction == "none" else out
+
+
 def nll_loss(log_probs: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer targets (N,) or (N, d1, ...) given log-probabilities
     (N, C) or (N, C, d1, ...); ``weight`` (C,) weighs each class (a constant, not differentiated)."""
@@ -609,10 +620,13 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     op = "cross_entropy"
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"{op}: label_smoothing must be between 0 and 1, got {label_smoothing}")
-    if logits.ndim < 2:
-        raise ValueError(f"{op}: logits must be (N, C) or (N, C, d1, ...), got shape {logits.shape}")
-    log_probs = log_softmax(logits, dim=1)
     probabilities = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if logits.ndim == 1 and probabilities.ndim in (0, 1):
+        return _one_sample(lambda x, t: cross_entropy(x, t, weight, ignore_index, reduction, label_smoothing),
+                           logits, target, reduction)
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: logits must be (C,), (N, C) or (N, C, d1, ...), got shape {logits.shape}")
+    log_probs = log_softmax(logits, dim=1)
     if probabilities.dtype.kind != "f":
         return _class_index_loss(log_probs, target, weight, ignore_index, label_smoothing, reduction, op)
     if probabilities.shape != logits.shape:
