@@ -358,3 +358,15 @@ def test_dropout2d_layer():
     np.testing.assert_allclose(rows[~dropped], inputs[~dropped] * 2, rtol=1e-6)  # kept channels whole, scaled by 1/(1-p)
     assert layer.eval()(x) is x
     assert repr(layer) == "Dropout2d(p=0.5)"
+
+
+def test_embedding_from_pretrained_copies_and_freezes():
+    rows = randn(4, 2, dtype=np.float64)
+    layer = nn.Embedding.from_pretrained(rows)
+    assert not layer.weight.requires_grad and layer.weight.dtype == np.float64
+    np.testing.assert_array_equal(layer(np.array([3, 0])).data, rows[[3, 0]])
+    rows[0] = 7  # a copy: changing the source later changes nothing
+    assert layer.weight.data[0, 0] != 7
+    trainable = nn.Embedding.from_pretrained(Tensor(rows), freeze=False, padding_idx=1)
+    assert trainable.weight.requires_grad and trainable.padding_idx == 1
+    np.testing.assert_array_equal(trainable.weight.data[1], rows[1])  # the padding row keeps its pretrained value

@@ -586,6 +586,19 @@ class Embedding(Module):
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
         self.reset_parameters()
 
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int = None) -> Embedding:
+        """An Embedding holding a copy of ``embeddings`` (num_embeddings, embedding_dim), as torch's;
+        ``freeze`` keeps it out of training (requires_grad False)."""
+        rows = np.array(embeddings.data if isinstance(embeddings, Tensor) else embeddings)
+        if rows.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D (num_embeddings, dim), got shape {rows.shape}")
+        layer = cls(*rows.shape, padding_idx=padding_idx, dtype=rows.dtype)
+        with no_grad():
+            layer.weight.copy_(rows)
+        layer.weight.requires_grad_(not freeze)
+        return layer
+
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
