@@ -1,6 +1,7 @@
 """``conv1d`` and ``conv_transpose2d`` (functions and layers) over drawn hyperparameters: forward
 against loops written here, gradients of order 1 and 2, torch's values and gradients, and
-state_dicts that load both ways between our layers and torch's. (conv2d itself: tests/ops/test_conv.py.)"""
+state_dicts that load both ways between our layers and torch's, also with the layers'
+``padding_mode``. (conv2d itself: tests/ops/test_conv.py.)"""
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -135,6 +136,9 @@ def test_conv_transpose2d_argument_errors():
 LAYERS = [
     ("Conv1d", (4, 6, 3), dict(stride=2, padding=1, groups=2), (2, 4, 9)),
     ("Conv1d", (3, 2, 2), dict(padding="same", dilation=2, bias=False), (1, 3, 5)),
+    ("Conv2d", (2, 3, 3), dict(padding=(1, 2), padding_mode="reflect"), (1, 2, 4, 5)),
+    ("Conv2d", (2, 2, (2, 3)), dict(padding="same", dilation=2, padding_mode="circular"), (2, 2, 5, 6)),
+    ("Conv1d", (2, 3, 3), dict(padding=2, stride=2, padding_mode="replicate"), (2, 2, 7)),
     ("ConvTranspose2d", (4, 6, 3), dict(stride=2, padding=1, output_padding=1, groups=2), (2, 4, 3, 4)),
     ("ConvTranspose2d", (2, 3, (2, 3)), dict(dilation=(2, 1), bias=False), (1, 2, 3, 3)),
 ]
@@ -173,3 +177,7 @@ def test_conv_layers_refuse_bad_hyperparameters_when_built():
         nn.Conv2d(2, 3, 3, stride=0)
     with pytest.raises(ValueError, match=r"^ConvTranspose2d: groups=2 must divide"):
         nn.ConvTranspose2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match=r"^Conv2d: padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular'\)"):
+        nn.Conv2d(2, 3, 3, padding_mode="mirror")
+    with pytest.raises(ValueError, match=r"^ConvTranspose2d: padding_mode must be one of \('zeros',\)"):
+        nn.ConvTranspose2d(2, 3, 3, padding_mode="reflect")

@@ -370,3 +370,12 @@ def test_embedding_from_pretrained_copies_and_freezes():
     trainable = nn.Embedding.from_pretrained(Tensor(rows), freeze=False, padding_idx=1)
     assert trainable.weight.requires_grad and trainable.padding_idx == 1
     np.testing.assert_array_equal(trainable.weight.data[1], rows[1])  # the padding row keeps its pretrained value
+
+
+@pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
+def test_conv_padding_mode_gradients(padding_mode):
+    tg.manual_seed(0)
+    check_layer_gradients(nn.Conv2d(2, 2, 3, padding=(1, 2), padding_mode=padding_mode, dtype=np.float64),
+                          randn(1, 2, 3, 3, dtype=np.float64))
+    check_layer_gradients(nn.Conv1d(1, 2, 2, padding="same", padding_mode=padding_mode, dtype=np.float64),
+                          randn(2, 1, 4, dtype=np.float64))

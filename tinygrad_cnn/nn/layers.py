@@ -256,9 +256,13 @@ class _Conv(Module):
     _transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=np.float32, output_padding=0):
+                 groups: int = 1, bias: bool = True, dtype=np.float32, output_padding=0, padding_mode: str = "zeros"):
         super().__init__()
         name, n = type(self).__name__, self._spatial_axes
+        modes = ("zeros",) if self._transposed else ("zeros", "reflect", "replicate", "circular")
+        if padding_mode not in modes:
+            raise ValueError(f"{name}: padding_mode must be one of {modes}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
         groups = check_groups(groups, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
@@ -280,6 +284,21 @@ class _Conv(Module):
     def reset_parameters(self) -> None:
         _default_init(self.weight, self.bias)
 
+    def _padded(self, x: Tensor):
+        """The input and the padding for the convolution: with a ``padding_mode`` other than zeros
+        the input is padded here (``F.pad``, torch's order: last axis first) and the convolution
+        pads nothing, as torch does."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        if self.padding == "valid":
+            return x, 0
+        if self.padding == "same":
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            widths = [(t // 2, t - t // 2) for t in totals]
+        else:
+            widths = [(p, p) for p in self.padding]
+        return F.pad(x, tuple(v for axis in reversed(widths) for v in axis), self.padding_mode), 0
+
     def extra_repr(self) -> str:
         n = self._spatial_axes
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -293,6 +312,8 @@ class _Conv(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
@@ -302,22 +323,26 @@ class Conv1d(_Conv):
     _spatial_axes = 1
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=np.float32):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype)
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         padding_mode=padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x, padding = self._padded(x)
+        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class Conv2d(_Conv):
     """2-D convolution of NCHW input; weight of shape (out_channels, in_channels/groups, kH, kW)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=np.float32):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype)
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         padding_mode=padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x, padding = self._padded(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_Conv):
@@ -327,9 +352,9 @@ class ConvTranspose2d(_Conv):
     _transposed = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups: int = 1, bias: bool = True, dilation=1, dtype=np.float32):
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
-                         output_padding)
+                         output_padding, padding_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
