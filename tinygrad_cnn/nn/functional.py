@@ -444,7 +444,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor = None, bias: Tensor =
         raise ValueError(f"group_norm: input of shape {x.shape} must be (N, C, ...) with C divisible by "
                          f"num_groups={num_groups}")
     n, c = x.shape[:2]
-    if x.size // max(1, n * num_groups) == 1:
+    if math.prod(x.shape) // max(1, n * num_groups) == 1:
         raise ValueError(f"group_norm: each group of input of shape {x.shape} holds one value, which standardises to 0 "
                          f"whatever it is; use fewer groups than num_groups={num_groups}")
     out = _standardize(x.reshape(n, num_groups, -1), (2,), eps).reshape(*x.shape)
