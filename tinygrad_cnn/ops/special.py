@@ -7,9 +7,10 @@ The derivative is written with Tensor ops (``exp``, ``*``), so every higher deri
 the graph. erf cannot be composed from the other primitives, hence a primitive of its own.
 
 NumPy has no erf, so the kernel applies Python's ``math.erf`` (accurate to double precision) to
-one element at a time: about 0.1 microseconds an element, slow next to a ufunc but a small part
-of a layer that also convolves. A vectorised rational approximation would be faster and is a
-place to improve later, checked against this one.
+one element at a time: about 0.17 microseconds an element on the test machine, some fifty times
+a ufunc's cost, so the exact GELU is the slow one (``approximate="tanh"`` is not). A vectorised
+approximation is the place to improve, checked against this kernel; one tried here (a series
+below 2.5, a continued fraction above, about 100 array passes) was accurate but no faster.
 """
 import math
 
