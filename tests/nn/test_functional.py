@@ -1,10 +1,14 @@
-"""``nn.functional`` beyond convolution and pooling (those are in tests/ops): activations, softmax
-and log-softmax (also at logits of magnitude 1e3), the losses, ``linear``, conv2d's string
-paddings ``"same"`` and ``"valid"`` (resolved here, before the convolution primitive) and dropout.
+"""``nn.functional`` beyond convolution and pooling (those are in tests/ops, and conv1d,
+conv_transpose2d and the new poolings in test_convolution.py and test_pooling.py): activations
+(relu, leaky_relu, sigmoid, tanh, gelu, silu, elu), softmax and log-softmax (also at logits of
+magnitude 1e3; ``dim`` or ``axis``), the classic losses (the others: test_loss.py), ``linear``,
+conv2d's string paddings ``"same"`` and ``"valid"`` (resolved here, before the convolution
+primitive), ``embedding``, dropout and dropout2d.
 
 References are NumPy formulas written here; log-sum-exp comes from ``np.logaddexp.reduce``, which
 is stable without the max-shift the implementation uses.
 """
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -298,3 +302,111 @@ def test_dropout_repeats_after_manual_seed_and_p_1_drops_everything():
     np.testing.assert_array_equal(F.dropout(x, 1.0).data, np.zeros(49))
     with pytest.raises(ValueError, match="p must be"):
         F.dropout(x, 1.5)
+
+
+# ---- GELU, SiLU, ELU -------------------------------------------------------------------------------------
+
+
+def gelu_reference(a, approximate):
+    """x * Phi(x) with Phi(x) = erfc(-x / sqrt 2) / 2 (erfc, not the erf the implementation uses)."""
+    if approximate == "tanh":
+        return 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a**3)))
+    return a * 0.5 * np.vectorize(math.erfc)(-a / np.sqrt(2))
+
+
+ACTIVATIONS = {
+    "gelu": (lambda t: F.gelu(t), lambda a: gelu_reference(a, "none")),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), lambda a: gelu_reference(a, "tanh")),
+    "silu": (F.silu, lambda a: a / (1 + np.exp(-a))),
+    "elu": (F.elu, lambda a: np.where(a > 0, a, np.expm1(np.minimum(a, 0)))),
+    "elu_0.5": (lambda t: F.elu(t, 0.5), lambda a: np.where(a > 0, a, 0.5 * np.expm1(np.minimum(a, 0)))),
+}
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(x=S.away_from_kinks())  # ELU's second derivative jumps at 0
+def test_smooth_activations(name, x, check_op):
+    ours, reference = ACTIVATIONS[name]
+    check_op(ours, reference(x.data), x, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(x=S.away_from_kinks())
+def test_smooth_activations_match_torch(name, x, matches_torch):
+    import torch
+
+    theirs = {"gelu": torch.nn.functional.gelu, "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
+              "silu": torch.nn.functional.silu, "elu": torch.nn.functional.elu,
+              "elu_0.5": lambda t: torch.nn.functional.elu(t, 0.5)}[name]
+    matches_torch(ACTIVATIONS[name][0], theirs, x)
+
+
+def test_elu_and_gelu_are_finite_for_large_inputs():
+    x = Tensor(np.array([-1e3, -30.0, 30.0, 1e3]), requires_grad=True)
+    for op in (F.elu, F.gelu, F.silu):
+        out = op(x)
+        assert np.isfinite(out.data).all()
+        (g,) = tg.grad(out.sum(), x)
+        assert np.isfinite(g.data).all()
+
+
+@given(data=st.data())
+def test_softmax_takes_dim_or_axis(data):
+    x = data.draw(S.tensors(S.shapes(min_dims=1)), label="x")
+    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+    for op in (F.softmax, F.log_softmax):
+        np.testing.assert_array_equal(op(x, dim).data, op(x, axis=dim).data)
+        np.testing.assert_array_equal(op(x, dim=dim).data, op(x, axis=dim).data)
+    with pytest.raises(ValueError, match="^softmax: dim=0 and axis=1 disagree"):
+        F.softmax(Tensor(np.zeros((2, 2))), 0, axis=1)
+
+
+# ---- embedding, dropout2d ------------------------------------------------------------------------------------
+
+
+@st.composite
+def embedding_problems(draw):
+    num, dim = draw(st.integers(1, 4), label="num_embeddings"), draw(st.integers(1, 3), label="dim")
+    weight = draw(S.tensors((num, dim)), label="weight")
+    indices = draw(S.arrays(S.shapes(max_dims=2), elements=st.integers(0, num - 1).map(float))).astype(np.int64)
+    padding_idx = draw(st.none() | st.integers(0, num - 1), label="padding_idx")
+    return weight, indices, padding_idx
+
+
+@given(problem=embedding_problems())
+def test_embedding(problem, check_op):
+    weight, indices, padding_idx = problem
+    # the gradient checks see the mathematical gradient, so without padding_idx: with it, torch's
+    # rule (no gradient for that row, whatever it holds) is checked by counting below
+    check_op(lambda w: F.embedding(indices, w), weight.data[indices], weight)
+    np.testing.assert_array_equal(F.embedding(indices, weight, padding_idx).data, weight.data[indices])
+    (g,) = tg.grad(F.embedding(indices, weight, padding_idx).sum(), weight)
+    counts = np.bincount(indices.reshape(-1), minlength=weight.shape[0]).astype(float)
+    if padding_idx is not None:
+        counts[padding_idx] = 0  # the padding row gets no gradient
+    np.testing.assert_array_equal(g.data, np.broadcast_to(counts[:, None], weight.shape))
+
+
+@given(problem=embedding_problems())
+def test_embedding_matches_torch(problem, matches_torch):
+    import torch
+
+    weight, indices, padding_idx = problem
+    matches_torch(lambda w: F.embedding(indices, w, padding_idx),
+                  lambda w: torch.nn.functional.embedding(torch.from_numpy(indices), w, padding_idx), weight)
+
+
+def test_dropout2d_drops_whole_channels():
+    tg.manual_seed(0)
+    x = Tensor(np.ones((50, 40, 2, 3)), requires_grad=True)
+    out = F.dropout2d(x, p=0.4)
+    per_channel = out.data.reshape(50, 40, -1)
+    assert (per_channel.min(axis=2) == per_channel.max(axis=2)).all()  # a channel is kept or dropped whole
+    dropped = per_channel[:, :, 0] == 0
+    assert abs(dropped.mean() - 0.4) < 5 * np.sqrt(0.4 * 0.6 / dropped.size)
+    np.testing.assert_allclose(per_channel[~dropped], 1 / 0.6, rtol=1e-12)
+    (g,) = tg.grad(out.sum(), x)
+    np.testing.assert_array_equal(g.data, out.data)
+    assert F.dropout2d(x, 0.4, training=False) is x
+    with pytest.raises(ValueError, match=r"^dropout2d: input must be \(N, C, H, W\)"):
+        F.dropout2d(Tensor(np.ones((2, 3))))

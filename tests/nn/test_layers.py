@@ -1,6 +1,9 @@
 """The layers: output values against NumPy formulas (and torch when it is installed), shapes,
-float32 in -> float32 out, BatchNorm's statistics in train and eval mode, Dropout, Sequential, and
-gradient checks of each parameterised layer's forward in float64."""
+float32 in -> float32 out, BatchNorm's statistics in train and eval mode, Dropout, Sequential,
+gradient checks of each parameterised layer's forward in float64, and the activation, Embedding
+and Dropout2d modules against torch's (printout, values, state_dict both ways). The other new
+layers are tested with their functions: test_convolution.py, test_pooling.py, test_resampling.py,
+test_normalization.py, test_loss.py."""
 import numpy as np
 import pytest
 
@@ -301,3 +304,78 @@ def test_numpy_float64_hyperparameters_do_not_upcast_float32():
     out = layer(x)
     assert out.dtype == layer.running_mean.dtype == layer.running_var.dtype == np.float32
     assert nn.LeakyReLU(np.float64(0.1))(x).dtype == np.float32
+
+
+# ---- the layers torch users reach for: printout, state_dict both ways, forward as torch ------------------------
+
+
+SIMPLE_LAYERS = [
+    ("Identity", (), (2, 3)),
+    ("GELU", (), (2, 3)),
+    ("GELU", ("tanh",), (2, 3)),
+    ("SiLU", (), (2, 3)),
+    ("ELU", (0.5,), (2, 3)),
+    ("Softmax", (1,), (2, 3, 2)),
+    ("LogSoftmax", (-1,), (2, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("name, args, shape", SIMPLE_LAYERS)
+def test_activation_modules_as_torch(name, args, shape):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    assert repr(ours) == repr(theirs)
+    x = randn(*shape, dtype=np.float64)
+    np.testing.assert_allclose(ours(Tensor(x)).data, theirs(torch.from_numpy(x)).numpy(), rtol=1e-12, atol=1e-15)
+    assert ours(Tensor(x.astype(np.float32))).dtype == np.float32
+
+
+def test_embedding_layer_state_dict_both_ways_and_padding_row():
+    torch = pytest.importorskip("torch")
+    ours, theirs = nn.Embedding(5, 3, padding_idx=-1, dtype=np.float64), torch.nn.Embedding(5, 3, padding_idx=-1, dtype=torch.float64)
+    assert repr(ours) == repr(theirs)
+    np.testing.assert_array_equal(ours.weight.data[4], 0)  # the padding row starts at zero
+    indices = np.array([[0, 4, 2], [4, 4, 1]])
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    out, expected = ours(indices), theirs(torch.from_numpy(indices))
+    np.testing.assert_array_equal(out.data, expected.detach().numpy())
+    out.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_array_equal(ours.weight.grad.data, theirs.weight.grad.numpy())
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in nn.Embedding(5, 3).state_dict().items()})
+    with pytest.raises(ValueError, match=r"^embedding: index 5 is out of range for 5 embeddings"):
+        ours(np.array([5]))
+
+
+def test_dropout2d_layer():
+    layer = nn.Dropout2d(0.5)
+    x = Tensor(randn(4, 6, 2, 2))
+    tg.manual_seed(1)
+    out = layer(x)
+    rows, inputs = out.data.reshape(24, -1), x.data.reshape(24, -1)
+    dropped = (rows == 0).all(axis=1)
+    assert dropped.any() and not dropped.all()
+    np.testing.assert_allclose(rows[~dropped], inputs[~dropped] * 2, rtol=1e-6)  # kept channels whole, scaled by 1/(1-p)
+    assert layer.eval()(x) is x
+    assert repr(layer) == "Dropout2d(p=0.5)"
+
+
+def test_embedding_from_pretrained_copies_and_freezes():
+    rows = randn(4, 2, dtype=np.float64)
+    layer = nn.Embedding.from_pretrained(rows)
+    assert not layer.weight.requires_grad and layer.weight.dtype == np.float64
+    np.testing.assert_array_equal(layer(np.array([3, 0])).data, rows[[3, 0]])
+    rows[0] = 7  # a copy: changing the source later changes nothing
+    assert layer.weight.data[0, 0] != 7
+    trainable = nn.Embedding.from_pretrained(Tensor(rows), freeze=False, padding_idx=1)
+    assert trainable.weight.requires_grad and trainable.padding_idx == 1
+    np.testing.assert_array_equal(trainable.weight.data[1], rows[1])  # the padding row keeps its pretrained value
+
+
+@pytest.mark.parametrize("padding_mode", ["reflect", "replicate", "circular"])
+def test_conv_padding_mode_gradients(padding_mode):
+    tg.manual_seed(0)
+    check_layer_gradients(nn.Conv2d(2, 2, 3, padding=(1, 2), padding_mode=padding_mode, dtype=np.float64),
+                          randn(1, 2, 3, 3, dtype=np.float64))
+    check_layer_gradients(nn.Conv1d(1, 2, 2, padding="same", padding_mode=padding_mode, dtype=np.float64),
+                          randn(2, 1, 4, dtype=np.float64))

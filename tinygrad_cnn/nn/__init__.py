@@ -1,34 +1,57 @@
 """Neural-network building blocks, with PyTorch's names.
 
 - ``module``: ``Module`` (parameters, buffers, submodules, state_dict, hooks) and ``Parameter``
-- ``layers``: Sequential, ModuleList, ModuleDict, Linear, Conv2d, pooling, activations, Dropout, BatchNorm1d/2d
+- ``layers``: containers (Sequential, ModuleList, ModuleDict), Linear, convolutions (1-D, 2-D,
+  transposed), pooling (fixed and adaptive), Upsample, activations, dropout, Embedding and the
+  normalisations (BatchNorm1d/2d, LayerNorm, GroupNorm)
+- ``loss``: the losses as modules (``nn.CrossEntropyLoss()`` ...)
+- ``functional`` (imported as ``F``): the same computations as plain functions
+- ``hyperparameters``: the checks of kernel sizes, strides, paddings ... shared by layers and functions
 - ``init``: weight initialisation schemes (``nn.init.kaiming_uniform_`` ...)
 - ``utils``: ``clip_grad_norm_``, ``zero_grads``
-- ``functional`` (imported as ``F``): the same computations as plain functions
 """
 from . import functional
 from . import init, utils
 from .layers import (
+    ELU,
+    GELU,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv1d,
     Conv2d,
+    ConvTranspose2d,
     Dropout,
+    Dropout2d,
+    Embedding,
     Flatten,
+    GroupNorm,
+    Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
+    LogSoftmax,
     MaxPool2d,
     ModuleDict,
     ModuleList,
     ReLU,
     Sequential,
     Sigmoid,
+    SiLU,
+    Softmax,
     Tanh,
+    Upsample,
 )
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, Parameter, RemovableHandle
 
 __all__ = [
-    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LeakyReLU", "Linear", "MaxPool2d",
-    "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid", "Tanh",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d",
+    "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss", "Dropout", "Dropout2d", "ELU",
+    "Embedding", "Flatten", "GELU", "GroupNorm", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
+    "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU",
+    "RemovableHandle", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "Upsample",
     "functional", "init", "utils",
 ]

@@ -16,6 +16,7 @@ from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .hyperparameters import check_groups, check_non_negative, check_padding_mode, check_positive, default_stride, ints, pair
 from .module import Module, Parameter
 
 # ---- containers -----------------------------------------------------------------------------------
@@ -246,76 +247,209 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def _pair(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+class _Conv(Module):
+    """The convolution layers' shared construction: hyperparameters checked (as the functions check
+    them) and kept as tuples of one value per spatial axis, the weight in torch's layout, torch's
+    default initialisation, torch's printout."""
 
-
-class Conv2d(Module):
-    """2-D convolution of NCHW input; weight of shape (out_channels, in_channels/groups, kH, kW)."""
+    _spatial_axes = 2
+    _transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, dtype=np.float32):
+                 groups: int = 1, bias: bool = True, dtype=np.float32, output_padding=0, padding_mode: str = "zeros"):
         super().__init__()
+        name, n = type(self).__name__, self._spatial_axes
+        modes = ("zeros",) if self._transposed else ("zeros", "reflect", "replicate", "circular")
+        if padding_mode not in modes:
+            raise ValueError(f"{name}: padding_mode must be one of {modes}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        groups = check_groups(groups, name)
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
-        if isinstance(padding, str):  # "valid" or "same": kept as written, and refused at once if bad, as torch does
-            F._check_padding_mode("Conv2d", padding, stride)
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.dilation = _pair(dilation)
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype))
+        self.kernel_size = check_positive(ints(kernel_size, n, "kernel_size", name), "kernel_size", name)
+        self.stride = check_positive(ints(stride, n, "stride", name), "stride", name)
+        if isinstance(padding, str) and not self._transposed:
+            check_padding_mode(name, padding, stride)  # "valid" or "same": kept as written, as torch does
+            self.padding = padding
+        else:
+            self.padding = check_non_negative(ints(padding, n, "padding", name), "padding", name)
+        self.dilation = check_positive(ints(dilation, n, "dilation", name), "dilation", name)
+        self.output_padding = check_non_negative(ints(output_padding, n, "output_padding", name), "output_padding", name)
+        channels = (in_channels, out_channels // groups) if self._transposed else (out_channels, in_channels // groups)
+        self.weight = Parameter(np.empty((*channels, *self.kernel_size), dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         _default_init(self.weight, self.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+    def _padded(self, x: Tensor):
+        """The input and the padding for the convolution: with a ``padding_mode`` other than zeros
+        the input is padded here (``F.pad``, torch's order: last axis first) and the convolution
+        pads nothing, as torch does."""
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        if self.padding == "valid":
+            return x, 0
+        if self.padding == "same":
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            widths = [(t // 2, t - t // 2) for t in totals]
+        else:
+            widths = [(p, p) for p in self.padding]
+        return F.pad(x, tuple(v for axis in reversed(widths) for v in axis), self.padding_mode), 0
 
     def extra_repr(self) -> str:
+        n = self._spatial_axes
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
+        if self.padding != (0,) * n:
             s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != (1,) * n:
             s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * n:
+            s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
+
+
+class Conv1d(_Conv):
+    """1-D convolution of (N, C, L) input; weight of shape (out_channels, in_channels/groups, k)."""
+
+    _spatial_axes = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         padding_mode=padding_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._padded(x)
+        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class Conv2d(_Conv):
+    """2-D convolution of NCHW input; weight of shape (out_channels, in_channels/groups, kH, kW)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         padding_mode=padding_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._padded(x)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(_Conv):
+    """Transposed 2-D convolution (the gradient of Conv2d with respect to its input, used to
+    upsample); weight of shape (in_channels, out_channels/groups, kH, kW), as torch."""
+
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         output_padding, padding_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                  self.groups, self.dilation)
 
 
 # ---- pooling and reshaping ------------------------------------------------------------------------
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1):
-        super().__init__()
-        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
-        self.stride = kernel_size if stride is None else stride
+    """Max over sliding windows (``F.max_pool2d``); with ``return_indices`` the forward returns
+    (values, indices), the indices as torch's: ``row * W + col`` in each input plane."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        for name, value in (("kernel_size", kernel_size), ("padding", padding), ("dilation", dilation)):
+            pair(value, name, "MaxPool2d")  # refused when built, kept as written for the printout
+        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
+        self.stride = default_stride(stride, kernel_size)
+        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+
+    def forward(self, x: Tensor):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
-    """Average pooling; zero padding counts towards the average (torch's ``count_include_pad=True``)."""
+    """Average pooling (``F.avg_pool2d``); by default zero padding counts towards the average
+    (``count_include_pad=True``), as in torch."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override=None):
         super().__init__()
+        for name, value in (("kernel_size", kernel_size), ("padding", padding)):
+            pair(value, name, "AvgPool2d")
         self.kernel_size, self.padding = kernel_size, padding
-        self.stride = kernel_size if stride is None else stride
+        self.stride = default_stride(stride, kernel_size)
+        self.ceil_mode, self.count_include_pad, self.divisor_override = bool(ceil_mode), bool(count_include_pad), divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed ``output_size`` whatever the input's (an int, or a pair whose
+    None keeps that side): the window sizes follow from the input."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed ``output_size``; with ``return_indices`` as MaxPool2d."""
+
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, bool(return_indices)
+
+    def forward(self, x: Tensor):
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class Upsample(Module):
+    """Resize the spatial axes (``F.interpolate``) to ``size`` or by ``scale_factor``."""
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+        super().__init__()
+        self.size, self.mode, self.align_corners = size, mode, align_corners
+        self.scale_factor = float(scale_factor) if isinstance(scale_factor, (int, float)) else scale_factor
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self) -> str:
+        shown = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{shown}, mode={self.mode!r}"
 
 
 class Flatten(Module):
@@ -377,6 +511,175 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Dropout2d(Module):
+    """In training mode zero whole channels with probability p (``F.dropout2d``) and scale the rest
+    by 1/(1-p); in evaluation mode pass the input through."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be between 0 and 1, got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout2d(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Identity(Module):
+    """Returns its input: a placeholder where a layer is optional (``model.fc = nn.Identity()``)."""
+
+    def __init__(self, *args, **kwargs):  # any arguments are accepted and ignored, as torch does
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class GELU(Module):
+    """x * Phi(x) (``F.gelu``); ``approximate="tanh"`` for the tanh formula."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.silu(x)
+
+
+class ELU(Module):
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Softmax(Module):
+    """softmax along ``dim`` (the last axis when None)."""
+
+    def __init__(self, dim: int = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log_softmax along ``dim`` (the last axis when None)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.dim)
+
+
+# ---- embedding --------------------------------------------------------------------------------------------
+
+
+class Embedding(Module):
+    """A lookup table: integer indices of any shape -> rows of ``weight`` (num_embeddings,
+    embedding_dim), initialised from N(0, 1). The row ``padding_idx`` starts at zero and gets no
+    gradient, so it stays what it is."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int = None, dtype=np.float32):
+        super().__init__()
+        if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx {padding_idx} is out of range for {num_embeddings} embeddings")
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
+        self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
+        self.reset_parameters()
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int = None) -> Embedding:
+        """An Embedding holding a copy of ``embeddings`` (num_embeddings, embedding_dim), as torch's;
+        ``freeze`` keeps it out of training (requires_grad False)."""
+        rows = np.array(embeddings.data if isinstance(embeddings, Tensor) else embeddings)
+        if rows.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D (num_embeddings, dim), got shape {rows.shape}")
+        layer = cls(*rows.shape, padding_idx=padding_idx, dtype=rows.dtype)
+        with no_grad():
+            layer.weight.copy_(rows)
+        layer.weight.requires_grad_(not freeze)
+        return layer
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0
+
+    def forward(self, indices) -> Tensor:
+        return F.embedding(indices, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s if self.padding_idx is None else s + f", padding_idx={self.padding_idx}"
+
+
+# ---- layer and group normalisation --------------------------------------------------------------------------
+
+
+class LayerNorm(Module):
+    """Standardise each sample over its last axes (``normalized_shape``), then scale and shift
+    elementwise by ``weight`` and ``bias`` of that shape (``F.layer_norm``)."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 dtype=np.float32):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
+        self.normalized_shape = ints(shape, len(shape), "normalized_shape", "LayerNorm")
+        self.eps, self.elementwise_affine = float(eps), elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype)) if elementwise_affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Standardise each group of ``num_channels // num_groups`` channels of each sample, then scale
+    and shift per channel (``F.group_norm``)."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, bias: bool = True,
+                 dtype=np.float32):
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels={num_channels} must be divisible by num_groups={num_groups}")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, float(eps), affine
+        self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, bias={self.bias is not None}"
 
 
 # ---- batch normalisation ----------------------------------------------------------------------------
