@@ -263,6 +263,15 @@ def flipped_transpose(w: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups * cg, o // groups, kh, kw)
 
 
+def _sum_terms(terms):
+    """The sum of a linear map's terms (None for an input without tangent)."""
+    terms = [t for t in terms if t is not None]
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
 class Conv2d(Function):
     """y[n, o] = b[o] + sum over c, i, j of w[o, c, i, j] * x_padded[n, c, s*oh + d*i, s*ow + d*j]."""
 
@@ -283,6 +292,18 @@ class Conv2d(Function):
             None,
         )
 
+    @staticmethod
+    def jvp(ctx, tx, tw, tb, _):
+        x, w = ctx.saved_tensors
+        terms = []  # linear in x, in w and in b: one term each
+        if tx is not None:
+            terms.append(Conv2d.apply(tx, w, None, ctx.geometry))
+        if tw is not None:
+            terms.append(Conv2d.apply(x, tw, None, ctx.geometry))
+        if tb is not None:
+            terms.append(tb.reshape(1, -1, 1, 1).expand(*ctx.output_shape))
+        return _sum_terms(terms)
+
 
 class Conv2dInputGrad(Function):
     """dL/dx of a convolution: the transposed convolution of the output gradient (see
@@ -290,7 +311,7 @@ class Conv2dInputGrad(Function):
 
     @staticmethod
     def forward(ctx, grad_out, w, x_shape, geometry):
-        ctx.geometry = geometry
+        ctx.geometry, ctx.x_shape = geometry, x_shape
         ctx.save_for_backward(grad_out, w)
         return conv2d_input_grad(grad_out, w, x_shape, geometry)
 
@@ -306,13 +327,19 @@ class Conv2dInputGrad(Function):
             None,
         )
 
+    @staticmethod
+    def jvp(ctx, tg, tw, _x_shape, _geometry):
+        grad_out, w = ctx.saved_tensors
+        return _sum_terms([Conv2dInputGrad.apply(tg, w, ctx.x_shape, ctx.geometry) if tg is not None else None,
+                           Conv2dInputGrad.apply(grad_out, tw, ctx.x_shape, ctx.geometry) if tw is not None else None])
+
 
 class Conv2dWeightGrad(Function):
     """dL/dw of a convolution: the output gradient times the input's columns, summed over the batch."""
 
     @staticmethod
     def forward(ctx, x, grad_out, w_shape, geometry):
-        ctx.geometry = geometry
+        ctx.geometry, ctx.w_shape = geometry, w_shape
         ctx.save_for_backward(x, grad_out)
         return conv2d_weight_grad(x, grad_out, w_shape, geometry)
 
@@ -327,3 +354,9 @@ class Conv2dWeightGrad(Function):
             None,
             None,
         )
+
+    @staticmethod
+    def jvp(ctx, tx, tg, _w_shape, _geometry):
+        x, grad_out = ctx.saved_tensors
+        return _sum_terms([Conv2dWeightGrad.apply(tx, grad_out, ctx.w_shape, ctx.geometry) if tx is not None else None,
+                           Conv2dWeightGrad.apply(x, tg, ctx.w_shape, ctx.geometry) if tg is not None else None])

@@ -43,6 +43,10 @@ class KeepWhere(Function):
     def backward(ctx, grad):
         return KeepWhere.apply(grad, ctx.mask), None  # linear in x, with the same mask
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return KeepWhere.apply(t, ctx.mask)
+
 
 # ---- unary --------------------------------------------------------------------------------------
 
@@ -55,6 +59,10 @@ class Neg(Function):
     @staticmethod
     def backward(ctx, grad):
         return -grad
+
+    @staticmethod
+    def jvp(ctx, t):
+        return -t
 
 
 class Exp(Function):
@@ -69,6 +77,11 @@ class Exp(Function):
         (out,) = ctx.saved_tensors
         return grad * out
 
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t * out
+
 
 class Log(Function):
     @staticmethod
@@ -80,6 +93,11 @@ class Log(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad / x
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t / x
 
 
 class Sqrt(Function):
@@ -94,6 +112,11 @@ class Sqrt(Function):
         (out,) = ctx.saved_tensors
         return grad / (out * 2)  # d sqrt(x) = 1 / (2 sqrt(x))
 
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t / (out * 2)
+
 
 class Tanh(Function):
     @staticmethod
@@ -106,6 +129,11 @@ class Tanh(Function):
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
         return grad * (1 - out * out)
+
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t * (1 - out * out)
 
 
 class Sigmoid(Function):
@@ -121,6 +149,11 @@ class Sigmoid(Function):
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
         return grad * out * (1 - out)
+
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t * out * (1 - out)
 
 
 # NumPy's maximum against a scalar misses its vectorised loop: np.maximum(x, 0) runs some 2.5x
@@ -158,6 +191,10 @@ class Relu(Function):
     def backward(ctx, grad):
         return KeepWhere.apply(grad, ctx.positive)  # the mask is a constant: relu'' = 0 away from the kink
 
+    @staticmethod
+    def jvp(ctx, t):
+        return KeepWhere.apply(t, ctx.positive)
+
 
 class Abs(Function):
     @staticmethod
@@ -169,6 +206,11 @@ class Abs(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad * np.sign(x.data)
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t * np.sign(x.data)
 
 
 class Cast(Function):
@@ -183,6 +225,10 @@ class Cast(Function):
     def backward(ctx, grad):
         return grad.astype(ctx.input_dtype), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return t.astype(ctx.output_dtype)
+
 
 class Clip(Function):
     @staticmethod
@@ -193,6 +239,10 @@ class Clip(Function):
     @staticmethod
     def backward(ctx, grad):
         return KeepWhere.apply(grad, ctx.inside), None, None  # slope 1 inside [low, high], as torch.clamp
+
+    @staticmethod
+    def jvp(ctx, t, _low, _high):
+        return KeepWhere.apply(t, ctx.inside)
 
 
 # ---- binary (NumPy broadcasting) ----------------------------------------------------------------
@@ -228,6 +278,10 @@ class Add(Function):
             sum_to_shape(grad, y_shape) if needs_y else None,
         )
 
+    @staticmethod
+    def jvp(ctx, tx, ty):
+        return _broadcast_sum(ctx, tx, ty)
+
 
 class Sub(Function):
     @staticmethod
@@ -243,6 +297,10 @@ class Sub(Function):
             sum_to_shape(grad, x_shape) if needs_x else None,
             sum_to_shape(-grad, y_shape) if needs_y else None,
         )
+
+    @staticmethod
+    def jvp(ctx, tx, ty):
+        return _broadcast_sum(ctx, tx, None if ty is None else -ty)
 
 
 class Mul(Function):
@@ -260,6 +318,11 @@ class Mul(Function):
             sum_to_shape(grad * x, np.shape(y)) if needs_y else None,
         )
 
+    @staticmethod
+    def jvp(ctx, tx, ty):
+        x, y = ctx.saved_tensors
+        return _broadcast_sum(ctx, None if tx is None else tx * y, None if ty is None else x * ty)
+
 
 class Div(Function):
     @staticmethod
@@ -275,6 +338,11 @@ class Div(Function):
             sum_to_shape(grad / y, np.shape(x)) if needs_x else None,
             sum_to_shape(-grad * x / (y * y), np.shape(y)) if needs_y else None,  # d(x/y)/dy = -x/y^2
         )
+
+    @staticmethod
+    def jvp(ctx, tx, ty):
+        x, y = ctx.saved_tensors
+        return _broadcast_sum(ctx, None if tx is None else tx / y, None if ty is None else -ty * x / (y * y))
 
 
 class Pow(Function):
@@ -292,6 +360,23 @@ class Pow(Function):
             sum_to_shape(grad * y * x ** (y - 1), np.shape(x)) if needs_x else None,
             sum_to_shape(grad * out * _log(x), np.shape(y)) if needs_y else None,  # d x^y/dy = x^y ln x
         )
+
+    @staticmethod
+    def jvp(ctx, tx, ty):
+        x, y, out = ctx.saved_tensors
+        return _broadcast_sum(ctx, None if tx is None else tx * y * x ** (y - 1), None if ty is None else ty * out * _log(x))
+
+
+def _expand_to(t, shape):
+    """A tangent broadcast to the output's shape (the JVP of broadcasting)."""
+    return t if t.shape == tuple(shape) else t.expand(*shape)
+
+
+def _broadcast_sum(ctx, tx, ty):
+    """The output tangent of a binary op from its two terms, each None or broadcastable to the
+    output's shape: the JVP counterpart of ``sum_to_shape``."""
+    terms = [_expand_to(t, ctx.output_shape) for t in (tx, ty) if t is not None]
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
 
 def _log(x):
@@ -321,6 +406,10 @@ class Maximum(Function):
             sum_to_shape(grad * (1 - ctx.x_share), y_shape) if needs_y else None,
         )
 
+    @staticmethod
+    def jvp(ctx, tx, ty):
+        return _broadcast_sum(ctx, None if tx is None else tx * ctx.x_share, None if ty is None else ty * (1 - ctx.x_share))
+
 
 class Where(Function):
     """``where(condition, x, y)``; the condition is a constant boolean array."""
@@ -340,3 +429,9 @@ class Where(Function):
             sum_to_shape(KeepWhere.apply(grad, ctx.condition), x_shape) if needs_x else None,
             sum_to_shape(KeepWhere.apply(grad, ~ctx.condition), y_shape) if needs_y else None,
         )
+
+    @staticmethod
+    def jvp(ctx, _, tx, ty):
+        shape = ctx.output_shape
+        return _broadcast_sum(ctx, None if tx is None else KeepWhere.apply(_expand_to(tx, shape), ctx.condition),
+                              None if ty is None else KeepWhere.apply(_expand_to(ty, shape), ~ctx.condition))

@@ -22,6 +22,14 @@ def sum_to_shape(grad, shape):
     return grad.sum(axis=stretched, keepdims=True).reshape(*shape)
 
 
+def _zeros_like_array(a):
+    """A zero tangent for an input that has none (a Tensor or an array)."""
+    from ..tensor import Tensor
+
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    return Tensor(np.zeros(data.shape, dtype=data.dtype))
+
+
 class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
@@ -31,6 +39,10 @@ class Reshape(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(*ctx.input_shape), None
+
+    @staticmethod
+    def jvp(ctx, t, _):
+        return Reshape.apply(t, ctx.output_shape)
 
 
 class Permute(Function):
@@ -43,6 +55,10 @@ class Permute(Function):
     def backward(ctx, grad):
         return grad.permute(*np.argsort(ctx.axes)), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return Permute.apply(t, ctx.axes)
+
 
 class Expand(Function):
     @staticmethod
@@ -54,6 +70,10 @@ class Expand(Function):
     def backward(ctx, grad):
         return sum_to_shape(grad, ctx.input_shape), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return Expand.apply(t, ctx.output_shape)
+
 
 class Pad(Function):
     """Constant padding; ``pad_width`` is NumPy's ((before, after), ...) per axis."""
@@ -61,11 +81,16 @@ class Pad(Function):
     @staticmethod
     def forward(ctx, x, pad_width, value=0):
         ctx.inner = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
+        ctx.pad_width = pad_width
         return np.pad(x, pad_width, mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, grad):
         return grad[ctx.inner], None, None
+
+    @staticmethod
+    def jvp(ctx, t, _pad_width, _value=None):
+        return Pad.apply(t, ctx.pad_width, 0)  # the padding is constant
 
 
 def _is_advanced(index) -> bool:
@@ -86,6 +111,10 @@ class GetItem(Function):
     def backward(ctx, grad):
         return IndexAdd.apply(grad, ctx.index, ctx.input_shape), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return GetItem.apply(t, ctx.index)
+
 
 class IndexAdd(Function):
     """Scatter-add ``values`` into zeros of ``shape`` at ``index``; repeated indices accumulate."""
@@ -104,6 +133,10 @@ class IndexAdd(Function):
     def backward(ctx, grad):
         return GetItem.apply(grad, ctx.index), None, None
 
+    @staticmethod
+    def jvp(ctx, t, _index, _shape):
+        return IndexAdd.apply(t, ctx.index, ctx.output_shape)
+
 
 class Concatenate(Function):
     @staticmethod
@@ -120,3 +153,8 @@ class Concatenate(Function):
             index = (slice(None),) * axis + (slice(int(start), int(stop)),)
             pieces.append(grad[index] if needed else None)
         return (None, *pieces)
+
+    @staticmethod
+    def jvp(ctx, _axis, *tangents):
+        pieces = [t if t is not None else _zeros_like_array(a) for t, a in zip(tangents, ctx._jvp_args[1:])]
+        return Concatenate.apply(ctx.axis, *pieces)

@@ -89,13 +89,17 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         return WindowScatter.apply(grad, ctx.argmax, ctx.input_shape, ctx.geometry), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return WindowGather.apply(t, ctx.argmax, ctx.geometry)  # the tangent at each window's argmax
+
 
 class WindowScatter(Function):
     """Add each value of ``grad`` (N, C, OH, OW) to the input position its window's ``argmax`` names."""
 
     @staticmethod
     def forward(ctx, grad, argmax, input_shape, geometry):
-        ctx.argmax, ctx.geometry = argmax, geometry
+        ctx.argmax, ctx.geometry, ctx.input_shape = argmax, geometry, input_shape
         n, c, h, w = input_shape
         ph, pw = geometry.padding
         disjoint = all(s >= d * (k - 1) + 1 for s, d, k in zip(geometry.stride, geometry.dilation, geometry.kernel))
@@ -115,6 +119,10 @@ class WindowScatter(Function):
     def backward(ctx, grad):
         return WindowGather.apply(grad, ctx.argmax, ctx.geometry), None, None, None
 
+    @staticmethod
+    def jvp(ctx, t, _argmax, _input_shape, _geometry):
+        return WindowScatter.apply(t, ctx.argmax, ctx.input_shape, ctx.geometry)  # linear
+
 
 class WindowGather(Function):
     """Read, for each window, the input value at the position its ``argmax`` names."""
@@ -131,3 +139,7 @@ class WindowGather(Function):
     @staticmethod
     def backward(ctx, grad):
         return WindowScatter.apply(grad, ctx.argmax, ctx.input_shape, ctx.geometry), None, None
+
+    @staticmethod
+    def jvp(ctx, t, _argmax, _geometry):
+        return WindowGather.apply(t, ctx.argmax, ctx.geometry)  # linear

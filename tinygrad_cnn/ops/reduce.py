@@ -16,12 +16,16 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         kept = np.sum(x, axis=axis, keepdims=True)
-        ctx.input_shape, ctx.kept_shape = x.shape, kept.shape
+        ctx.input_shape, ctx.kept_shape, ctx.axis, ctx.keepdims = x.shape, kept.shape, axis, keepdims
         return _drop_axes(kept, axis, keepdims)
 
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(*ctx.kept_shape).expand(*ctx.input_shape)
+
+    @staticmethod
+    def jvp(ctx, t):
+        return Sum.apply(t, axis=ctx.axis, keepdims=ctx.keepdims)
 
 
 class Max(Function):
@@ -30,7 +34,7 @@ class Max(Function):
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         kept = np.max(x, axis=axis, keepdims=True)
-        ctx.input_shape, ctx.kept_shape = x.shape, kept.shape
+        ctx.input_shape, ctx.kept_shape, ctx.axis, ctx.keepdims = x.shape, kept.shape, axis, keepdims
         if any(ctx.needs_input_grad):
             is_max = x == kept
             ctx.share = is_max / np.sum(is_max, axis=axis, keepdims=True, dtype=x.dtype)
@@ -39,3 +43,7 @@ class Max(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(*ctx.kept_shape).expand(*ctx.input_shape) * ctx.share
+
+    @staticmethod
+    def jvp(ctx, t):
+        return Sum.apply(t * ctx.share, axis=ctx.axis, keepdims=ctx.keepdims)  # ties share, as in backward
