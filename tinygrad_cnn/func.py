@@ -69,6 +69,21 @@ def _fresh_input(x: Tensor, what: str) -> Tensor:
     return Tensor._from_op(x.data, False, None).requires_grad_()
 
 
+def _reaches_other_leaves(results, own) -> bool:
+    """Whether ``results`` depend on a tensor requiring grad other than this transform's own inputs
+    (a parameter captured by ``f``, say): then they stay in the graph, so the caller's backward
+    reaches it, as with torch.func."""
+    own_ids = {id(t) for t in own}
+    nodes = [r.grad_fn for r in results if r is not None and r.grad_fn is not None]
+    if any(r is not None and r.grad_fn is None and r.requires_grad and id(r) not in own_ids for r in results):
+        return True
+    for node in autograd.topological_order(nodes) if nodes else ():
+        for inp in node.inputs:
+            if getattr(inp, "grad_fn", None) is None and getattr(inp, "requires_grad", False) and id(inp) not in own_ids:
+                return True
+    return False
+
+
 def _split_aux(result, has_aux: bool, what: str):
     if not has_aux:
         return result, None
@@ -122,18 +137,14 @@ def vjp(f, *primals, has_aux: bool = False):
         grads = [None] * len(inputs)
         if live:
             grads = list(autograd.grad([o for o, _ in live], inputs, grad_outputs=[c for _, c in live],
-                                       retain_graph=True, create_graph=keep or _tangents_pending(),
-                                       allow_unused=True))
-        return tuple(_finish(g if g is not None else Tensor(np.zeros(p.shape, p.dtype)), keep)
-                     for g, p in zip(grads, primals))
+                                       retain_graph=True, create_graph=True, allow_unused=True))
+        grads = [g if g is not None else Tensor(np.zeros(p.shape, p.dtype)) for g, p in zip(grads, primals)]
+        keep_grads = keep or _reaches_other_leaves(grads, inputs)
+        return tuple(_finish(g, keep_grads) for g in grads)
 
-    out = _restructure([_finish(o, keep) for o in outputs], result)
+    keep_outputs = keep or _reaches_other_leaves(outputs, inputs)
+    out = _restructure([_finish(o, keep_outputs) for o in outputs], result)
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
-
-
-def _tangents_pending() -> bool:
-    """Inside a ``jvp``, reverse mode must build its gradients with Tensor ops that carry tangents."""
-    return bool(forward_ad.active_levels())
 
 
 def grad_and_value(f, argnums=0, has_aux: bool = False):
@@ -155,15 +166,16 @@ def grad_and_value(f, argnums=0, has_aux: bool = False):
         if result.data.size != 1:
             raise RuntimeError(f"grad: f must return a tensor with one element, got shape {result.shape} "
                                "(use vjp or jacrev for other outputs)")
+        own = [inputs[i] for i in chosen]
         if result.requires_grad:
-            grads = autograd.grad(result, [inputs[i] for i in chosen], retain_graph=keep,
-                                  create_graph=keep or _tangents_pending(), allow_unused=True)
+            grads = autograd.grad(result, own, create_graph=True, allow_unused=True)
         else:
             grads = (None,) * len(chosen)
-        grads = tuple(_finish(g if g is not None else Tensor(np.zeros(args[i].shape, args[i].dtype)), keep)
-                      for g, i in zip(grads, chosen))
+        grads = [g if g is not None else Tensor(np.zeros(args[i].shape, args[i].dtype)) for g, i in zip(grads, chosen)]
+        keep_grads = keep or _reaches_other_leaves(grads, own)
+        grads = tuple(_finish(g, keep_grads) for g in grads)
         gradient = grads[0] if isinstance(argnums, int) else grads
-        value = _finish(result, keep)
+        value = _finish(result, keep or _reaches_other_leaves([result], own))
         return (gradient, (value, aux)) if has_aux else (gradient, value)
 
     return wrapper
@@ -242,8 +254,10 @@ def jvp(f, primals, tangents, has_aux: bool = False):
         result, aux = _split_aux(f(*duals), has_aux, "jvp")
         outputs = _outputs(result, "jvp")
         unpacked = [forward_ad.unpack_dual(o, level=level) for o in outputs]
-    values = [_finish(p, keep) for p, _ in unpacked]
-    derivatives = [_finish(t if t is not None else Tensor(np.zeros(p.shape, p.dtype)), keep) for p, t in unpacked]
+    # results that depend on a tensor requiring grad (captured by f) stay in the caller's graph
+    values = [_finish(p, keep or p.requires_grad) for p, _ in unpacked]
+    derivatives = [t if t is not None else Tensor(np.zeros(p.shape, p.dtype)) for p, t in unpacked]
+    derivatives = [_finish(t, keep or t.requires_grad) for t in derivatives]
     out = (_restructure(values, result), _restructure(derivatives, result))
     return (*out, aux) if has_aux else out
 
