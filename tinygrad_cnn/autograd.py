@@ -33,6 +33,7 @@ before ``.grad`` is written. ``retain_grad`` keeps the gradient after the hooks.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 import traceback
 import weakref
@@ -158,6 +159,9 @@ _FREED_MESSAGE = (
     "freed). The graph is freed after .backward() or grad(); specify retain_graph=True on the first "
     "call if you need to backward through it again."
 )
+
+
+_NODE_SEQUENCE = itertools.count()
 
 
 class InputEdge:
@@ -296,6 +300,7 @@ class Function:
         if not any(ctx.needs_input_grad):
             return _share_version_with_base(Tensor._from_op(output, False, None), args)
         ctx.inputs = _inputs_to_keep(args, ctx._saved)
+        ctx.sequence = next(_NODE_SEQUENCE)  # creation order: which nodes a block of code made
         if ctx._saved:  # versions are only checked for saved inputs
             ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
         ctx.output_shape, ctx.output_dtype = output.shape, output.dtype
