@@ -38,6 +38,7 @@ Grad mode and anomaly mode live in ``modes.py`` (per thread); their names are ex
 """
 from __future__ import annotations
 
+import itertools
 import time
 import weakref
 
@@ -110,6 +111,13 @@ class Function:
     def backward(ctx, grad_output):
         raise NotImplementedError
 
+    @staticmethod
+    def jvp(ctx, *tangents):
+        """Forward mode's rule: the output's tangent, given one tangent per positional argument of
+        ``forward`` (None for a constant or an input without tangent). Written with Tensor ops, like
+        ``backward``. An op without this rule cannot be used in forward mode (see ``_attach_tangents``)."""
+        raise NotImplementedError
+
     # -- saving for backward -------------------------------------------------------------------
 
     def save_for_backward(self, *arrays) -> None:
@@ -123,14 +131,19 @@ class Function:
         if self.freed:
             raise GraphFreedError(_FREED_MESSAGE)
         Tensor = _tensor_module.Tensor
-        by_id = {id(a.data): a for a in self.inputs if isinstance(a, Tensor)}
+        jvp_args = getattr(self, "_jvp_args", None)  # set while a JVP rule runs (see _attach_tangents)
+        inputs = self.inputs if jvp_args is None else jvp_args
+        by_id = {id(a.data): a for a in inputs if isinstance(a, Tensor)}
         result = []
         for value in self._saved:
             if isinstance(value, np.ndarray):
                 source = by_id.get(id(value))
                 if source is not None:
-                    self._check_version(source)
+                    if jvp_args is None:
+                        self._check_version(source)
                     value = source
+                elif jvp_args is not None and value is self._jvp_result.data:
+                    value = self._jvp_result
                 elif value is self._output:
                     value = self._output_tensor()
                 else:
@@ -144,7 +157,9 @@ class Function:
         output = self._output_ref()
         if output is not None and output._version != self._output_version:
             raise RuntimeError(self._modified_message("its output"))
-        return _tensor_module.Tensor._from_op(self._output, True, self)
+        tensor = _tensor_module.Tensor._from_op(self._output, True, self)
+        tensor._tangents = getattr(self, "_output_tangents", None)  # forward-over-reverse needs them
+        return tensor
 
     def _check_version(self, tensor) -> None:
         if tensor._version != self._input_versions[id(tensor)]:
@@ -201,7 +216,7 @@ class Function:
         self.freed = True
         self.inputs = None
         self._saved = ()
-        self._output = None
+        self._output = self._output_tangents = None
 
     # -- running the op --------------------------------------------------------------------------
 
@@ -215,7 +230,24 @@ class Function:
         else:
             ctx.needs_input_grad = (False,) * len(args)
         ctx._saved = ()
+        levels = forward_ad.active_levels()
+        tangent_levels = _levels_with_tangents(args, levels) if levels else ()
+        if tangent_levels:
+            # forward keeps what the JVP rule needs as well as what backward needs
+            needs_grad = ctx.needs_input_grad
+            ctx.needs_input_grad = tuple(n or _carries_tangent(a, tangent_levels) for n, a in zip(needs_grad, args))
+            output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+            ctx.needs_input_grad = needs_grad
+            result = cls._record(ctx, output, args)
+            _attach_tangents(cls, ctx, args, result, tangent_levels)
+            return result
         output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        return cls._record(ctx, output, args)
+
+    @classmethod
+    def _record(cls, ctx, output, args):
+        """The output Tensor, and the node in the graph when a gradient is needed."""
+        Tensor = _tensor_module.Tensor
         if not isinstance(output, np.ndarray):
             # NumPy returns scalars for 0-d inputs; a saved copy of that scalar must still be
             # recognised as the output, or the backward would treat it as a constant.
@@ -227,6 +259,7 @@ class Function:
         if not any(ctx.needs_input_grad):
             return _share_version_with_base(Tensor._from_op(output, False, None), args)
         ctx.inputs = _inputs_to_keep(args, ctx._saved)
+        ctx.sequence = next(_NODE_SEQUENCE)  # creation order: which nodes a block of code made
         if ctx._saved:  # versions are only checked for saved inputs
             ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
         ctx.output_shape, ctx.output_dtype = output.shape, output.dtype
@@ -247,8 +280,62 @@ class Function:
 # other attribute holding arrays was set by the op's forward for its backward (see held_arrays).
 ENGINE_ATTRIBUTES = frozenset(
     {"inputs", "needs_input_grad", "_saved", "_output", "output_shape", "output_dtype", "_output_ref",
-     "_output_version", "_input_versions", "creation_site", "output_hooks", "retained_output", "freed"}
+     "_output_version", "_input_versions", "creation_site", "output_hooks", "retained_output", "freed",
+     "sequence", "_output_tangents", "_jvp_args", "_jvp_result"}
 )
+_NODE_SEQUENCE = itertools.count()
+
+
+def _levels_with_tangents(args, levels) -> tuple:
+    """The active forward-mode levels at which some Tensor argument carries a tangent."""
+    found = set()
+    for a in args:
+        tangents = getattr(a, "_tangents", None)
+        if tangents:
+            found.update(level for level in tangents if level in levels)
+    return tuple(level for level in levels if level in found)
+
+
+def _carries_tangent(a, levels) -> bool:
+    tangents = getattr(a, "_tangents", None)
+    return bool(tangents) and any(level in tangents for level in levels)
+
+
+def _attach_tangents(cls, ctx, args, result, levels) -> None:
+    """Give ``result`` its tangent at each level, outermost first, from the op's JVP rule.
+
+    The rule for level L runs with only the levels before L active, so it computes ``J(x) dx``
+    for that level's ``dx`` and carries the outer levels' tangents through that computation (a
+    derivative of a derivative), never mixing in L's own."""
+    Tensor = _tensor_module.Tensor
+    if cls.jvp is Function.jvp:
+        raise RuntimeError(
+            f"{cls.__name__} has no JVP rule, so forward mode cannot go through it: define "
+            f"jvp(ctx, *tangents) on {cls.__name__} (next to its backward), returning the output's tangent"
+        )
+    ctx._jvp_args, ctx._jvp_result = args, result
+    ctx.output_shape, ctx.output_dtype = result.shape, result.dtype
+    try:
+        for level in levels:
+            tangents = [forward_ad.tangent_of(a, level) if isinstance(a, Tensor) else None for a in args]
+            if all(t is None for t in tangents):
+                continue
+            with forward_ad._only_levels_below(level):
+                tangent = cls.jvp(ctx, *tangents)
+            if tangent is None:
+                continue
+            if not isinstance(tangent, Tensor):
+                tangent = Tensor(np.asarray(tangent, dtype=result.dtype))
+            if tangent.shape != result.shape:
+                raise RuntimeError(f"{cls.__name__}.jvp returned a tangent of shape {tangent.shape} for an output "
+                                   f"of shape {result.shape}")
+            if result._tangents is None:
+                result._tangents = {}
+                if getattr(ctx, "_output", None) is not None:  # the saved output: its backward must see them too
+                    ctx._output_tangents = result._tangents
+            result._tangents[level] = tangent
+    finally:
+        del ctx._jvp_args, ctx._jvp_result
 
 
 def _array_of(value):
@@ -567,4 +654,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 # The engine creates Tensors and Tensors call the engine. Importing the module object (not the
 # class) at the bottom works whichever of the two modules is imported first.
+from . import forward_ad  # noqa: E402
 from . import tensor as _tensor_module  # noqa: E402

@@ -94,7 +94,9 @@ class Tensor:
 
     # _version_counter: a one-element list counting in-place changes, shared by every Tensor that
     # views the same memory (reshape, transpose, slices, detach), as torch does.
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_version_counter", "_hooks", "__weakref__")
+    # _tangents: forward mode's tangents, {level: Tensor} (see forward_ad.py), or None.
+    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_version_counter", "_hooks", "_tangents",
+                 "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` call Tensor.__rmul__ instead of NumPy's loop
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -103,7 +105,7 @@ class Tensor:
         self.grad_fn = None
         self.name = None
         self._version_counter = [0]
-        self._hooks = None
+        self._hooks = self._tangents = None
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
@@ -112,7 +114,7 @@ class Tensor:
         """Wrap an op's result without re-validating it (the hot path of every op)."""
         t = cls.__new__(cls)
         t.data, t.requires_grad, t.grad_fn = data, requires_grad, grad_fn
-        t.grad = t.name = t._hooks = None
+        t.grad = t.name = t._hooks = t._tangents = None
         t._version_counter = [0]
         return t
 

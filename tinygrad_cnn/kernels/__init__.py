@@ -31,7 +31,7 @@ import threading
 from . import fast, reference
 
 KERNEL_NAMES = (
-    "elementwise", "matmul", "sigmoid", "relu", "relu_mask", "keep_where",
+    "elementwise", "matmul", "sigmoid", "erf", "relu", "relu_mask", "keep_where",
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad",
     "max_pool2d", "window_scatter", "window_gather",
 )

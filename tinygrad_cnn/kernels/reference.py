@@ -8,6 +8,8 @@ twin here.
 Shapes: images are (N, C, H, W), convolution weights (O, C/groups, kh, kw). ``geometry`` is an
 ``ops.conv.ConvGeometry``: kernel, stride, padding and dilation as (height, width) pairs, and groups.
 """
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -29,6 +31,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     exp(x) / (1 + exp(x)) for negative x."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function elementwise, in x's dtype. NumPy has none: Python's ``math.erf`` (accurate
+    to double precision) one element at a time, about 0.17 microseconds an element."""
+    return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype=x.dtype)
 
 
 def relu(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..autograd import Function
 from ..kernels import active
-from .elementwise import constant_in
+from .elementwise import _sum_of, constant_in
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Conv2d(Function):
     dL/dx = Conv2dInputGrad(g, w)
     dL/dw = Conv2dWeightGrad(x, g)
     dL/db = Σ g over n, oh, ow
+    JVP: dy = conv2d(dx, w) + conv2d(x, dw) + db
 
     c runs over the input channels of o's group."""
 
@@ -76,17 +77,27 @@ class Conv2d(Function):
             None,
         )
 
+    @staticmethod
+    def jvp(ctx, tx, tw, tb, _):
+        x, w = ctx.saved_tensors  # linear in x, in w and in b: a term for each
+        return _sum_of([
+            constant_in(Conv2d.apply(tx, w, None, ctx.geometry), ctx, 0) if tx is not None else None,
+            Conv2d.apply(x, tw, None, ctx.geometry) if tw is not None else None,
+            tb.reshape(1, -1, 1, 1).expand(*ctx.output_shape) if tb is not None else None,
+        ])
+
 
 class Conv2dInputGrad(Function):
     """y = dL/dx of conv2d(x, w): y[n, c, s·oh + d·i − p, s·ow + d·j − p] += Σ over o of g[n, o, oh, ow] · w[o, c, i, j]
     dL/dg = Conv2d(g', w)
     dL/dw = Conv2dWeightGrad(g', g)
+    JVP: dy = Conv2dInputGrad(dg, w) + Conv2dInputGrad(g, dw)
 
     The transposed convolution of the output gradient g."""
 
     @staticmethod
     def forward(ctx, grad_out, w, x_shape, geometry):
-        ctx.geometry = geometry
+        ctx.geometry, ctx.x_shape = geometry, x_shape
         ctx.save_for_backward(grad_out, w)
         return active().conv2d_input_grad(grad_out, w, x_shape, geometry)
 
@@ -102,17 +113,24 @@ class Conv2dInputGrad(Function):
             None,
         )
 
+    @staticmethod
+    def jvp(ctx, tg, tw, _x_shape, _geometry):
+        grad_out, w = ctx.saved_tensors
+        return _sum_of([Conv2dInputGrad.apply(tg, w, ctx.x_shape, ctx.geometry) if tg is not None else None,
+                        Conv2dInputGrad.apply(grad_out, tw, ctx.x_shape, ctx.geometry) if tw is not None else None])
+
 
 class Conv2dWeightGrad(Function):
     """y = dL/dw of conv2d(x, w): y[o, c, i, j] = Σ over n, oh, ow of g[n, o, oh, ow] · x_padded[n, c, s·oh + d·i, s·ow + d·j]
     dL/dx = Conv2dInputGrad(g, g')
     dL/dg = Conv2d(x, g')
+    JVP: dy = Conv2dWeightGrad(dx, g) + Conv2dWeightGrad(x, dg)
 
     The correlation of the input with the output gradient g, summed over the batch."""
 
     @staticmethod
     def forward(ctx, x, grad_out, w_shape, geometry):
-        ctx.geometry = geometry
+        ctx.geometry, ctx.w_shape = geometry, w_shape
         ctx.save_for_backward(x, grad_out)
         return active().conv2d_weight_grad(x, grad_out, w_shape, geometry)
 
@@ -127,3 +145,9 @@ class Conv2dWeightGrad(Function):
             None,
             None,
         )
+
+    @staticmethod
+    def jvp(ctx, tx, tg, _w_shape, _geometry):
+        x, grad_out = ctx.saved_tensors
+        return _sum_of([Conv2dWeightGrad.apply(tx, grad_out, ctx.w_shape, ctx.geometry) if tx is not None else None,
+                        Conv2dWeightGrad.apply(x, tg, ctx.w_shape, ctx.geometry) if tg is not None else None])

@@ -23,6 +23,7 @@ from .movement import sum_to_shape
 class KeepWhere(Function):
     """y = x where mask, else 0
     dL/dx = g where mask, else 0
+    JVP: dy = dx where mask, else 0
 
     ``mask`` is a constant boolean array that broadcasts to ``x``: the gradient of ops that pass
     some values through and block the rest (relu, clamp, where). A blocked value gives 0 even when
@@ -39,11 +40,16 @@ class KeepWhere(Function):
     def backward(ctx, grad):
         return KeepWhere.apply(grad, ctx.mask), None  # linear in x, with the same mask
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return KeepWhere.apply(t, ctx.mask)
+
 
 class LocallyConstant(Function):
     """y = v, where v does not change with x near the point where it was computed
     dL/dv = g
     dL/dx = 0
+    JVP: dy = dv
 
     The gradient of a piecewise-linear op at x is such a v: this ties it to x in the graph, so a
     second derivative with respect to x is zeros (away from the kinks, where it is defined)."""
@@ -57,12 +63,16 @@ class LocallyConstant(Function):
     def backward(ctx, grad):
         return grad, np.zeros(ctx.x_shape, ctx.x_dtype) if ctx.needs_input_grad[1] else None
 
+    @staticmethod
+    def jvp(ctx, tv, _tx):
+        return tv
+
 
 def constant_in(grad_input, ctx, index: int):
     """``grad_input``, the gradient ``ctx``'s op sends to its input ``index``, tied to that input by
     ``LocallyConstant`` when the gradient is being recorded (``create_graph=True``), else as it is."""
-    if not is_grad_enabled():  # a first-order backward: nothing to tie, nothing to pay
-        return grad_input
+    if not is_grad_enabled() or getattr(ctx, "inputs", None) is None:
+        return grad_input  # a first-order backward, or a JVP of an op not in the graph: nothing to tie
     x = ctx.inputs[index]
     if isinstance(x, InputEdge):  # x's value was not kept: its place in the graph is all we need
         Tensor = type(grad_input)
@@ -75,7 +85,8 @@ def constant_in(grad_input, ctx, index: int):
 
 class Neg(Function):
     """y = −x
-    dL/dx = −g"""
+    dL/dx = −g
+    JVP: dy = −dx"""
 
     @staticmethod
     def forward(ctx, x):
@@ -85,10 +96,15 @@ class Neg(Function):
     def backward(ctx, grad):
         return -grad
 
+    @staticmethod
+    def jvp(ctx, t):
+        return -t
+
 
 class Exp(Function):
     """y = exp x
-    dL/dx = g · y"""
+    dL/dx = g · y
+    JVP: dy = dx · y"""
 
     @staticmethod
     def forward(ctx, x):
@@ -101,10 +117,16 @@ class Exp(Function):
         (out,) = ctx.saved_tensors
         return grad * out
 
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t * out
+
 
 class Log(Function):
     """y = ln x
-    dL/dx = g / x"""
+    dL/dx = g / x
+    JVP: dy = dx / x"""
 
     @staticmethod
     def forward(ctx, x):
@@ -116,10 +138,16 @@ class Log(Function):
         (x,) = ctx.saved_tensors
         return grad / x
 
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t / x
+
 
 class Sqrt(Function):
     """y = √x
-    dL/dx = g / (2y)"""
+    dL/dx = g / (2y)
+    JVP: dy = dx / (2 y)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -132,10 +160,16 @@ class Sqrt(Function):
         (out,) = ctx.saved_tensors
         return grad / (out * 2)
 
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t / (out * 2)
+
 
 class Tanh(Function):
     """y = tanh x
-    dL/dx = g · (1 − y²)"""
+    dL/dx = g · (1 − y²)
+    JVP: dy = dx · (1 − y²)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -148,10 +182,16 @@ class Tanh(Function):
         (out,) = ctx.saved_tensors
         return grad * (1 - out * out)
 
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t * (1 - out * out)
+
 
 class Sigmoid(Function):
     """y = 1 / (1 + exp(−x))
-    dL/dx = g · y · (1 − y)"""
+    dL/dx = g · y · (1 − y)
+    JVP: dy = dx · y · (1 − y)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -164,10 +204,16 @@ class Sigmoid(Function):
         (out,) = ctx.saved_tensors
         return grad * out * (1 - out)
 
+    @staticmethod
+    def jvp(ctx, t):
+        (out,) = ctx.saved_tensors
+        return t * out * (1 - out)
+
 
 class Relu(Function):
     """y = max(x, 0)
-    dL/dx = g where x > 0, else 0"""
+    dL/dx = g where x > 0, else 0
+    JVP: dy = dx where x > 0, else 0"""
 
     @staticmethod
     def forward(ctx, x):
@@ -183,10 +229,15 @@ class Relu(Function):
     def backward(ctx, grad):
         return constant_in(KeepWhere.apply(grad, ctx.positive), ctx, 0)  # relu'' = 0 away from the kink
 
+    @staticmethod
+    def jvp(ctx, t):
+        return constant_in(KeepWhere.apply(t, ctx.positive), ctx, 0)
+
 
 class Abs(Function):
     """y = |x|
-    dL/dx = g · sign x"""
+    dL/dx = g · sign x
+    JVP: dy = dx · sign x"""
 
     @staticmethod
     def forward(ctx, x):
@@ -198,10 +249,16 @@ class Abs(Function):
         (x,) = ctx.saved_tensors
         return constant_in(grad * np.sign(x.data), ctx, 0)
 
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return constant_in(t * np.sign(x.data), ctx, 0)
+
 
 class Cast(Function):
     """y = x converted to ``dtype``
-    dL/dx = g converted to x's dtype"""
+    dL/dx = g converted to x's dtype
+    JVP: dy = dx converted to ``dtype``"""
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -212,10 +269,15 @@ class Cast(Function):
     def backward(ctx, grad):
         return grad.astype(ctx.input_dtype), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return t.astype(ctx.output_dtype)
+
 
 class Clip(Function):
     """y = min(max(x, low), high)
     dL/dx = g where low ≤ x ≤ high, else 0
+    JVP: dy = dx where low ≤ x ≤ high, else 0
 
     The slope is 1 at the bounds themselves, as torch.clamp's."""
 
@@ -228,8 +290,26 @@ class Clip(Function):
     def backward(ctx, grad):
         return constant_in(KeepWhere.apply(grad, ctx.inside), ctx, 0), None, None
 
+    @staticmethod
+    def jvp(ctx, t, _low, _high):
+        return constant_in(KeepWhere.apply(t, ctx.inside), ctx, 0)
+
 
 # ---- binary (NumPy broadcasting) ----------------------------------------------------------------
+
+
+def _expand_to(t, shape):
+    """A tangent broadcast to the output's shape: the JVP of broadcasting, as ``sum_to_shape`` is its VJP."""
+    return t if t.shape == tuple(shape) else t.expand(*shape)
+
+
+def _sum_of(terms):
+    """The sum of a linear map's terms, None standing for an input without tangent."""
+    terms = [t for t in terms if t is not None]
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
 
 
 def broadcasting(op: str, fn, *operands):
@@ -268,11 +348,20 @@ class BinaryOp(Function):
             sum_to_shape(cls.grad_y(ctx, grad), y_shape) if needs_y else None,
         )
 
+    @classmethod
+    def jvp(cls, ctx, tx, ty):
+        # each partial derivative of an elementwise op is diagonal, so it multiplies a tangent exactly
+        # as it multiplies a gradient: grad_x and grad_y serve both modes
+        shape = ctx.output_shape
+        return _sum_of([cls.grad_x(ctx, _expand_to(tx, shape)) if tx is not None else None,
+                        cls.grad_y(ctx, _expand_to(ty, shape)) if ty is not None else None])
+
 
 class Add(BinaryOp):
     """z = x + y
     dL/dx = g
-    dL/dy = g"""
+    dL/dy = g
+    JVP: dz = dx + dy"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -290,7 +379,8 @@ class Add(BinaryOp):
 class Sub(BinaryOp):
     """z = x − y
     dL/dx = g
-    dL/dy = −g"""
+    dL/dy = −g
+    JVP: dz = dx − dy"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -308,7 +398,8 @@ class Sub(BinaryOp):
 class Mul(BinaryOp):
     """z = x · y
     dL/dx = g · y
-    dL/dy = g · x"""
+    dL/dy = g · x
+    JVP: dz = dx · y + x · dy"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -327,7 +418,8 @@ class Mul(BinaryOp):
 class Div(BinaryOp):
     """z = x / y
     dL/dx = g / y
-    dL/dy = −g · x / y²"""
+    dL/dy = −g · x / y²
+    JVP: dz = dx / y − x · dy / y²"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -347,7 +439,8 @@ class Div(BinaryOp):
 class Pow(BinaryOp):
     """z = x ** y
     dL/dx = g · y · x ** (y − 1)
-    dL/dy = g · z · ln x"""
+    dL/dy = g · z · ln x
+    JVP: dz = dx · y · x ** (y − 1) + dy · z · ln x"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -377,6 +470,7 @@ class Maximum(BinaryOp):
     """z = max(x, y)
     dL/dx = g · ([x > y] + ½ [x = y])
     dL/dy = g · ([x < y] + ½ [x = y])
+    JVP: dz = dx · ([x > y] + ½ [x = y]) + dy · ([x < y] + ½ [x = y])
 
     At a tie each side gets half the gradient, as torch.maximum's."""
 
@@ -400,6 +494,7 @@ class Where(Function):
     """z = x where c, else y
     dL/dx = g where c, else 0
     dL/dy = g where not c, else 0
+    JVP: dz = dx where c, else dy
 
     The condition c is a constant boolean array."""
 
@@ -418,3 +513,10 @@ class Where(Function):
             sum_to_shape(KeepWhere.apply(grad, ctx.condition), x_shape) if needs_x else None,
             sum_to_shape(KeepWhere.apply(grad, ~ctx.condition), y_shape) if needs_y else None,
         )
+
+    @staticmethod
+    def jvp(ctx, _, tx, ty):
+        shape = ctx.output_shape
+        terms = [KeepWhere.apply(_expand_to(tx, shape), ctx.condition) if tx is not None else None,
+                 KeepWhere.apply(_expand_to(ty, shape), ~ctx.condition) if ty is not None else None]
+        return _sum_of(terms)

@@ -35,6 +35,7 @@ class MatMul(Function):
     """Z = A @ B
     dL/dA = G @ Bᵀ
     dL/dB = Aᵀ @ G
+    JVP: dz = da @ b + a @ db
 
     Broadcast batch dimensions are summed back."""
 
@@ -52,3 +53,10 @@ class MatMul(Function):
             sum_to_shape(grad @ _swap_last_two(b), a.shape) if needs_a else None,
             sum_to_shape(_swap_last_two(a) @ grad, b.shape) if needs_b else None,
         )
+
+    @staticmethod
+    def jvp(ctx, ta, tb):
+        a, b = ctx.saved_tensors
+        terms = [MatMul.apply(ta, b) if ta is not None else None, MatMul.apply(a, tb) if tb is not None else None]
+        terms = [t if t.shape == ctx.output_shape else t.expand(*ctx.output_shape) for t in terms if t is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]

@@ -22,9 +22,18 @@ def sum_to_shape(grad, shape):
     return grad.sum(axis=stretched, keepdims=True).reshape(*shape)
 
 
+def _zeros_like_array(a):
+    """A zero tangent for an input that has none (a Tensor or an array)."""
+    from ..tensor import Tensor
+
+    data = a.data if isinstance(a, Tensor) else np.asarray(a)
+    return Tensor(np.zeros(data.shape, dtype=data.dtype))
+
+
 class Reshape(Function):
     """y = x with the same elements, in row-major order, seen as ``shape``
-    dL/dx = g reshaped to x's shape"""
+    dL/dx = g reshaped to x's shape
+    JVP: dy = dx reshaped"""
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -35,10 +44,15 @@ class Reshape(Function):
     def backward(ctx, grad):
         return grad.reshape(*ctx.input_shape), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return Reshape.apply(t, ctx.output_shape)
+
 
 class Permute(Function):
     """y = x with its axes reordered: y.shape[i] = x.shape[axes[i]]
-    dL/dx = g with the inverse permutation"""
+    dL/dx = g with the inverse permutation
+    JVP: dy = dx with its axes permuted"""
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -49,10 +63,15 @@ class Permute(Function):
     def backward(ctx, grad):
         return grad.permute(*np.argsort(ctx.axes)), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return Permute.apply(t, ctx.axes)
+
 
 class Expand(Function):
     """y = x repeated along its axes of length 1 (and new leading axes) up to ``shape``
-    dL/dx = g summed over the repeated axes (``sum_to_shape``)"""
+    dL/dx = g summed over the repeated axes (``sum_to_shape``)
+    JVP: dy = dx broadcast to ``shape``"""
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -63,19 +82,29 @@ class Expand(Function):
     def backward(ctx, grad):
         return sum_to_shape(grad, ctx.input_shape), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return Expand.apply(t, ctx.output_shape)
+
 
 class Pad(Function):
     """y = x surrounded by ``value``: ``pad_width`` is NumPy's ((before, after), ...) per axis
-    dL/dx = g with the padding sliced off"""
+    dL/dx = g with the padding sliced off
+    JVP: dy = dx surrounded by zeros"""
 
     @staticmethod
     def forward(ctx, x, pad_width, value=0):
         ctx.inner = tuple(slice(before, before + n) for (before, _), n in zip(pad_width, x.shape))
+        ctx.pad_width = pad_width
         return np.pad(x, pad_width, mode="constant", constant_values=value)
 
     @staticmethod
     def backward(ctx, grad):
         return grad[ctx.inner], None, None
+
+    @staticmethod
+    def jvp(ctx, t, _pad_width, _value=None):
+        return Pad.apply(t, ctx.pad_width, 0)  # the padding is constant
 
 
 def _is_advanced(index) -> bool:
@@ -85,7 +114,8 @@ def _is_advanced(index) -> bool:
 
 class GetItem(Function):
     """y = x[index], basic or advanced indexing (NumPy semantics)
-    dL/dx = IndexAdd(g, index): zeros with g added at the selected positions"""
+    dL/dx = IndexAdd(g, index): zeros with g added at the selected positions
+    JVP: dy = dx[index]"""
 
     @staticmethod
     def forward(ctx, x, index):
@@ -97,10 +127,15 @@ class GetItem(Function):
     def backward(ctx, grad):
         return IndexAdd.apply(grad, ctx.index, ctx.input_shape), None
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return GetItem.apply(t, ctx.index)
+
 
 class IndexAdd(Function):
     """y = zeros of ``shape``, with v[k] added at index[k] (repeated indices accumulate)
-    dL/dv = g[index] (GetItem)"""
+    dL/dv = g[index] (GetItem)
+    JVP: dy = zeros of ``shape``, plus dv added at ``index``"""
 
     @staticmethod
     def forward(ctx, values, index, shape):
@@ -116,10 +151,15 @@ class IndexAdd(Function):
     def backward(ctx, grad):
         return GetItem.apply(grad, ctx.index), None, None
 
+    @staticmethod
+    def jvp(ctx, t, _index, _shape):
+        return IndexAdd.apply(t, ctx.index, ctx.output_shape)
+
 
 class Concatenate(Function):
     """y = x₁, x₂, … joined along ``axis``
-    dL/dxₖ = the slice of g where xₖ was put"""
+    dL/dxₖ = the slice of g where xₖ was put
+    JVP: dy = the tangents joined along ``axis`` (zeros for an input without one)"""
 
     @staticmethod
     def forward(ctx, axis, *arrays):
@@ -135,3 +175,8 @@ class Concatenate(Function):
             index = (slice(None),) * axis + (slice(int(start), int(stop)),)
             pieces.append(grad[index] if needed else None)
         return (None, *pieces)
+
+    @staticmethod
+    def jvp(ctx, _axis, *tangents):
+        pieces = [t if t is not None else _zeros_like_array(a) for t, a in zip(tangents, ctx._jvp_args[1:])]
+        return Concatenate.apply(ctx.axis, *pieces)

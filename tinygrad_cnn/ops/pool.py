@@ -20,6 +20,7 @@ from .elementwise import constant_in
 class MaxPool2d(Function):
     """y[n, c, oh, ow] = max over i, j of x_padded[n, c, s·oh + d·i, s·ow + d·j]   (padding: −∞)
     dL/dx = WindowScatter(g, argmax)
+    JVP: dy = WindowGather(dx, argmax)
 
     ``argmax`` is the offset k = i·kw + j of each window's maximum: the first of tied maxima, the
     last NaN of a window that holds one (as torch)."""
@@ -35,24 +36,34 @@ class MaxPool2d(Function):
         scattered = WindowScatter.apply(grad, ctx.argmax, ctx.input_shape, ctx.geometry)
         return constant_in(scattered, ctx, 0), None  # the argmax is constant between ties
 
+    @staticmethod
+    def jvp(ctx, t, _):
+        return constant_in(WindowGather.apply(t, ctx.argmax, ctx.geometry), ctx, 0)  # dx at each argmax
+
 
 class WindowScatter(Function):
     """y = zeros of the input's shape, plus g[n, c, oh, ow] added at the position argmax[n, c, oh, ow] names
-    dL/dg = WindowGather(g', argmax)"""
+    dL/dg = WindowGather(g', argmax)
+    JVP: dy = WindowScatter(dg, argmax)"""
 
     @staticmethod
     def forward(ctx, grad, argmax, input_shape, geometry):
-        ctx.argmax, ctx.geometry = argmax, geometry
+        ctx.argmax, ctx.geometry, ctx.input_shape = argmax, geometry, input_shape
         return active().window_scatter(grad, argmax, input_shape, geometry)
 
     @staticmethod
     def backward(ctx, grad):
         return WindowGather.apply(grad, ctx.argmax, ctx.geometry), None, None, None
 
+    @staticmethod
+    def jvp(ctx, t, _argmax, _input_shape, _geometry):
+        return WindowScatter.apply(t, ctx.argmax, ctx.input_shape, ctx.geometry)  # linear in g
+
 
 class WindowGather(Function):
     """y[n, c, oh, ow] = x at the position argmax[n, c, oh, ow] names in its window
-    dL/dx = WindowScatter(g, argmax)"""
+    dL/dx = WindowScatter(g, argmax)
+    JVP: dy = WindowGather(dx, argmax)"""
 
     @staticmethod
     def forward(ctx, x, argmax, geometry):
@@ -62,3 +73,7 @@ class WindowGather(Function):
     @staticmethod
     def backward(ctx, grad):
         return WindowScatter.apply(grad, ctx.argmax, ctx.input_shape, ctx.geometry), None, None
+
+    @staticmethod
+    def jvp(ctx, t, _argmax, _geometry):
+        return WindowGather.apply(t, ctx.argmax, ctx.geometry)  # linear in x

@@ -6,36 +6,36 @@
 The derivative is written with Tensor ops (``exp``, ``*``), so every higher derivative comes from
 the graph. erf cannot be composed from the other primitives, hence a primitive of its own.
 
-NumPy has no erf, so the kernel applies Python's ``math.erf`` (accurate to double precision) to
-one element at a time: about 0.17 microseconds an element on the test machine, some fifty times
-a ufunc's cost, so the exact GELU is the slow one (``approximate="tanh"`` is not). A vectorised
-approximation is the place to improve, checked against this kernel; one tried here (a series
-below 2.5, a continued fraction above, about 100 array passes) was accurate but no faster.
+``forward`` calls the kernel ``erf`` (``kernels/reference.py``): NumPy has none, so it applies
+Python's ``math.erf`` one element at a time, some fifty times a ufunc's cost, which makes the exact
+GELU the slow one (``approximate="tanh"`` is not). A vectorised approximation is the place to
+improve, checked against that kernel; one tried (a series below 2.5, a continued fraction above,
+about 100 array passes) was accurate but no faster.
 """
 import math
 
-import numpy as np
-
 from ..autograd import Function
+from ..kernels import active
 
-_ERF_OF_EACH = np.frompyfunc(math.erf, 1, 1)
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
 
-def erf(x: np.ndarray) -> np.ndarray:
-    """erf elementwise, in ``x``'s dtype."""
-    return np.asarray(_ERF_OF_EACH(x), dtype=x.dtype)
-
-
 class Erf(Function):
-    """y = erf(x); dL/dx = g * 2 / sqrt(pi) * exp(-x^2)."""
+    """y = erf x
+    dL/dx = g · 2/√π · exp(−x²)
+    JVP: dy = dx · 2/√π · exp(−x²)"""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return erf(x)
+        return active().erf(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad * (-(x * x)).exp() * _TWO_OVER_SQRT_PI
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t * (-(x * x)).exp() * _TWO_OVER_SQRT_PI

@@ -6,11 +6,18 @@ output and compares, element by element of every input, the analytic vector-Jaco
 ``v . dy/dx`` with the central difference ``(v . f(x + eps) - v . f(x - eps)) / (2 eps)``.
 A mismatch raises ``GradcheckError`` naming the input, the element, and both values.
 
+``check_jvp`` does the same for forward mode: the JVP ``J v`` along a fixed random direction ``v``
+against ``(f(x + eps v) - f(x - eps v)) / (2 eps)``. ``check_vjp_jvp_consistency`` checks the two
+modes against each other without finite differences: ``<u, J v>`` (forward) must equal
+``<J^T u, v>`` (reverse) for random ``u`` and ``v``, which catches a wrong rule in either mode to
+rounding precision.
+
 ``check_dtype_preserved`` is the other half of an op's contract: float32 in, float32 out, for the
 result and for its gradients of first and second order.
 """
 import numpy as np
 
+from .. import forward_ad
 from ..autograd import grad, no_grad
 from ..tensor import Tensor
 
@@ -144,16 +151,128 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3)
                   numeric_needs_graph=True)
 
 
-def check_gradients(fn, *inputs, order=2, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
-    """``gradcheck`` and, with ``order=2``, ``gradgradcheck`` of ``fn(*inputs)``.
+def _differentiable(inputs) -> list:
+    return [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
 
-    Returns True or raises ``GradcheckError`` naming the input and element that disagree.
+
+def _jvp(fn, inputs, checked, directions):
+    """The outputs of ``fn(*inputs)`` and their tangents along ``directions`` (one per checked input)."""
+    with forward_ad.dual_level() as level:
+        duals = list(inputs)
+        for i, v in zip(checked, directions):
+            duals[i] = forward_ad.make_dual(inputs[i], Tensor(v))
+        outputs = _as_outputs(fn(*duals))
+        tangents = [forward_ad.unpack_dual(o, level=level).tangent for o in outputs]
+    return outputs, [np.zeros(o.shape) if t is None else t.data for o, t in zip(outputs, tangents)]
+
+
+def check_jvp(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
+    """Check forward mode: the JVP of ``fn(*inputs)`` along a fixed random direction for every
+    input with requires_grad, against central differences along that direction, in float64.
+    Raises ``GradcheckError`` naming the output and element that disagree."""
+    inputs = _copies(inputs, np.float64)
+    checked = _differentiable(inputs)
+    if not checked:
+        raise ValueError("check_jvp: no input has requires_grad=True, so there is nothing to check")
+    rng = np.random.default_rng(2)
+    directions = [rng.standard_normal(inputs[i].shape) for i in checked]
+    outputs, analytic = _jvp(fn, inputs, checked, directions)
+
+    def nudged(sign):
+        moved = list(inputs)  # still requiring grad: fn may itself take gradients (forward over reverse)
+        for i, v in zip(checked, directions):
+            moved[i] = Tensor(inputs[i].data + sign * eps * v, requires_grad=True)
+        return [o.data for o in _as_outputs(fn(*moved))]
+
+    plus, minus = nudged(1), nudged(-1)
+    for k, (t, p, m) in enumerate(zip(analytic, plus, minus)):
+        if not np.issubdtype(np.asarray(p).dtype, np.floating):
+            continue  # an integer output (indices) has no tangent
+        numeric = (np.asarray(p, dtype=np.float64) - m) / (2 * eps)
+        if t.shape != numeric.shape:
+            raise GradcheckError(f"check_jvp: output {k} has shape {numeric.shape} but its tangent has shape {t.shape}")
+        wrong = ~(np.abs(t - numeric) <= atol + rtol * np.abs(numeric))
+        if wrong.any():
+            index = tuple(int(j) for j in np.argwhere(wrong)[0])
+            raise GradcheckError(
+                f"check_jvp: output {k} (shape {numeric.shape}), element {index}: forward-mode tangent "
+                f"{t[index]:.8g}, numerical {numeric[index]:.8g} ({int(wrong.sum())} of {t.size} elements "
+                f"disagree; atol={atol}, rtol={rtol}, eps={eps})"
+            )
+    return True
+
+
+def check_vjp_jvp_consistency(fn, *inputs, atol=1e-9, rtol=1e-7) -> bool:
+    """Check that forward and reverse mode agree: ``<u, J v> = <J^T u, v>`` for fixed random ``u``
+    (one per output) and ``v`` (one per input with requires_grad), in float64 and without finite
+    differences, so the tolerance is close to rounding. Raises ``GradcheckError`` with both sides."""
+    inputs = _copies(inputs, np.float64)
+    checked = _differentiable(inputs)
+    if not checked:
+        raise ValueError("check_vjp_jvp_consistency: no input has requires_grad=True, so there is nothing to check")
+    rng = np.random.default_rng(3)
+    directions = [rng.standard_normal(inputs[i].shape) for i in checked]
+    outputs, tangents = _jvp(fn, inputs, checked, directions)
+    cotangents = [rng.standard_normal(o.shape) for o in outputs]
+    forward = sum(float(np.sum(u * t)) for u, t in zip(cotangents, tangents))
+    outputs = _as_outputs(fn(*inputs))
+    live = [(o, Tensor(u)) for o, u in zip(outputs, cotangents) if o.requires_grad]
+    reverse = 0.0
+    if live:
+        grads = grad([o for o, _ in live], [inputs[i] for i in checked], grad_outputs=[u for _, u in live],
+                     allow_unused=True)
+        reverse = sum(float(np.sum(g.data * v)) for g, v in zip(grads, directions) if g is not None)
+    if not abs(forward - reverse) <= atol + rtol * max(abs(forward), abs(reverse)):
+        raise GradcheckError(
+            f"check_vjp_jvp_consistency: <u, J v> = {forward:.12g} by forward mode but <J^T u, v> = "
+            f"{reverse:.12g} by reverse mode (difference {forward - reverse:.3g}; atol={atol}, rtol={rtol})"
+        )
+    return True
+
+
+def _first_derivatives(fn, inputs):
+    """The map (inputs, v) -> v . d fn / d inputs (reverse mode, differentiable again) and its
+    arguments: what ``gradgradcheck`` checks, and what forward-over-reverse differentiates."""
+    n = len(inputs)
+    differentiable = _differentiable(inputs)
+    rng = np.random.default_rng(1)
+    vs = [Tensor(rng.standard_normal(o.shape), requires_grad=True) for o in _as_outputs(fn(*inputs)) if o.requires_grad]
+
+    def first(*args):
+        xs, us = args[:n], args[n:]
+        outputs = [o for o in _as_outputs(fn(*xs)) if o.requires_grad]
+        grads = grad(outputs, [xs[i] for i in differentiable], grad_outputs=list(us), create_graph=True, allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    return first, (*inputs, *vs)
+
+
+def check_gradients(fn, *inputs, order=2, modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
+    """Check the derivatives of ``fn(*inputs)`` up to ``order`` (1 or 2) in each of ``modes``:
+
+    - ``"rev"``: ``gradcheck``, and for order 2 ``gradgradcheck`` (reverse over reverse);
+    - ``"fwd"``: ``check_jvp`` and ``check_vjp_jvp_consistency``, and for order 2 the same checks of
+      the gradient map (forward over reverse: what ``hessian`` and ``hvp`` compute).
+
+    Returns True or raises ``GradcheckError`` naming the input or output and element that disagree.
     """
     if order not in (1, 2):
         raise ValueError(f"check_gradients: order must be 1 or 2, got {order!r}")
-    gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
-    if order == 2:
-        gradgradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
+    unknown = set(modes) - {"rev", "fwd"}
+    if unknown or not modes:
+        raise ValueError(f"check_gradients: modes must be a non-empty tuple of 'rev' and 'fwd', got {modes!r}")
+    if "rev" in modes:
+        gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
+        if order == 2:
+            gradgradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
+    if "fwd" in modes:
+        check_jvp(fn, *inputs, eps=eps, atol=atol, rtol=rtol)
+        check_vjp_jvp_consistency(fn, *inputs)
+        if order == 2:
+            first, arguments = _first_derivatives(fn, _copies(inputs, np.float64))
+            if first(*arguments):  # a function linear in its inputs has nothing more to check
+                check_jvp(first, *arguments, eps=eps, atol=atol, rtol=rtol)
+                check_vjp_jvp_consistency(first, *arguments)
     return True
 
 

@@ -2,7 +2,9 @@
 
 - ``data``: ``Dataset``, ``TensorDataset``, ``ImageDataset``, samplers, ``default_collate`` and the
   ``DataLoader`` that turns a dataset into batches of Tensors
+- ``checkpoint``: ``checkpoint(fn, *args)`` recomputes a block's forward during backward instead
+  of keeping its activations
 """
-from . import data
+from . import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]

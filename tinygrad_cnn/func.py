@@ -1,0 +1,336 @@
+"""Function transforms, with ``torch.func``'s signatures: derivatives as functions of functions.
+
+    grad(f)(x)                       df/dx of a function returning one number
+    grad_and_value(f)(x)             (df/dx, f(x))
+    vjp(f, *primals)                 (f(primals), vjp_fn): vjp_fn(u) = u^T J, one reverse pass per call
+    jvp(f, primals, tangents)        (f(primals), J v): one forward pass, no graph kept
+    jacrev(f)(x), jacfwd(f)(x)       the whole Jacobian, row by row (reverse) or column by column (forward)
+    hessian(f)(x)                    jacfwd(jacrev(f)): forward-over-reverse
+    hvp(f, primals, tangents)        (f(primals), H v): the JVP of the gradient, without forming H
+
+Every transform takes and returns Tensors (tuples where torch.func uses tuples), ``argnums``
+picks the arguments to differentiate (an int, or a tuple for a tuple of results), and
+``has_aux=True`` lets ``f`` return ``(output, aux)`` with ``aux`` passed through untouched.
+
+The transforms compose, because each one is written with the two engines underneath: reverse
+mode (``autograd.grad``, with ``create_graph=True`` whenever an outer transform may need to
+differentiate the result again) and forward mode (``forward_ad``, one level per ``jvp``). So
+``grad(grad(f))``, ``jacfwd(jacrev(f))`` and ``jvp(grad(f), ...)`` all work. Each transform
+differentiates with respect to its own copy of the inputs, so nested transforms never confuse
+their derivatives; results are plain tensors (cut from any graph) unless an outer transform is
+still differentiating them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd, forward_ad
+from .ops.movement import Reshape
+from .tensor import Tensor
+
+# ---- arguments ------------------------------------------------------------------------------------
+
+
+def _as_tensor(x, what: str) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (np.ndarray, float, int, list)):
+        return Tensor(np.asarray(x))
+    raise TypeError(f"{what}: expected Tensors, got {type(x).__name__}")
+
+
+def _argnums(argnums, count: int, what: str) -> tuple:
+    chosen = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not chosen:
+        raise ValueError(f"{what}: argnums must name at least one argument")
+    for i in chosen:
+        if not isinstance(i, int) or not -count <= i < count:
+            raise ValueError(f"{what}: argnums {argnums!r} is out of range for {count} positional argument(s)")
+    return tuple(i % count for i in chosen)
+
+
+def _is_traced(x: Tensor) -> bool:
+    """Whether an outer transform (or the user's own graph) is differentiating ``x``."""
+    return x.requires_grad or bool(forward_ad.active_levels() and x._tangents)
+
+
+def _fresh_input(x: Tensor, what: str) -> Tensor:
+    """A tensor with ``x``'s value that this transform differentiates with respect to: a new leaf,
+    or an identity op of ``x`` when an outer transform differentiates ``x`` too (so the outer one
+    still sees the dependence, and the two never confuse their derivatives)."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"{what}: can only differentiate floating-point tensors, got dtype {x.dtype}")
+    if _is_traced(x):
+        with autograd.enable_grad():
+            alias = Reshape.apply(x, x.shape)
+        if not alias.requires_grad:  # x carries only tangents: make this copy a leaf of the graph
+            alias.requires_grad = True
+        return alias
+    return Tensor._from_op(x.data, False, None).requires_grad_()
+
+
+def _reaches_other_leaves(results, own) -> bool:
+    """Whether ``results`` depend on a tensor requiring grad other than this transform's own inputs
+    (a parameter captured by ``f``, say): then they stay in the graph, so the caller's backward
+    reaches it, as with torch.func."""
+    own_ids = {id(t) for t in own}
+    nodes = [r.grad_fn for r in results if r is not None and r.grad_fn is not None]
+    if any(r is not None and r.grad_fn is None and r.requires_grad and id(r) not in own_ids for r in results):
+        return True
+    for node in autograd.topological_order(nodes) if nodes else ():
+        for inp in node.inputs:
+            if getattr(inp, "grad_fn", None) is None and getattr(inp, "requires_grad", False) and id(inp) not in own_ids:
+                return True
+    return False
+
+
+def _split_aux(result, has_aux: bool, what: str):
+    if not has_aux:
+        return result, None
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise ValueError(f"{what}(f, has_aux=True): f must return a pair (output, aux)")
+    return result
+
+
+def _outputs(result, what: str) -> tuple:
+    outputs = (result,) if isinstance(result, Tensor) else result
+    if not isinstance(outputs, (tuple, list)) or not all(isinstance(o, Tensor) for o in outputs):
+        raise TypeError(f"{what}: f must return a Tensor or a tuple of Tensors, got {type(result).__name__}")
+    return tuple(outputs)
+
+
+def _finish(t, keep: bool):
+    """A result: cut from the graph unless an outer transform is differentiating it."""
+    if t is None or keep:
+        return t
+    return t.detach()
+
+
+def _restructure(values: list, like):
+    return values[0] if isinstance(like, Tensor) else tuple(values)
+
+
+# ---- reverse mode ---------------------------------------------------------------------------------
+
+
+def vjp(f, *primals, has_aux: bool = False):
+    """``(f(*primals), vjp_fn)``; ``vjp_fn(*cotangents)`` returns one gradient per primal: the
+    cotangents (one per output, shaped like it) times the Jacobian. ``vjp_fn`` may be called many
+    times."""
+    primals = tuple(_as_tensor(p, "vjp") for p in primals)
+    keep = any(_is_traced(p) for p in primals)
+    inputs = tuple(_fresh_input(p, "vjp") for p in primals)
+    with autograd.enable_grad():
+        result, aux = _split_aux(f(*inputs), has_aux, "vjp")
+    outputs = _outputs(result, "vjp")
+
+    def vjp_fn(*cotangents):
+        if len(cotangents) == 1 and isinstance(cotangents[0], (tuple, list)) and not isinstance(result, Tensor):
+            cotangents = tuple(cotangents[0])
+        if len(cotangents) != len(outputs):
+            raise ValueError(f"vjp_fn: expected {len(outputs)} cotangent(s), one per output of f, got {len(cotangents)}")
+        pairs = [(o, _as_tensor(c, "vjp_fn")) for o, c in zip(outputs, cotangents)]
+        for o, c in pairs:
+            if c.shape != o.shape:
+                raise ValueError(f"vjp_fn: a cotangent has shape {c.shape}, its output {o.shape}")
+        live = [(o, c) for o, c in pairs if o.requires_grad]
+        grads = [None] * len(inputs)
+        if live:
+            grads = list(autograd.grad([o for o, _ in live], inputs, grad_outputs=[c for _, c in live],
+                                       retain_graph=True, create_graph=True, allow_unused=True))
+        grads = [g if g is not None else Tensor(np.zeros(p.shape, p.dtype)) for g, p in zip(grads, primals)]
+        keep_grads = keep or _reaches_other_leaves(grads, inputs)
+        return tuple(_finish(g, keep_grads) for g in grads)
+
+    keep_outputs = keep or _reaches_other_leaves(outputs, inputs)
+    out = _restructure([_finish(o, keep_outputs) for o in outputs], result)
+    return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
+
+
+def grad_and_value(f, argnums=0, has_aux: bool = False):
+    """A function returning ``(gradient, value)`` of ``f``, which must return one number. With
+    ``has_aux``, ``f`` returns ``(value, aux)`` and the result is ``(gradient, (value, aux))``, as
+    in torch.func."""
+
+    def wrapper(*args):
+        chosen = _argnums(argnums, len(args), "grad")
+        args = tuple(_as_tensor(a, "grad") if i in chosen else a for i, a in enumerate(args))
+        keep = any(_is_traced(args[i]) for i in chosen)
+        inputs = list(args)
+        for i in chosen:
+            inputs[i] = _fresh_input(args[i], "grad")
+        with autograd.enable_grad():
+            result, aux = _split_aux(f(*inputs), has_aux, "grad")
+        if not isinstance(result, Tensor):
+            raise TypeError(f"grad: f must return a Tensor, got {type(result).__name__}")
+        if result.data.size != 1:
+            raise RuntimeError(f"grad: f must return a tensor with one element, got shape {result.shape} "
+                               "(use vjp or jacrev for other outputs)")
+        own = [inputs[i] for i in chosen]
+        if result.requires_grad:
+            grads = autograd.grad(result, own, create_graph=True, allow_unused=True)
+        else:
+            grads = (None,) * len(chosen)
+        grads = [g if g is not None else Tensor(np.zeros(args[i].shape, args[i].dtype)) for g, i in zip(grads, chosen)]
+        keep_grads = keep or _reaches_other_leaves(grads, own)
+        grads = tuple(_finish(g, keep_grads) for g in grads)
+        gradient = grads[0] if isinstance(argnums, int) else grads
+        value = _finish(result, keep or _reaches_other_leaves([result], own))
+        return (gradient, (value, aux)) if has_aux else (gradient, value)
+
+    return wrapper
+
+
+def grad(f, argnums=0, has_aux: bool = False):
+    """A function returning the gradient of ``f`` (a function returning one number) with respect
+    to argument ``argnums`` (a tuple of gradients for a tuple of argnums); with ``has_aux``,
+    ``(gradient, aux)``."""
+    both = grad_and_value(f, argnums, has_aux)
+
+    def wrapper(*args):
+        gradient, value = both(*args)
+        return (gradient, value[1]) if has_aux else gradient
+
+    return wrapper
+
+
+def jacrev(f, argnums=0, has_aux: bool = False):
+    """A function returning the Jacobian of ``f`` by reverse mode: one ``vjp_fn`` call per output
+    element. For an output of shape S and an input of shape T the Jacobian has shape S + T."""
+
+    def wrapper(*args):
+        chosen = _argnums(argnums, len(args), "jacrev")
+        fixed = list(args)
+
+        def of_chosen(*xs):
+            for i, x in zip(chosen, xs):
+                fixed[i] = x
+            return f(*fixed)
+
+        primals = tuple(_as_tensor(args[i], "jacrev") for i in chosen)
+        results = vjp(of_chosen, *primals, has_aux=has_aux)
+        out, vjp_fn = results[0], results[1]
+        outputs = (out,) if isinstance(out, Tensor) else out
+        per_output = []
+        for k, o in enumerate(outputs):
+            rows = [[] for _ in primals]
+            for index in np.ndindex(o.shape):
+                cotangents = [Tensor(np.zeros(q.shape, q.dtype)) for q in outputs]
+                cotangents[k].data[index] = 1
+                for r, g in zip(rows, vjp_fn(*cotangents)):
+                    r.append(g)
+            per_output.append(tuple(_stack(r, o.shape, p.shape) for r, p in zip(rows, primals)))
+        jac = [j[0] if isinstance(argnums, int) else j for j in per_output]
+        jac = jac[0] if isinstance(out, Tensor) else tuple(jac)
+        return (jac, results[2]) if has_aux else jac
+
+    return wrapper
+
+
+def _stack(rows: list, out_shape, in_shape) -> Tensor:
+    """Gradients (one per output element, each shaped like the input) as one (out + in) tensor."""
+    from .tensor import stack
+
+    if not rows:
+        return Tensor(np.zeros(tuple(out_shape) + tuple(in_shape)))
+    return stack(rows, 0).reshape(*out_shape, *in_shape)
+
+
+# ---- forward mode ---------------------------------------------------------------------------------
+
+
+def jvp(f, primals, tangents, has_aux: bool = False):
+    """``(f(*primals), J v)``: the output and its derivative along ``tangents`` (one per primal, of
+    its shape), in one forward pass. ``primals`` and ``tangents`` are tuples, as in torch.func."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp: primals and tangents must be tuples (of Tensors), as in torch.func.jvp")
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s)")
+    primals = tuple(_as_tensor(p, "jvp") for p in primals)
+    tangents = tuple(_as_tensor(t, "jvp") for t in tangents)
+    keep = any(_is_traced(p) for p in primals) or any(_is_traced(t) for t in tangents)
+    with forward_ad.dual_level() as level:
+        duals = tuple(forward_ad.make_dual(p, t) for p, t in zip(primals, tangents))
+        result, aux = _split_aux(f(*duals), has_aux, "jvp")
+        outputs = _outputs(result, "jvp")
+        unpacked = [forward_ad.unpack_dual(o, level=level) for o in outputs]
+    # results that depend on a tensor requiring grad (captured by f) stay in the caller's graph
+    values = [_finish(p, keep or p.requires_grad) for p, _ in unpacked]
+    derivatives = [t if t is not None else Tensor(np.zeros(p.shape, p.dtype)) for p, t in unpacked]
+    derivatives = [_finish(t, keep or t.requires_grad) for t in derivatives]
+    out = (_restructure(values, result), _restructure(derivatives, result))
+    return (*out, aux) if has_aux else out
+
+
+def jacfwd(f, argnums=0, has_aux: bool = False):
+    """A function returning the Jacobian of ``f`` by forward mode: one ``jvp`` per input element.
+    Same shape as ``jacrev``'s: output shape + input shape."""
+
+    def wrapper(*args):
+        chosen = _argnums(argnums, len(args), "jacfwd")
+        primals = tuple(_as_tensor(args[i], "jacfwd") for i in chosen)
+        fixed = list(args)
+
+        def of_chosen(*xs):
+            for i, x in zip(chosen, xs):
+                fixed[i] = x
+            return f(*fixed)
+
+        columns = []  # per chosen argument: per input element, the tuple of output tangents
+        aux = out = None
+        for j, p in enumerate(primals):
+            per_element = []
+            for index in np.ndindex(p.shape):
+                tangents = [Tensor(np.zeros(q.shape, q.dtype)) for q in primals]
+                tangents[j].data[index] = 1
+                results = jvp(of_chosen, primals, tuple(tangents), has_aux=has_aux)
+                out, derivative = results[0], results[1]
+                aux = results[2] if has_aux else None
+                per_element.append((derivative,) if isinstance(derivative, Tensor) else derivative)
+            columns.append(per_element)
+        if out is None:  # every chosen input is empty
+            out = of_chosen(*primals)
+        outputs = (out,) if isinstance(out, Tensor) else out
+        jac = []
+        for k, o in enumerate(outputs):
+            per_arg = tuple(_columns_to_jacobian([c[k] for c in columns[j]], o.shape, p.shape)
+                            for j, p in enumerate(primals))
+            jac.append(per_arg[0] if isinstance(argnums, int) else per_arg)
+        jac = jac[0] if isinstance(out, Tensor) else tuple(jac)
+        return (jac, aux) if has_aux else jac
+
+    return wrapper
+
+
+def _columns_to_jacobian(columns: list, out_shape, in_shape) -> Tensor:
+    """Output tangents (one per input element, each shaped like the output) as (out + in)."""
+    from .tensor import stack
+
+    n_out = len(tuple(out_shape))
+    if not columns:
+        return Tensor(np.zeros(tuple(out_shape) + tuple(in_shape)))
+    stacked = stack(columns, 0).reshape(*in_shape, *out_shape)  # in + out
+    n_in = len(tuple(in_shape))
+    order = tuple(range(n_in, n_in + n_out)) + tuple(range(n_in))
+    return stacked.permute(*order) if order else stacked
+
+
+def hessian(f, argnums=0):
+    """The Hessian of ``f`` (a function returning one number): ``jacfwd(jacrev(f))``, forward
+    mode over reverse mode, as torch.func.hessian."""
+    return jacfwd(jacrev(f, argnums), argnums)
+
+
+def hvp(f, primals, tangents):
+    """``(f(*primals), H v)``: the Hessian of ``f`` (one number out) times ``tangents``, computed as
+    the JVP of the gradient (forward-over-reverse) without forming H. Same signature as ``jvp``;
+    the same results as ``torch.autograd.functional.hvp``: ``H v`` has one entry per primal (a
+    tuple for a tuple of primals, a Tensor for a Tensor)."""
+    single = isinstance(primals, Tensor)
+    primals = (primals,) if single else tuple(primals)
+    tangents = (tangents,) if isinstance(tangents, Tensor) else tuple(tangents)
+    keep = any(_is_traced(_as_tensor(p, "hvp")) for p in primals)
+    gradient_and_value = grad_and_value(f, tuple(range(len(primals))))
+    _, product, value = jvp(gradient_and_value, primals, tangents, has_aux=True)
+    value = value if keep else forward_ad.unpack_dual(value, level=None)[0].detach() if forward_ad.active_levels() else value.detach()
+    return value, (product[0] if single else product)
