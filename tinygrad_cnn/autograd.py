@@ -488,6 +488,8 @@ def _store_grad(tensor, g, create_graph) -> None:
         # read-only broadcast view, and optimizers update .grad in place.
         g = _tensor_module.Tensor(memory.copy(g.data, tensor.dtype))
     tensor.grad = _accumulate(tensor.grad, g)
+    for hook in tuple(getattr(tensor, "_post_accumulate_hooks", None) or ()):
+        hook(tensor)
 
 
 def _prune_to_targets(order, target_nodes, target_leaves) -> list:
