@@ -31,8 +31,9 @@ node drops its inputs and saved arrays as soon as it has been visited, which rel
 activations while backward is still running.
 
 Hooks (``Tensor.register_hook``) see a tensor's gradient once, summed over every path into it, and
-may replace it: a non-leaf's hooks run when its node is visited, a leaf's after the walk, just
-before ``.grad`` is written. ``retain_grad`` keeps the gradient after the hooks.
+may replace it: a non-leaf's hooks run when its node is visited, a leaf's as soon as the last node
+that uses it has been visited, just before ``.grad`` is written (and then its post-accumulate
+hooks run, ``Tensor.register_post_accumulate_grad_hook``). ``retain_grad`` keeps the gradient after the hooks.
 
 Grad mode and anomaly mode live in ``modes.py`` (per thread); their names are exported here too.
 """
@@ -434,17 +435,19 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     order = topological_order([r.grad_fn for r in roots if r.grad_fn is not None])
     if targets is not None:
         order = walk.prune(order)
+    else:
+        walk.count_leaf_uses(order)
     timer = time.perf_counter
     with set_grad_enabled(create_graph):  # in this thread only: the backward ops record a graph iff asked
         for node in reversed(order):  # from the output towards the leaves
             grad = walk.arrive(node)
-            if grad is None:
-                continue  # no gradient reaches this node
-            start = timer() if observer else 0.0
-            for inp, g in _input_grads(node, grad):
-                walk.send(inp, g)
-            if observer:
-                observer(node, timer() - start)
+            if grad is not None:  # else no gradient reaches this node
+                start = timer() if observer else 0.0
+                for inp, g in _input_grads(node, grad):
+                    walk.send(inp, g)
+                if observer:
+                    observer(node, timer() - start)
+            walk.leave(node)
             if not retain_graph:
                 node.release()
         walk.deliver_to_leaves()
@@ -466,6 +469,8 @@ class _Walk:
             id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None
         }
         self.target_leaves = None if targets is None else {id(t) for t in targets if t.grad_fn is None}
+        self.leaf_uses = None  # id(leaf) -> nodes still to visit that take it (see count_leaf_uses)
+        self.delivered: set = set()
 
     def send(self, tensor, g) -> None:
         """Add ``g`` to the gradient of ``tensor`` (a Tensor or an ``InputEdge``): waiting at the node
@@ -495,14 +500,43 @@ class _Walk:
             self.found[self.target_nodes[id(node)]] = grad
         return grad
 
+    def count_leaf_uses(self, order) -> None:
+        """Under ``backward()``: how many nodes of the walk take each leaf as an input, so that a
+        leaf's gradient is delivered as soon as the last of them has been visited (``leave``)
+        rather than after the whole walk; a data-parallel wrapper's post-accumulate hooks can then
+        start sending the last layers' gradients while backward goes on through the first ones."""
+        self.leaf_uses = {}
+        for node in order:
+            for inp in node.inputs:
+                if getattr(inp, "grad_fn", 1) is None and inp.requires_grad:
+                    self.leaf_uses[id(inp)] = self.leaf_uses.get(id(inp), 0) + 1
+
+    def leave(self, node) -> None:
+        """``node`` has been visited: deliver each leaf input of it that no node still to come uses."""
+        if self.leaf_uses is None:
+            return
+        for inp in node.inputs:
+            key = id(inp)
+            if key in self.leaf_uses:
+                self.leaf_uses[key] -= 1
+                if self.leaf_uses[key] == 0 and key in self.leaf_grads:
+                    self._deliver(key)
+
     def deliver_to_leaves(self) -> None:
-        """After the walk, each leaf's hooks see its whole gradient once, as a node's hooks do; then
-        it accumulates into ``.grad`` (under ``grad()`` it is kept to be returned instead)."""
-        for key, (leaf, g) in self.leaf_grads.items():
-            g = _run_hooks(leaf._hooks or (), g)
-            if self.targets is None:
-                _store_grad(leaf, g, self.create_graph)
-            self.leaf_grads[key] = (leaf, g)
+        """After the walk, the leaves not delivered yet (under ``grad()``, all of them)."""
+        for key in list(self.leaf_grads):
+            if key not in self.delivered:
+                self._deliver(key)
+
+    def _deliver(self, key) -> None:
+        """A leaf's hooks see its whole gradient once, as a node's hooks do; then it accumulates into
+        ``.grad`` (under ``grad()`` it is kept to be returned instead)."""
+        leaf, g = self.leaf_grads[key]
+        g = _run_hooks(leaf._hooks or (), g)
+        if self.targets is None:
+            _store_grad(leaf, g, self.create_graph)
+        self.leaf_grads[key] = (leaf, g)
+        self.delivered.add(key)
 
     def target_grads(self):
         """Under ``grad()``, one gradient per target (None where none reached it); else None."""
@@ -586,6 +620,8 @@ def _store_grad(tensor, g, create_graph) -> None:
         # read-only broadcast view, and optimizers update .grad in place.
         g = _tensor_module.Tensor(memory.copy(g.data, tensor.dtype))
     tensor.grad = _accumulate(tensor.grad, g)
+    for hook in tuple(getattr(tensor, "_post_accumulate_hooks", None) or ()):
+        hook(tensor)
 
 
 def _initial_grads(outputs, grad_outputs):

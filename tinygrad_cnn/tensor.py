@@ -95,8 +95,9 @@ class Tensor:
     # _version_counter: a one-element list counting in-place changes, shared by every Tensor that
     # views the same memory (reshape, transpose, slices, detach), as torch does.
     # _tangents: forward mode's tangents, {level: Tensor} (see forward_ad.py), or None.
+    # _post_accumulate_hooks: called after backward writes .grad (register_post_accumulate_grad_hook).
     __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_version_counter", "_hooks", "_tangents",
-                 "__weakref__")
+                 "_post_accumulate_hooks", "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` call Tensor.__rmul__ instead of NumPy's loop
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -105,7 +106,7 @@ class Tensor:
         self.grad_fn = None
         self.name = None
         self._version_counter = [0]
-        self._hooks = self._tangents = None
+        self._hooks = self._tangents = self._post_accumulate_hooks = None
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
@@ -114,7 +115,7 @@ class Tensor:
         """Wrap an op's result without re-validating it (the hot path of every op)."""
         t = cls.__new__(cls)
         t.data, t.requires_grad, t.grad_fn = data, requires_grad, grad_fn
-        t.grad = t.name = t._hooks = t._tangents = None
+        t.grad = t.name = t._hooks = t._tangents = t._post_accumulate_hooks = None
         t._version_counter = [0]
         return t
 
@@ -226,6 +227,19 @@ class Tensor:
             hooks = self.grad_fn.output_hooks
         hooks.append(hook)
         return _HookHandle(hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf each time backward has accumulated a gradient into its
+        ``.grad`` (for example to exchange it with other processes, or to step an optimizer per
+        parameter). Returns a handle with ``remove()``."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks can only be registered on leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor too (leaves always keep it). As in PyTorch it is the
