@@ -581,6 +581,9 @@ def _read_config(path: Path, run: Path) -> dict:
 def load_run(checkpoint: Path):
     """The model (weights loaded, in eval mode) and config of a run folder or its model.npz.
     Every problem with the files is a RunError naming the file; non-finite weights are a warning."""
+    if not checkpoint.exists():
+        raise RunError(f"no such file or folder {checkpoint}: CHECKPOINT must be a run folder written by "
+                       "'train' or the model.npz inside it")
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
     weights = checkpoint if checkpoint.is_file() else folder / WEIGHTS_FILE
     if not weights.is_file():
