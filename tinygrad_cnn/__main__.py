@@ -528,9 +528,11 @@ def draw_run_figures(folder: Path, model, history: dict, test_set, logits: np.nd
         index = int(np.argmax(predicted == labels)) if (predicted == labels).any() else 0
         image = test_set.images[index]
         activations, _ = figures.capture_activations(model, normalize(image))
+        stage = ("before batch norm and the ReLU" if config["model"].get("batch_norm") else figures.BEFORE_RELU)
         figures.plot_activations(image, activations, folder / "activations.png",
-                                 f"{title}\nactivation maps of one test image "
-                                 f"(true class {classes[labels[index]]}, predicted {classes[predicted[index]]})")
+                                 f"{title}\nconvolution outputs for one test image "
+                                 f"(true class {classes[labels[index]]}, predicted {classes[predicted[index]]})",
+                                 stage=stage)
         written += ["filters.png", "activations.png"]
     figures.plot_confusion(labels, predicted, classes, folder / "confusion.png")
     shown = np.random.default_rng(0).permutation(len(labels))[:24]
