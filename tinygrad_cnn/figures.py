@@ -212,7 +212,8 @@ def plot_activations(image: np.ndarray, activations: list, path, title: str = ""
                 axis.set_ylabel(label, fontsize=8)
             if row == 0 and index < columns:
                 axis.set_title(f"map {index}", fontsize=7)
-        colour_bar = fig.colorbar(drawn, cax=fig.add_subplot(grid[row:row + count_rows, columns + 2]))
+        colour_bar = fig.colorbar(drawn, cax=fig.add_subplot(grid[row:row + count_rows, columns + 2],
+                                                             label=f"colour bar of {name}"))
         colour_bar.ax.tick_params(labelsize=7)
         row += count_rows
     heading = title or "Activation maps of each convolution"
