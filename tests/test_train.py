@@ -52,10 +52,34 @@ def test_resuming_from_a_checkpoint_is_bit_identical_in_process(tmp_path):
                                                                         first[2], history))
     tg.manual_seed(123)  # whatever happens in between: the checkpoint restores the generator
     second = _setup(seed=99)
-    history = training.load_checkpoint(tmp_path / "c.npz", second[0], second[1], second[2])
-    assert history["epoch"] == [1, 2]
+    history, unfinished = training.load_checkpoint(tmp_path / "c.npz", second[0], second[1], second[2])
+    assert history["epoch"] == [1, 2] and unfinished is None
     history = _fit(second, 4, history=history)
     assert history["step_loss"] == expected_history["step_loss"]
+    for name, value in whole[0].state_dict().items():
+        assert value.tobytes() == second[0].state_dict()[name].tobytes(), name
+
+
+@pytest.mark.parametrize("stop_after", [2, 5], ids=["in-epoch-1", "in-epoch-2"])
+def test_resuming_from_the_middle_of_an_epoch_is_bit_identical(tmp_path, stop_after):
+    whole = _setup()
+    expected = _fit(whole, 3)
+
+    first = _setup()
+    calls = []
+    with pytest.raises(training.Interrupted) as info:  # 3 batches per epoch: stop inside an epoch
+        # asked after each batch and after each epoch: call 5 comes after the first batch of epoch 2
+        _fit(first, 3, should_stop=lambda: calls.append(1) or len(calls) == stop_after)
+    stop = info.value
+    assert stop.unfinished is not None and stop.unfinished["batch"] == stop.batch < stop.batches
+    training.save_checkpoint(tmp_path / "c.npz", *first[:3], stop.history, stop.unfinished)
+
+    second = _setup(seed=42)
+    history, unfinished = training.load_checkpoint(tmp_path / "c.npz", *second[:3])
+    assert unfinished["batch"] == stop.batch
+    history = _fit(second, 3, history=history, unfinished=unfinished)
+    assert history["step_loss"] == expected["step_loss"]
+    assert history["train_loss"] == expected["train_loss"] and history["lr"] == expected["lr"]
     for name, value in whole[0].state_dict().items():
         assert value.tobytes() == second[0].state_dict()[name].tobytes(), name
 
@@ -91,6 +115,7 @@ def test_a_stop_request_ends_the_epoch_after_the_current_batch():
         _fit(_setup(), 3, should_stop=should_stop)
     assert (info.value.epoch, info.value.batch, info.value.batches) == (1, 2, 3)
     assert info.value.history["epoch"] == [] and info.value.history["step_loss"] == []
+    assert len(info.value.unfinished["step_loss"]) == 2  # kept apart until the epoch is complete
 
 
 class _no_warnings:

@@ -405,19 +405,20 @@ def train_command(args) -> int:
         "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
                     if key not in ("resume", "force")},
     }
-    history = None
+    history = unfinished = None
     if args.resume is not None:
         folder = args.resume
         _check_writable(folder)
         if (folder / CHECKPOINT_FILE).is_file():
-            history = training.load_checkpoint(folder / CHECKPOINT_FILE, model, optimizer, scheduler)
+            history, unfinished = training.load_checkpoint(folder / CHECKPOINT_FILE, model, optimizer, scheduler)
             if scheduler is not None:  # a new --epochs stretches the schedule from where it is
                 scheduler.T_max = args.epochs * len(train_loader)
         done = len(history["epoch"]) if history else 0
         if done >= args.epochs:
             raise UsageError(f"--resume {folder}: the run already has {counted(done, 'epoch')}; "
                              f"pass --epochs N with N > {done} to train it further")
-        print(f"resuming {folder} after {counted(done, 'epoch')}", flush=True)
+        within = f" and {unfinished['batch']} batches of epoch {done + 1}" if unfinished else ""
+        print(f"resuming {folder} after {counted(done, 'epoch')}{within}", flush=True)
     else:
         folder = _run_folder(args.out, args.force)
     _write_json(folder / CONFIG_FILE, config)
@@ -437,16 +438,21 @@ def train_command(args) -> int:
         try:
             history = training.fit(model, optimizer, train_loader, test_loader, args.epochs, scheduler,
                                    progress=not args.no_progress, history=history, after_epoch=after_epoch,
-                                   should_stop=stop_request)
+                                   should_stop=stop_request, unfinished=unfinished)
         except (training.Diverged, training.Interrupted) as error:
             stop, history = error, error.history
     if isinstance(stop, training.Interrupted):
         name = signal.Signals(stop_request.signal).name
         done = len(history["epoch"])
-        saved = (f"the run in {folder} is saved after {counted(done, 'epoch')}" if done
-                 else f"no epoch was finished, so the run in {folder} holds no weights yet")
-        when = (f"after epoch {stop.epoch}/{args.epochs}" if done == stop.epoch else
-                f"during epoch {stop.epoch}/{args.epochs} (the {stop.batch}/{stop.batches} batches trained in it are dropped)")
+        if stop.unfinished is not None:  # the batches of the epoch in progress are kept too
+            _write(folder / CHECKPOINT_FILE, lambda path: training.save_checkpoint(
+                path, model, optimizer, scheduler, history, stop.unfinished))
+            when, saved = (f"during epoch {stop.epoch}/{args.epochs}",
+                           f"the run in {folder} is saved after {counted(done, 'epoch')} and {stop.batch} of the "
+                           f"{stop.batches} batches of epoch {stop.epoch}")
+        else:
+            when = f"after epoch {stop.epoch}/{args.epochs}"
+            saved = f"the run in {folder} is saved after {counted(done, 'epoch')}"
         print(f"{name}: training stopped {when}; {saved}; continue it with: "
               f"python -m tinygrad_cnn train --resume {folder}", file=sys.stderr)
         _write_json(folder / METRICS_FILE, {"status": "interrupted", "history": history, "config": config})

@@ -181,11 +181,14 @@ class Diverged(ArithmeticError):
 
 
 class Interrupted(Exception):
-    """``should_stop()`` asked fit to stop. ``epoch`` is the epoch in progress (its finished batches
-    are abandoned) or the last one completed when the request came between epochs."""
+    """``should_stop()`` asked fit to stop. ``epoch`` is the epoch in progress, or the last one
+    completed when the request came between epochs. ``unfinished`` (None between epochs) is what
+    ``fit(..., unfinished=...)`` needs to go on from the middle of the epoch: save it with the
+    model, optimizer and schedule as they are now (``save_checkpoint``)."""
 
-    def __init__(self, epoch: int, batch: int, batches: int, history: dict):
+    def __init__(self, epoch: int, batch: int, batches: int, history: dict, unfinished: dict | None = None):
         self.epoch, self.batch, self.batches, self.history = epoch, batch, batches, history
+        self.unfinished = unfinished
         super().__init__(f"stopped during epoch {epoch} after batch {batch}/{batches}")
 
 
@@ -194,38 +197,61 @@ def _never() -> bool:
 
 
 def train_epoch(model, loader, optimizer, scheduler=None, progress: Progress | None = None,
-                step_losses: list | None = None, epoch: int = 1, should_stop=_never) -> dict:
+                step_losses: list | None = None, epoch: int = 1, should_stop=_never,
+                unfinished: dict | None = None) -> dict:
     """One pass over ``loader``; ``scheduler`` (if any) is stepped after every batch.
     Returns the mean loss, the accuracy on the batches as they were trained, and the speed.
 
     Raises ``Diverged`` on a non-finite loss, before it reaches the weights, and ``Interrupted``
-    after any batch once ``should_stop()`` returns true."""
+    after any batch once ``should_stop()`` returns true; its ``unfinished`` given back here
+    continues the epoch where it stopped."""
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    for batch, (images, labels) in enumerate(loader, 1):
+    generator = get_rng()
+    if unfinished is None:
+        # the generator as the epoch starts: replaying the loader from here repeats its draws
+        unfinished = {"epoch": epoch, "batch": 0, "rng_at_start": generator.bit_generator.state,
+                      "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "step_loss": []}
+        batches = iter(loader)
+    else:
+        # Skip the batches already trained, drawing what the loader drew for them (the order,
+        # the augmentation), then take the generator on from where the run stopped. Only the
+        # loader's draws are replayed; dropout's are in the restored state.
+        unfinished = {**unfinished, "step_loss": list(unfinished["step_loss"])}
+        generator.bit_generator.state = unfinished["rng_at_start"]
+        batches = iter(loader)
+        for _ in range(unfinished["batch"]):
+            next(batches)
+        generator.bit_generator.state = unfinished["rng"]
+        if step_losses is not None:
+            step_losses.extend(unfinished["step_loss"])
+    start = time.perf_counter() - unfinished["seconds"]
+    for images, labels in batches:
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         batch_loss = loss.item()
         if not math.isfinite(batch_loss):
-            raise Diverged(epoch, batch, len(loader), batch_loss, {})
+            raise Diverged(epoch, unfinished["batch"] + 1, len(loader), batch_loss, {})
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
 
-        loss_sum += batch_loss * len(labels)
-        correct += int((logits.data.argmax(axis=1) == labels.data).sum())
-        seen += len(labels)
+        unfinished["batch"] += 1
+        unfinished["loss_sum"] += batch_loss * len(labels)
+        unfinished["correct"] += int((logits.data.argmax(axis=1) == labels.data).sum())
+        unfinished["seen"] += len(labels)
+        unfinished["step_loss"].append(batch_loss)
         if step_losses is not None:
             step_losses.append(batch_loss)
         if progress is not None:
             progress.update(len(labels), batch_loss)
-        if should_stop():
-            raise Interrupted(epoch, batch, len(loader), {})
+        if should_stop() and unfinished["batch"] < len(loader):
+            unfinished.update(rng=generator.bit_generator.state, seconds=time.perf_counter() - start)
+            raise Interrupted(epoch, unfinished["batch"], len(loader), {}, unfinished)
     seconds = time.perf_counter() - start
-    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+    seen = unfinished["seen"]
+    return {"loss": unfinished["loss_sum"] / max(seen, 1), "accuracy": unfinished["correct"] / max(seen, 1),
             "seconds": seconds, "images_per_second": seen / max(seconds, 1e-9)}
 
 
@@ -269,27 +295,35 @@ def all_finite(model) -> bool:
 
 
 def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None, progress: bool = True,
-        log=print, history: dict | None = None, after_epoch=None, should_stop=_never) -> dict:
+        log=print, history: dict | None = None, after_epoch=None, should_stop=_never,
+        unfinished: dict | None = None) -> dict:
     """Train up to epoch ``epochs``, evaluating on ``test_loader`` after each one.
 
     Returns the history: one entry per epoch in each list, plus ``step_loss`` (every batch).
-    ``history`` continues a run (training starts at the epoch after its last); ``after_epoch(history)``
-    is called once each epoch is recorded (to write a checkpoint); ``should_stop()`` is asked after
-    every batch and every epoch (e.g. a flag set by a signal handler), and a true answer raises
-    ``Interrupted``. A non-finite loss raises ``Diverged``. Both carry the history of the epochs
-    completed, and neither lets NumPy's overflow warnings through: the loss check says it once."""
+    ``history`` continues a run (training starts at the epoch after its last, or in the middle of
+    it with the ``unfinished`` of an ``Interrupted``); ``after_epoch(history)`` is called once each
+    epoch is recorded (to write a checkpoint); ``should_stop()`` is asked after every batch and
+    every epoch (e.g. a flag set by a signal handler), and a true answer raises ``Interrupted``.
+    A non-finite loss raises ``Diverged``. Both carry the history of the epochs completed, and
+    neither lets NumPy's overflow warnings through: the loss check says it once."""
     history = new_history() if history is None else history
     for epoch in range(len(history["epoch"]) + 1, epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
+        lr = optimizer.param_groups[0]["lr"] if unfinished is None else unfinished["lr"]
         bar = Progress(len(train_loader), f"epoch {epoch}/{epochs}", enabled=progress)
         steps_before = len(history["step_loss"])
         try:
             # overflow in a diverging run is reported by the loss check, not as warnings from inside the kernels
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 trained = train_epoch(model, train_loader, optimizer, scheduler, bar, history["step_loss"],
-                                      epoch, should_stop)
+                                      epoch, should_stop, unfinished)
+                unfinished = None
                 tested = evaluate(model, test_loader)
-        except (Diverged, Interrupted) as stop:
+        except Interrupted as stop:
+            stop.unfinished["lr"] = lr
+            del history["step_loss"][steps_before:]  # kept in stop.unfinished until the epoch is complete
+            stop.history = history
+            raise
+        except Diverged as stop:
             del history["step_loss"][steps_before:]  # the abandoned epoch's batches are not part of the run
             stop.history = history
             raise
@@ -325,8 +359,9 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None
 CHECKPOINT_FORMAT = 1
 
 
-def save_checkpoint(path, model, optimizer, scheduler, history: dict) -> None:
-    """Write everything needed to continue training after the last epoch of ``history``."""
+def save_checkpoint(path, model, optimizer, scheduler, history: dict, unfinished: dict | None = None) -> None:
+    """Write everything needed to continue training after the last epoch of ``history``, or from
+    the middle of the next one (``unfinished``, from ``Interrupted``)."""
     arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
     optimizer_state = optimizer.state_dict()
     scalars = {}
@@ -342,14 +377,16 @@ def save_checkpoint(path, model, optimizer, scheduler, history: dict) -> None:
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "rng": get_rng().bit_generator.state,
         "history": history,
+        "unfinished": unfinished,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     save(arrays, path)
 
 
-def load_checkpoint(path, model, optimizer, scheduler) -> dict:
+def load_checkpoint(path, model, optimizer, scheduler) -> tuple[dict, dict | None]:
     """Restore a ``save_checkpoint`` file into freshly built ``model``, ``optimizer`` and ``scheduler``
-    (and the library's random generator); returns the history to continue with ``fit``.
+    (and the library's random generator); returns ``(history, unfinished)`` to continue with
+    ``fit(..., history=history, unfinished=unfinished)``.
     Raises CheckpointError naming the file when it does not fit them."""
     model_shapes = model.state_dict()
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -387,7 +424,10 @@ def load_checkpoint(path, model, optimizer, scheduler) -> dict:
         history = meta["history"]
         if set(history) != {*HISTORY_KEYS, "step_loss"}:
             raise ValueError("its history does not have the expected entries")
+        unfinished = meta["unfinished"]
+        if unfinished is not None and unfinished["epoch"] != len(history["epoch"]) + 1:
+            raise ValueError("its unfinished epoch does not follow its history")
     except (ValueError, KeyError, TypeError, RuntimeError, UnicodeDecodeError) as error:
         detail = " ".join(str(error).split())  # load_state_dict lists its problems on several lines
         raise CheckpointError(f"load: {str(path)!r} does not fit this run ({type(error).__name__}: {detail})") from error
-    return history
+    return history, unfinished
