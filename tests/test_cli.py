@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_cnn as tg
 from tinygrad_cnn import data, figures
-from tinygrad_cnn.__main__ import main, read_image
+from tinygrad_cnn.__main__ import _dataset_title, counted, main, read_image
 
 TINY = ["--limit", "256", "--epochs", "1", "--batch-size", "32"]
 
@@ -357,11 +357,23 @@ def test_divergence_in_a_later_epoch_keeps_the_figures_and_metrics_of_the_epochs
     assert metrics["figures"] and all((folder / name).is_file() for name in metrics["figures"])
 
 
-def test_messages_count_epochs_in_the_singular_and_plural(tmp_path, capsys):
+def test_messages_count_in_the_singular_and_plural(tmp_path, capsys):
     assert main(["train", "--limit", "64", "--epochs", "1", "--no-figures", "--no-progress",
                  "--out", str(tmp_path / "one")]) == 0
     out = capsys.readouterr().out
-    assert ", 1 epoch ->" in out and "1 epochs" not in out
+    assert ", 1 epoch ->" in out and "1 epochs" not in out and "64 training images and 64 test images" in out
+    assert counted(1, "batch", "batches") == "1 batch" and counted(2, "batch", "batches") == "2 batches"
+    assert counted(1_000, "image") == "1,000 images"
+
+
+@pytest.mark.parametrize("config, title", [
+    ({"dataset": "embedded", "data_dir": None}, "Fashion-MNIST (embedded subset)"),
+    ({"dataset": "cifar10", "data_dir": "/data/if"}, "CIFAR-10"),
+    ({"dataset": "imagefolder", "data_dir": "/data/flowers/"}, "image folder 'flowers'"),
+    ({"dataset": "imagefolder", "data_dir": "."}, "image folder '{cwd}'"),
+])
+def test_figures_are_titled_after_the_dataset_or_the_folder_given(config, title):
+    assert _dataset_title(config) == title.format(cwd=Path.cwd().name)
 
 
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):

@@ -62,9 +62,9 @@ class RunError(Exception):
     divergence): reported as one line, without a traceback (exit status 1)."""
 
 
-def counted(number: int, noun: str) -> str:
-    """ "1 epoch", "3 epochs": the noun in the number it needs (nouns of this CLI take an s)."""
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """ "1 epoch", "3 epochs", "1 batch", "2 batches": the noun in the number it needs."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
 
 # Chosen so that the default command (the seed net on the embedded Fashion-MNIST subset) reaches
 # about 87% test accuracy in well under two minutes on two cores: see benchmarks/accuracy.py.
@@ -417,13 +417,14 @@ def train_command(args) -> int:
         if done >= args.epochs:
             raise UsageError(f"--resume {folder}: the run already has {counted(done, 'epoch')}; "
                              f"pass --epochs N with N > {done} to train it further")
-        within = f" and {unfinished['batch']} batches of epoch {done + 1}" if unfinished else ""
+        within = f" and {counted(unfinished['batch'], 'batch', 'batches')} of epoch {done + 1}" if unfinished else ""
         print(f"resuming {folder} after {counted(done, 'epoch')}{within}", flush=True)
     else:
         folder = _run_folder(args.out, args.force)
     _write_json(folder / CONFIG_FILE, config)
-    print(f"model {args.model} ({models.count_parameters(model):,} parameters) on {len(train_set):,} training and "
-          f"{len(test_set):,} test images of {'x'.join(map(str, input_shape))}; {args.optimizer}, lr "
+    print(f"model {args.model} ({counted(models.count_parameters(model), 'parameter')}) on "
+          f"{counted(len(train_set), 'training image')} and {counted(len(test_set), 'test image')} of "
+          f"{'x'.join(map(str, input_shape))}; {args.optimizer}, lr "
           f"{optimizer.param_groups[0]['lr']:g}, batch {args.batch_size}, {counted(args.epochs, 'epoch')} -> {folder}",
           flush=True)
 
