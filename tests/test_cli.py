@@ -193,6 +193,8 @@ def run_copy(run_folder, tmp_path):
     (lambda config: {**config, "model": {"name": "seed"}}, "no 'input_shape', 'num_classes'"),
     (lambda config: {**config, "model": {**config["model"], "input_shape": [1, -28, 28]}}, "input_shape"),
     (lambda config: {**config, "classes": config["classes"][:3]}, "num_classes does not match"),
+    (lambda config: {**config, "normalize": {"mean": ["a"], "std": [0.3]}}, "'normalize' needs"),
+    (lambda config: {**config, "normalize": {"mean": [0.3], "std": [0]}}, "std > 0"),
 ])
 def test_a_damaged_or_edited_config_is_one_line_naming_the_file(run_copy, edit, expected, capsys):
     path = run_copy / "config.json"
@@ -374,6 +376,16 @@ def test_messages_count_in_the_singular_and_plural(tmp_path, capsys):
 ])
 def test_figures_are_titled_after_the_dataset_or_the_folder_given(config, title):
     assert _dataset_title(config) == title.format(cwd=Path.cwd().name)
+
+
+def test_resume_of_a_run_whose_options_were_edited_is_one_line(run_copy, capsys):
+    path = run_copy / "config.json"
+    config = json.loads(path.read_text())
+    config["options"]["epochs"] = "many"
+    path.write_text(json.dumps(config))
+    assert main(["train", "--resume", str(run_copy)]) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {path} is damaged or was edited: option 'epochs' is 'many'"), line
 
 
 def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):

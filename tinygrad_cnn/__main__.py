@@ -358,6 +358,7 @@ def _resumed_options(args) -> argparse.Namespace:
     if not isinstance(saved, dict):
         raise RunError(f"{folder / CONFIG_FILE} has no \"options\": it was not written by this version's train")
     options.update({name: value for name, value in saved.items() if name in defaults})
+    _check_saved_options(options, folder / CONFIG_FILE)
     for name in ("data_dir", "out"):
         options[name] = Path(options[name]) if options[name] is not None else None
     if args.epochs != defaults["epochs"]:
@@ -365,6 +366,37 @@ def _resumed_options(args) -> argparse.Namespace:
     options.update(no_figures=args.no_figures or options["no_figures"], no_progress=args.no_progress,
                    resume=folder, out=folder, force=False)
     return argparse.Namespace(**options)
+
+
+def _check_saved_options(options: dict, path: Path) -> None:
+    """The options read back from a run's config.json pass the checks the command line makes."""
+    def choice(*allowed):
+        def check(text):
+            if text not in allowed:
+                raise argparse.ArgumentTypeError(f"expected one of {', '.join(allowed)}")
+            return text
+        return check
+    checks = {"epochs": _positive(int), "batch_size": _positive(int), "limit": _positive(int),
+              "lr": _positive(float), "weight_decay": _non_negative_float, "seed": _seed,
+              "dataset": choice(*training.DATASETS), "model": choice(*models.MODELS),
+              "optimizer": choice(*training.OPTIMIZERS), "schedule": choice("cosine", "constant")}
+    for name, value in options.items():
+        problem = None
+        if name in ("download", "augment", "batch_norm", "no_figures", "no_progress") and not isinstance(value, bool):
+            problem = "expected true or false"
+        elif name in ("data_dir", "out") and value is not None and not isinstance(value, str):
+            problem = "expected a path"
+        elif name in checks and value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                problem = f"expected a number or a name, got {type(value).__name__}"
+            else:
+                try:
+                    checks[name](str(value))
+                except argparse.ArgumentTypeError as error:
+                    problem = str(error)
+        if problem:
+            raise RunError(f"{path} is damaged or was edited: option {name!r} is {value!r} ({problem}); "
+                           "restore it or train the run again")
 
 
 def train_command(args) -> int:
@@ -580,11 +612,21 @@ def _read_config(path: Path, run: Path) -> dict:
             except ValueError as error:
                 problem = str(error)
             else:
+                channels = config["model"]["input_shape"][0]
                 if config["model"]["num_classes"] != len(config["classes"]):
                     problem = "the model's num_classes does not match the number of class names"
+                elif not all(_finite_numbers(config["normalize"][key], channels, positive=key == "std")
+                             for key in ("mean", "std")):
+                    problem = f"'normalize' needs 'mean' and 'std' as lists of {channels} finite numbers (std > 0)"
     if problem:
         raise RunError(f"{path} is damaged or was edited: {problem}; restore it or train the run again")
     return config
+
+
+def _finite_numbers(values, count: int, positive: bool = False) -> bool:
+    return (isinstance(values, list) and len(values) == count
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and (v > 0 or not positive) for v in values))
 
 
 def load_run(checkpoint: Path):
