@@ -406,3 +406,36 @@ def test_a_real_process_prints_one_line_and_no_traceback(run_copy, tmp_path, arg
                             timeout=120)
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2.5 MB file system (tmpfs), where mounting is allowed; skipped elsewhere."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2560k", "tmpfs", str(mount_point)],
+                                 capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        mounted = False
+    if not mounted:
+        pytest.skip("cannot mount a small tmpfs here (needs root in a container that allows it)")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=30)
+
+
+def test_a_really_full_disk_stops_with_one_line_and_keeps_the_last_epoch(small_disk, capsys):
+    # epoch 1 writes checkpoint.npz (weights and Adam's two moments, ~1.3 MB) and model.npz (~0.4 MB);
+    # epoch 2's checkpoint is written beside the first one before replacing it, and does not fit
+    folder = small_disk / "run"
+    argv = ["train", "--limit", "64", "--epochs", "3", "--no-progress", "--no-figures", "--out", str(folder)]
+    assert main(argv) == 1
+    line = _one_error_line(capsys)
+    assert "No space left on device" in line and f"--resume {folder}" in line, line
+    assert not list(folder.glob("*.partial"))
+    assert _strict_json(folder / "metrics.json")["history"]["epoch"] == [1]
+    assert main(["evaluate", str(folder), "--limit", "64"]) == 0
+    with np.load(folder / "checkpoint.npz") as checkpoint:  # whole and readable
+        assert checkpoint["model.0.weight"].shape == (8, 1, 5, 5)

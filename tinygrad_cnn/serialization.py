@@ -191,8 +191,8 @@ def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shape_of, w
             raise CheckpointError(f"load: {where}: the array {name!r} has a damaged header ({error})") from error
         header_bytes = member.tell()
     if dtype.hasobject:
-        raise CheckpointError(f"load: {where} contains pickled objects (the array {name!r} has dtype=object), which "
-                              "are refused because unpickling can run arbitrary code; only arrays of numbers are loaded")
+        raise CheckpointError(f"load: {where} contains pickled objects, which are refused because unpickling can run "
+                              f"arbitrary code (the array {name!r} has dtype=object); only arrays of numbers are loaded")
     data_bytes = math.prod(shape) * dtype.itemsize
     if data_bytes != info.file_size - header_bytes:
         raise CheckpointError(f"load: {where} is damaged: the array {name!r} claims shape {shape} of {dtype} "

@@ -19,7 +19,10 @@ A run continues bit for bit from a checkpoint because the checkpoint holds every
 the next epoch reads: the weights and buffers, the optimizer's moments and step counts, the
 schedule's position, the history so far, and the state of the library's random generator, which
 is the only generator such a run draws from (initialisation, shuffling, augmentation, dropout:
-build the DataLoader without its own ``seed`` so that it shuffles from it too).
+build the DataLoader without its own ``seed`` so that it shuffles from it too). A checkpoint taken
+in the middle of an epoch (``Interrupted.unfinished``) adds the generator's state at the start of
+that epoch and the batches done: resuming replays the loader's draws for those batches (the order,
+the augmentation) without training on them, then restores the generator as it was at the stop.
 """
 from __future__ import annotations
 
