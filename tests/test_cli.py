@@ -439,3 +439,24 @@ def test_a_really_full_disk_stops_with_one_line_and_keeps_the_last_epoch(small_d
     assert main(["evaluate", str(folder), "--limit", "64"]) == 0
     with np.load(folder / "checkpoint.npz") as checkpoint:  # whole and readable
         assert checkpoint["model.0.weight"].shape == (8, 1, 5, 5)
+
+
+def test_run_folders_started_in_the_same_second_are_distinct(tmp_path, monkeypatch):
+    import threading
+    from tinygrad_cnn.__main__ import _run_folder
+    monkeypatch.chdir(tmp_path)
+    made, threads = [], []
+    for _ in range(8):  # eight runs of this process at once
+        threads.append(threading.Thread(target=lambda: made.append(_run_folder(None, False))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    script = "from tinygrad_cnn.__main__ import _run_folder\nfor _ in range(4): print(_run_folder(None, False))"
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    others = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+              for _ in range(2)]  # and two other processes
+    for process in others:
+        made += [Path(line) for line in process.communicate(timeout=120)[0].split()]
+    assert len(made) == 16 and len(set(made)) == 16
+    assert all(folder.is_dir() and not any(folder.iterdir()) for folder in made)
