@@ -475,45 +475,19 @@ def train_command(args) -> int:
         except (training.Diverged, training.Interrupted) as error:
             stop, history = error, error.history
     if isinstance(stop, training.Interrupted):
-        name = signal.Signals(stop_request.signal).name
-        done = len(history["epoch"])
         if stop.unfinished is not None:  # the batches of the epoch in progress are kept too
             _write(folder / CHECKPOINT_FILE, lambda path: training.save_checkpoint(
                 path, model, optimizer, scheduler, history, stop.unfinished))
-            when, saved = (f"during epoch {stop.epoch}/{args.epochs}",
-                           f"the run in {folder} is saved after {counted(done, 'epoch')} and {stop.batch} of the "
-                           f"{stop.batches} batches of epoch {stop.epoch}")
-        else:
-            when = f"after epoch {stop.epoch}/{args.epochs}"
-            saved = f"the run in {folder} is saved after {counted(done, 'epoch')}"
-        print(f"{name}: training stopped {when}; {saved}; continue it with: "
-              f"python -m tinygrad_cnn train --resume {folder}", file=sys.stderr)
         _write_json(folder / METRICS_FILE, {"status": "interrupted", "history": history, "config": config})
+        print(_interruption_message(stop, stop_request.signal, folder, args.epochs), file=sys.stderr)
         return 128 + stop_request.signal
-
-    if isinstance(stop, training.Diverged) and len(history["epoch"]):
+    if isinstance(stop, training.Diverged) and history["epoch"]:
         # figures and metrics describe the last good epoch: its weights are in the run folder
         model.load_state_dict(tg.load(folder / WEIGHTS_FILE, model.state_dict()))
-    status = "complete" if stop is None else "diverged"
-    drawn, metrics = [], {"status": status, "history": history}
-    if history["epoch"]:
-        logits, labels = training.predict(model, test_loader)
-        predicted = logits.argmax(axis=1)
-        correct = int((predicted == labels).sum())
-        if not args.no_figures:
-            drawn = _write_figures(folder, model, history, test_set, logits, config)
-        metrics.update({"test_accuracy": correct / len(labels), "test_correct": correct,
-                        "test_total": int(len(labels)), "test_loss": history["test_loss"][-1]})
-    wall_time = time.perf_counter() - started  # everything: loading, training, evaluation, figures
-    metrics.update({
-        "wall_time_seconds": wall_time,
-        "training_seconds": float(sum(history["seconds"])),
-        "parameters": models.count_parameters(model),
-        "figures": drawn,
-        "config": config,
-    })
+    metrics = _final_metrics(folder, model, history, test_set, test_loader, config, not args.no_figures)
+    metrics["wall_time_seconds"] = time.perf_counter() - started  # everything: loading, training, evaluation, figures
     if stop is not None:
-        metrics["diverged"] = {"epoch": stop.epoch, "batch": stop.batch, "loss": stop.loss}
+        metrics.update(status="diverged", diverged={"epoch": stop.epoch, "batch": stop.batch, "loss": stop.loss})
     _write_json(folder / METRICS_FILE, metrics)
     if stop is not None:
         kept = (f"the run in {folder} keeps the {counted(len(history['epoch']), 'epoch')} before it"
@@ -521,9 +495,38 @@ def train_command(args) -> int:
         group = optimizer.param_groups[0]
         raise RunError(f"{stop}; {kept}. Try a lower --lr (it was {group.get('initial_lr', group['lr']):g}), "
                        "a smaller --weight-decay, --optimizer adam or --batch-norm")
-    print(f"test accuracy {correct / len(labels):.2%} ({correct}/{len(labels)}), wall time {wall_time:.1f} s; "
-          f"run saved in {folder}")
+    print(f"test accuracy {metrics['test_accuracy']:.2%} ({metrics['test_correct']}/{metrics['test_total']}), "
+          f"wall time {metrics['wall_time_seconds']:.1f} s; run saved in {folder}")
     return 0
+
+
+def _interruption_message(stop, signum: int, folder: Path, epochs: int) -> str:
+    """The one line that says where an interrupted run stands and how to continue it."""
+    done = counted(len(stop.history["epoch"]), "epoch")
+    if stop.unfinished is not None:
+        where = (f"during epoch {stop.epoch}/{epochs}; the run in {folder} is saved after {done} and "
+                 f"{stop.batch} of the {stop.batches} batches of epoch {stop.epoch}")
+    else:
+        where = f"after epoch {stop.epoch}/{epochs}; the run in {folder} is saved after {done}"
+    return (f"{signal.Signals(signum).name}: training stopped {where}; continue it with: "
+            f"python -m tinygrad_cnn train --resume {folder}")
+
+
+def _final_metrics(folder: Path, model, history: dict, test_set, test_loader, config: dict, draw: bool) -> dict:
+    """metrics.json of a finished (or diverged) run, with the figures drawn; the test figures are
+    those of the model as it is (none when no epoch was finished)."""
+    metrics = {"status": "complete", "history": history}
+    drawn = []
+    if history["epoch"]:
+        logits, labels = training.predict(model, test_loader)
+        correct = int((logits.argmax(axis=1) == labels).sum())
+        if draw:
+            drawn = _write_figures(folder, model, history, test_set, logits, config)
+        metrics.update({"test_accuracy": correct / len(labels), "test_correct": correct,
+                        "test_total": int(len(labels)), "test_loss": history["test_loss"][-1]})
+    metrics.update({"training_seconds": float(sum(history["seconds"])),
+                    "parameters": models.count_parameters(model), "figures": drawn, "config": config})
+    return metrics
 
 
 def _write_figures(folder: Path, model, history, test_set, logits, config) -> list:
