@@ -151,6 +151,13 @@ class Progress:
     def images_per_second(self) -> float:
         return self.images / max(time.perf_counter() - self.start, 1e-9)
 
+    def skip(self, batches: int, loss_sum: float) -> None:
+        """Start the count after ``batches`` already done (a resumed epoch), their losses summing
+        to ``loss_sum``; the speed counts only the batches from now on."""
+        self.done, self.loss_sum = batches, loss_sum
+        if self.bar is not None:
+            self.bar.update(batches)
+
     def update(self, images: int, loss: float) -> None:
         self.done += 1
         self.images += images
@@ -227,6 +234,8 @@ def train_epoch(model, loader, optimizer, scheduler=None, progress: Progress | N
         generator.bit_generator.state = unfinished["rng"]
         if step_losses is not None:
             step_losses.extend(unfinished["step_loss"])
+        if progress is not None:
+            progress.skip(unfinished["batch"], sum(unfinished["step_loss"]))
     start = time.perf_counter() - unfinished["seconds"]
     for images, labels in batches:
         logits = model(images)
