@@ -187,8 +187,8 @@ def test_a_resumed_epoch_counts_its_progress_from_the_batches_already_done():
     stream = io.StringIO()
     bar = training.Progress(10, "epoch 2/3", stream=stream, lines=5)
     bar.skip(7, 7 * 2.0)
-    bar.update(32, 1.0)
-    bar.update(32, 1.0)
+    for _ in range(3):  # batches 8, 9 and 10
+        bar.update(32, 1.0)
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("epoch 2/3   8/10  loss 1.8750"), lines  # (7 * 2 + 1) / 8
     assert lines[-1].startswith("epoch 2/3  10/10  loss"), lines
