@@ -460,3 +460,11 @@ def test_run_folders_started_in_the_same_second_are_distinct(tmp_path, monkeypat
         made += [Path(line) for line in process.communicate(timeout=120)[0].split()]
     assert len(made) == 16 and len(set(made)) == 16
     assert all(folder.is_dir() and not any(folder.iterdir()) for folder in made)
+
+
+def test_the_same_out_given_to_two_runs_at_once_goes_to_one_of_them(tmp_path):
+    from tinygrad_cnn.__main__ import UsageError, _run_folder
+    out = tmp_path / "shared"
+    assert _run_folder(out, False) == out and (out / "config.json").exists()  # claimed by the first run
+    with pytest.raises(UsageError, match="already holds a run"):
+        _run_folder(out, False)

@@ -260,6 +260,10 @@ def _run_folder(out: Path | None, force: bool) -> Path:
             raise RunError(f"cannot create a run folder in {stamp.parent.resolve()} ({error.strerror or error}): "
                            "pass --out DIR to write elsewhere")
     _check_writable(folder)
+    try:  # claim the folder: of two runs given the same --out at once, only one creates this file
+        os.close(os.open(folder / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        raise UsageError(f"--out {folder}: another run started writing there just now; choose another folder") from None
     return folder
 
 
