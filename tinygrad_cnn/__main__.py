@@ -33,7 +33,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from datetime import datetime
 from pathlib import Path
 
