@@ -459,7 +459,8 @@ def test_run_folders_started_in_the_same_second_are_distinct(tmp_path, monkeypat
     for process in others:
         made += [Path(line) for line in process.communicate(timeout=120)[0].split()]
     assert len(made) == 16 and len(set(made)) == 16
-    assert all(folder.is_dir() and not any(folder.iterdir()) for folder in made)
+    for folder in made:  # each claimed by its run alone: nothing in it but the run's (empty) config.json
+        assert [path.name for path in folder.iterdir()] == ["config.json"] and not (folder / "config.json").stat().st_size
 
 
 def test_the_same_out_given_to_two_runs_at_once_goes_to_one_of_them(tmp_path):
