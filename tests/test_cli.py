@@ -206,6 +206,13 @@ def test_a_damaged_or_edited_config_is_one_line_naming_the_file(run_copy, edit, 
         assert line.startswith(f"error: {path}") and expected in line, line
 
 
+def test_a_huge_config_is_refused_without_reading_it(run_copy, capsys, monkeypatch):
+    from tinygrad_cnn import __main__ as cli
+    monkeypatch.setattr(cli, "CONFIG_SIZE_LIMIT", 100)  # the real limit is 16 MiB; the copy's config is ~1 kB
+    assert main(["evaluate", str(run_copy)]) == 1
+    assert "far more than a run's config" in _one_error_line(capsys)
+
+
 def _damage_weights(folder: Path, how: str) -> None:
     path = folder / "model.npz"
     if how == "truncated":

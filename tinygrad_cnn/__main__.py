@@ -48,6 +48,7 @@ from .serialization import CheckpointError
 from .tensor import Tensor
 
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, CHECKPOINT_FILE = "config.json", "metrics.json", "model.npz", "checkpoint.npz"
+CONFIG_SIZE_LIMIT = 16 * 2**20
 FIGURE_FILES = ("curves.png", "filters.png", "activations.png", "confusion.png", "predictions.png")
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, *FIGURE_FILES)
 
@@ -596,6 +597,9 @@ def _read_config(path: Path, run: Path) -> dict:
     if not path.is_file():
         raise RunError(f"no config file {path}: CHECKPOINT must be a run folder written by 'train' "
                        "or the model.npz inside it")
+    if path.stat().st_size > CONFIG_SIZE_LIMIT:  # a config is a few kB: do not read a huge file into memory
+        raise RunError(f"{path} is {path.stat().st_size:,} bytes, far more than a run's config: restore it or "
+                       "train the run again")
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
