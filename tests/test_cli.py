@@ -3,12 +3,14 @@ with a clear message. Runs are tiny (--limit) so the whole module takes seconds.
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import tinygrad_cnn as tg
 from tinygrad_cnn import data, figures
-from tinygrad_cnn.__main__ import main, read_image
+from tinygrad_cnn.__main__ import _dataset_title, counted, main, read_image
 
 TINY = ["--limit", "256", "--epochs", "1", "--batch-size", "32"]
 
@@ -127,6 +129,10 @@ def read_image_from(array, shape=(1, 28, 28)):
     (["train", "--lr", "-1"], "--lr: must be positive"),
     (["train", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
     (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
+    (["train", "--seed", "-1"], "--seed: must be between 0"),
+    (["train", "--weight-decay", "inf"], "--weight-decay: must be a finite number"),
+    (["train", "--weight-decay", "nan"], "--weight-decay: must be a finite number"),
+    (["train", "--lr", "inf"], "--lr: must be positive"),
     (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["predict", "run"], "the following arguments are required: IMAGE"),
     (["fly"], "invalid choice: 'fly'"),
@@ -140,16 +146,17 @@ def test_bad_arguments_are_refused_by_argparse(argv, message, capsys):
 
 
 def test_missing_checkpoint_or_image_is_one_clear_line(run_folder, tmp_path, capsys):
-    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: no weights file") and "Traceback" not in err
-    assert main(["predict", str(run_folder), str(tmp_path / "missing.png")]) == 2
-    assert "error: no image file" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 1
+    assert _one_error_line(capsys).startswith("error: no such file or folder")
+    assert main(["evaluate", str(tmp_path)]) == 1
+    assert _one_error_line(capsys).startswith("error: no weights file")
+    assert main(["predict", str(run_folder), str(tmp_path / "missing.png")]) == 1
+    assert "error: no image file" in _one_error_line(capsys)
 
 
 def test_imagefolder_without_data_dir_is_explained(capsys):
-    assert main(["train", "--dataset", "imagefolder"]) == 2
-    assert "needs --data-dir" in capsys.readouterr().err
+    assert main(["train", "--dataset", "imagefolder"]) == 1
+    assert "needs --data-dir" in _one_error_line(capsys)
 
 
 def test_module_entry_point_shows_help():
@@ -158,3 +165,314 @@ def test_module_entry_point_shows_help():
     assert result.returncode == 0
     for command in ("train", "evaluate", "predict"):
         assert command in result.stdout
+
+
+# ---- every problem a user can cause: one line, no traceback ------------------------------------
+
+
+def _one_error_line(capsys) -> str:
+    """The whole of stderr, checked to be one line starting with "error:" (or "warning:")."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def run_copy(run_folder, tmp_path):
+    """A copy of the trained run that a test may damage."""
+    import shutil
+    return Path(shutil.copytree(run_folder, tmp_path / "copy"))
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda config: "{not json", "is not valid JSON"),
+    (lambda config: "[1, 2]", "not a JSON object"),
+    (lambda config: {**config, "model": {**config["model"], "name": "resnet"}}, "unknown model 'resnet'"),
+    (lambda config: {key: value for key, value in config.items() if key != "classes"}, "no 'classes'"),
+    (lambda config: {**config, "model": {"name": "seed"}}, "no 'input_shape', 'num_classes'"),
+    (lambda config: {**config, "model": {**config["model"], "input_shape": [1, -28, 28]}}, "input_shape"),
+    (lambda config: {**config, "classes": config["classes"][:3]}, "num_classes does not match"),
+    (lambda config: {**config, "normalize": {"mean": ["a"], "std": [0.3]}}, "'normalize' needs"),
+    (lambda config: {**config, "normalize": {"mean": [0.3], "std": [0]}}, "std > 0"),
+])
+def test_a_damaged_or_edited_config_is_one_line_naming_the_file(run_copy, edit, expected, capsys):
+    path = run_copy / "config.json"
+    edited = edit(json.loads(path.read_text()))
+    path.write_text(edited if isinstance(edited, str) else json.dumps(edited))
+    for argv in (["evaluate", str(run_copy)], ["predict", str(run_copy), str(run_copy / "config.json")]):
+        assert main(argv) == 1
+        line = _one_error_line(capsys)
+        assert line.startswith(f"error: {path}") and expected in line, line
+
+
+def test_a_huge_config_is_refused_without_reading_it(run_copy, capsys, monkeypatch):
+    from tinygrad_cnn import __main__ as cli
+    monkeypatch.setattr(cli, "CONFIG_SIZE_LIMIT", 100)  # the real limit is 16 MiB; the copy's config is ~1 kB
+    assert main(["evaluate", str(run_copy)]) == 1
+    assert "far more than a run's config" in _one_error_line(capsys)
+
+
+def _damage_weights(folder: Path, how: str) -> None:
+    path = folder / "model.npz"
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:5000])
+    elif how == "not a zip":
+        path.write_bytes(b"hello, this is not a checkpoint\n" * 10)
+    elif how == "wrong keys":
+        state = tg.load(path)
+        state["extra.weight"] = state.pop("0.weight")
+        tg.save(state, path)
+    elif how == "wrong shape":
+        state = tg.load(path)
+        state["0.weight"] = np.zeros((4, 1, 5, 5), np.float32)
+        tg.save(state, path)
+    elif how == "missing key":
+        state = tg.load(path)
+        del state["6.bias"]
+        tg.save(state, path)
+
+
+@pytest.mark.parametrize("how, expected", [
+    ("truncated", "damaged or truncated"), ("not a zip", "not an .npz"), ("wrong keys", "unexpected array 'extra.weight'"),
+    ("wrong shape", "has shape (4, 1, 5, 5), expected (8, 1, 5, 5)"), ("missing key", "missing keys: 6.bias"),
+])
+def test_a_damaged_weights_file_is_one_line_naming_it(run_copy, how, expected, capsys):
+    _damage_weights(run_copy, how)
+    assert main(["evaluate", str(run_copy)]) == 1
+    line = _one_error_line(capsys)
+    assert f"{run_copy / 'model.npz'}" in line and expected in line, line
+
+
+def test_non_finite_weights_are_evaluated_with_a_warning(run_copy, capsys):
+    state = tg.load(run_copy / "model.npz")
+    state["0.weight"][0, 0, 0, 0] = np.nan
+    tg.save(state, run_copy / "model.npz")
+    assert main(["evaluate", str(run_copy), "--limit", "64"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("warning:") and "not finite" in err and "0.weight" in err and "Traceback" not in err
+    assert "test accuracy" in out
+
+
+@pytest.mark.parametrize("content", [b"this is text, not a picture", b"\x89PNG\r\n\x1a\n" + b"\0" * 40],
+                         ids=["text", "truncated-png"])
+def test_predict_on_a_file_that_is_not_an_image_is_one_line(run_folder, tmp_path, content, capsys):
+    pytest.importorskip("PIL")
+    path = tmp_path / "photo.png"
+    path.write_bytes(content)
+    assert main(["predict", str(run_folder), str(path)]) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: cannot read {path} as an image"), line
+
+
+def test_predict_on_a_damaged_npy_is_one_line(run_folder, tmp_path, capsys):
+    path = tmp_path / "image.npy"
+    path.write_bytes(b"\x93NUMPY garbage")
+    assert main(["predict", str(run_folder), str(path)]) == 1
+    assert _one_error_line(capsys).startswith(f"error: cannot read {path} as an image")
+
+
+def test_out_that_is_a_file_or_an_existing_run_is_refused_before_loading(run_folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    assert main(["train", *TINY, "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in _one_error_line(capsys)
+    before = {path.name: path.read_bytes() for path in run_folder.iterdir()}
+    assert main(["train", *TINY, "--out", str(run_folder)]) == 2
+    out = capsys.readouterr()
+    assert "already holds a run" in out.err and "--force" in out.err and "loading" not in out.out
+    assert {path.name: path.read_bytes() for path in run_folder.iterdir()} == before
+
+
+def test_force_replaces_an_existing_run(tmp_path, capsys):
+    folder = tmp_path / "run"
+    assert main(["train", "--limit", "64", "--epochs", "1", "--no-figures", "--no-progress", "--out", str(folder)]) == 0
+    assert main(["train", "--limit", "64", "--epochs", "2", "--no-figures", "--no-progress", "--out", str(folder),
+                 "--force"]) == 0
+    assert json.loads((folder / "metrics.json").read_text())["history"]["epoch"] == [1, 2]
+
+
+def test_an_unwritable_out_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    # root ignores permission bits, so the unwritable folder is one below a file (and one in /proc)
+    for out in (tmp_path / "file" / "run", Path("/proc/tinygrad_cnn_run")):
+        assert main(["train", *TINY, "--out", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert f"error: cannot create the run folder {out}" in captured.err and "Traceback" not in captured.err
+        assert "epoch" not in captured.out + captured.err.replace(str(out), "")
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_saved_epoch_stays_loadable(tmp_path, capsys, monkeypatch):
+    import errno
+    from tinygrad_cnn import serialization
+    writes = []
+    real_write = serialization._write_npz
+
+    def fill_the_disk(file, arrays):
+        writes.append(1)
+        if len(writes) > 2:  # epoch 1 writes the checkpoint and the weights; the disk is full in epoch 2
+            file.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(file, arrays)
+
+    monkeypatch.setattr(serialization, "_write_npz", fill_the_disk)
+    folder = tmp_path / "run"
+    assert main(["train", "--limit", "64", "--epochs", "2", "--no-progress", "--no-figures", "--out", str(folder)]) == 1
+    line = _one_error_line(capsys)
+    assert "No space left on device" in line and f"--resume {folder}" in line, line
+    monkeypatch.undo()
+    assert not list(folder.glob("*.partial"))
+    assert main(["evaluate", str(folder), "--limit", "64"]) == 0  # the first epoch's weights
+    assert json.loads((folder / "metrics.json").read_text())["history"]["epoch"] == [1]
+
+
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"{path} holds {constant}: not strict JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_divergence_is_named_and_the_metrics_stay_strict_json(tmp_path, capsys):
+    folder = tmp_path / "run"
+    argv = ["train", *TINY, "--optimizer", "sgd", "--lr", "1e20", "--no-figures", "--no-progress", "--out", str(folder)]
+    assert main(argv) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith("error: training diverged") and "epoch 1" in line and "batch" in line
+    assert "lower --lr" in line
+    metrics = _strict_json(folder / "metrics.json")
+    assert metrics["status"] == "diverged" and metrics["diverged"]["epoch"] == 1
+
+
+@pytest.mark.skipif(not figures.matplotlib_available(), reason="figures need matplotlib")
+def test_divergence_in_a_later_epoch_keeps_the_figures_and_metrics_of_the_epochs_before(tmp_path, capsys,
+                                                                                         monkeypatch):
+    from tinygrad_cnn import train as training
+    real_loss, calls = training.F.cross_entropy, []
+
+    def poisoned(logits, labels, *args, **kwargs):
+        loss = real_loss(logits, labels, *args, **kwargs)
+        if logits.requires_grad:  # a training batch, not an evaluation
+            calls.append(1)
+            if len(calls) == 11:  # batch 3 of epoch 2
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(training.F, "cross_entropy", poisoned)
+    folder = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "3", "--no-progress", "--out", str(folder)]) == 1
+    line = _one_error_line(capsys)
+    assert "loss nan at batch 3/8 of epoch 2" in line and "keeps the 1 epoch before it" in line, line
+    metrics = _strict_json(folder / "metrics.json")
+    assert metrics["history"]["epoch"] == [1] and len(metrics["history"]["step_loss"]) == 8
+    assert metrics["figures"] and all((folder / name).is_file() for name in metrics["figures"])
+
+
+def test_messages_count_in_the_singular_and_plural(tmp_path, capsys):
+    assert main(["train", "--limit", "64", "--epochs", "1", "--no-figures", "--no-progress",
+                 "--out", str(tmp_path / "one")]) == 0
+    out = capsys.readouterr().out
+    assert ", 1 epoch ->" in out and "1 epochs" not in out and "64 training images and 64 test images" in out
+    assert counted(1, "batch", "batches") == "1 batch" and counted(2, "batch", "batches") == "2 batches"
+    assert counted(1_000, "image") == "1,000 images"
+
+
+@pytest.mark.parametrize("config, title", [
+    ({"dataset": "embedded", "data_dir": None}, "Fashion-MNIST (embedded subset)"),
+    ({"dataset": "cifar10", "data_dir": "/data/if"}, "CIFAR-10"),
+    ({"dataset": "imagefolder", "data_dir": "/data/flowers/"}, "image folder 'flowers'"),
+    ({"dataset": "imagefolder", "data_dir": "."}, "image folder '{cwd}'"),
+])
+def test_figures_are_titled_after_the_dataset_or_the_folder_given(config, title):
+    assert _dataset_title(config) == title.format(cwd=Path.cwd().name)
+
+
+def test_resume_of_a_run_whose_options_were_edited_is_one_line(run_copy, capsys):
+    path = run_copy / "config.json"
+    config = json.loads(path.read_text())
+    config["options"]["epochs"] = "many"
+    path.write_text(json.dumps(config))
+    assert main(["train", "--resume", str(run_copy)]) == 1
+    line = _one_error_line(capsys)
+    assert line.startswith(f"error: {path} is damaged or was edited: option 'epochs' is 'many'"), line
+
+
+def test_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "no config.json there" in _one_error_line(capsys)
+    assert main(["train", "--resume", str(tmp_path), "--lr", "0.1"]) == 2
+
+
+@pytest.mark.parametrize("argv_tail, expected", [
+    (["evaluate", "{run}"], "is not valid JSON"),
+    (["train", "--out", "{file}"], "is a file"),
+])
+def test_a_real_process_prints_one_line_and_no_traceback(run_copy, tmp_path, argv_tail, expected):
+    (run_copy / "config.json").write_text("{")
+    (tmp_path / "file").write_text("")
+    argv = [part.format(run=run_copy, file=tmp_path / "file") for part in argv_tail]
+    result = subprocess.run([sys.executable, "-m", "tinygrad_cnn", *argv], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2.5 MB file system (tmpfs), where mounting is allowed; skipped elsewhere."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2560k", "tmpfs", str(mount_point)],
+                                 capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        mounted = False
+    if not mounted:
+        pytest.skip("cannot mount a small tmpfs here (needs root in a container that allows it)")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True, timeout=30)
+
+
+def test_a_really_full_disk_stops_with_one_line_and_keeps_the_last_epoch(small_disk, capsys):
+    # epoch 1 writes checkpoint.npz (weights and Adam's two moments, ~1.3 MB) and model.npz (~0.4 MB);
+    # epoch 2's checkpoint is written beside the first one before replacing it, and does not fit
+    folder = small_disk / "run"
+    argv = ["train", "--limit", "64", "--epochs", "3", "--no-progress", "--no-figures", "--out", str(folder)]
+    assert main(argv) == 1
+    line = _one_error_line(capsys)
+    assert "No space left on device" in line and f"--resume {folder}" in line, line
+    assert not list(folder.glob("*.partial"))
+    assert _strict_json(folder / "metrics.json")["history"]["epoch"] == [1]
+    assert main(["evaluate", str(folder), "--limit", "64"]) == 0
+    with np.load(folder / "checkpoint.npz") as checkpoint:  # whole and readable
+        assert checkpoint["model.0.weight"].shape == (8, 1, 5, 5)
+
+
+def test_run_folders_started_in_the_same_second_are_distinct(tmp_path, monkeypatch):
+    import threading
+    from tinygrad_cnn.__main__ import _run_folder
+    monkeypatch.chdir(tmp_path)
+    made, threads = [], []
+    for _ in range(8):  # eight runs of this process at once
+        threads.append(threading.Thread(target=lambda: made.append(_run_folder(None, False))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    script = "from tinygrad_cnn.__main__ import _run_folder\nfor _ in range(4): print(_run_folder(None, False))"
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    others = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+              for _ in range(2)]  # and two other processes
+    for process in others:
+        made += [Path(line) for line in process.communicate(timeout=120)[0].split()]
+    assert len(made) == 16 and len(set(made)) == 16
+    for folder in made:  # each claimed by its run alone: nothing in it but the run's (empty) config.json
+        assert [path.name for path in folder.iterdir()] == ["config.json"] and not (folder / "config.json").stat().st_size
+
+
+def test_the_same_out_given_to_two_runs_at_once_goes_to_one_of_them(tmp_path):
+    from tinygrad_cnn.__main__ import UsageError, _run_folder
+    out = tmp_path / "shared"
+    assert _run_folder(out, False) == out and (out / "config.json").exists()  # claimed by the first run
+    with pytest.raises(UsageError, match="already holds a run"):
+        _run_folder(out, False)

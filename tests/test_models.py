@@ -80,3 +80,18 @@ def test_build_model_from_config_reproduces_the_architecture():
 def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'resnet'.*seed"):
         models.model_config("resnet", GREY, 10)
+
+
+@pytest.mark.parametrize("config, message", [
+    ([], "must be a dict"),
+    ({"name": "seed", "input_shape": [1, 28, 28]}, "no 'num_classes'"),
+    ({"name": "resnet", "input_shape": [1, 28, 28], "num_classes": 10}, "unknown model 'resnet'"),
+    ({"name": "seed", "input_shape": [1, 28], "num_classes": 10}, "input_shape"),
+    ({"name": "seed", "input_shape": [1, 28, 28.5], "num_classes": 10}, "input_shape"),
+    ({"name": "seed", "input_shape": [1, 28, 28], "num_classes": 0}, "num_classes"),
+    ({"name": "seed", "input_shape": [1, 28, 28], "num_classes": 10, "batch_norm": "yes"}, "batch_norm"),
+    ({"name": "seed", "input_shape": [1, 28, 28], "num_classes": 10, "depth": 50}, "unknown entries 'depth'"),
+])
+def test_build_model_names_what_is_wrong_with_a_config(config, message):
+    with pytest.raises(ValueError, match=message):
+        models.build_model(config)

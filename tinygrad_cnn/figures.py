@@ -1,10 +1,10 @@
 """PNG figures of a training run: what a person looks at instead of reading metrics.json.
 
-    plot_curves(history, path)              loss and accuracy per epoch (and loss per batch)
+    plot_curves(history, path)              loss per batch (log scale) and per epoch, accuracy per epoch
     plot_filters(weight, path)              the learned filters of a convolution, one tile each
     capture_activations(model, image)       every convolution's output for one image, recorded
                                             with forward hooks (``Module.register_forward_hook``)
-    plot_activations(image, maps, path)     those outputs as rows of feature maps
+    plot_activations(image, maps, path)     those outputs as rows of feature maps, a colour scale per layer
     plot_confusion(labels, predicted, ...)  which classes are taken for which
     plot_predictions(images, ...)           a grid of test images titled with the guess
 
@@ -56,37 +56,52 @@ def _image_for_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
 
 
 def plot_curves(history: dict, path, title: str = "") -> None:
-    """Two panels: loss (every batch, faintly, and per epoch for train and test) and accuracy."""
+    """Two panels: loss on a log scale (every batch, faintly, with a moving average and the epoch
+    means of train and test at the end of each epoch), and accuracy per epoch.
+
+    The log scale shows the whole run: the first batches (loss ~2.3) and the last (~0.3) on one
+    axis, without cutting either off. Values that are not finite (a diverging run) are left out."""
     plt = _pyplot()
     fig, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
     epochs = np.asarray(history["epoch"], dtype=float)
     steps = np.asarray(history.get("step_loss", []), dtype=float)
-    if len(steps) and len(epochs):
-        # batch b of the run sits at x = b / batches_per_epoch, so epoch e ends at x = e
-        x = np.arange(1, len(steps) + 1) / (len(steps) / epochs[-1])
-        loss_axes.plot(x, steps, color="tab:blue", alpha=0.25, linewidth=0.8, label="train (each batch)")
+    per_epoch = len(steps) / len(epochs) if len(steps) and len(epochs) else 1
+    ends = epochs * per_epoch  # batch number at the end of each epoch: where its means belong
+    if len(steps):
+        batch = np.arange(1, len(steps) + 1)
+        shown = np.isfinite(steps) & (steps > 0)
+        loss_axes.plot(batch[shown], steps[shown], color="tab:blue", alpha=0.25, linewidth=0.8,
+                       label="train (each batch)")
         window = max(1, len(steps) // 50)
-        if window > 1:
+        if window > 1 and shown.all():
             smooth = np.convolve(steps, np.ones(window) / window, mode="valid")
-            loss_axes.plot(x[window - 1:], smooth, color="tab:blue", linewidth=1.2, label="train (moving average)")
-    loss_axes.plot(epochs, history["train_loss"], "o-", color="tab:blue", label="train (epoch mean)")
-    loss_axes.plot(epochs, history["test_loss"], "s-", color="tab:orange", label="test")
-    loss_axes.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-    # the first few batches (loss ~2.3) would squash everything after them: cut the axis above
-    # the bulk of the batch losses and the epoch means
-    highest = max([*history["train_loss"], *history["test_loss"], *(np.percentile(steps, [95]) if len(steps) else [])])
-    loss_axes.set_ylim(0, 1.2 * highest)
-    accuracy_axes.plot(epochs, 100 * np.asarray(history["train_accuracy"]), "o-", color="tab:blue", label="train")
-    accuracy_axes.plot(epochs, 100 * np.asarray(history["test_accuracy"]), "s-", color="tab:orange", label="test")
+            loss_axes.plot(batch[window - 1:], smooth, color="tab:blue", linewidth=1.2,
+                           label=f"train (mean of {window} batches)")
+    for values, marker, colour, label in ((history["train_loss"], "o-", "tab:blue", "train (epoch mean)"),
+                                          (history["test_loss"], "s-", "tab:orange", "test (end of epoch)")):
+        values = np.asarray(values, dtype=float)
+        finite = np.isfinite(values) & (values > 0)
+        loss_axes.plot(ends[finite], values[finite], marker, color=colour, label=label)
+    for end in ends[:-1]:
+        loss_axes.axvline(end, color="grey", alpha=0.2, linewidth=0.8)
+    loss_axes.set_yscale("log")
+    loss_axes.set(xlabel=f"batch ({per_epoch:.0f} per epoch; grey lines end each epoch)",
+                  ylabel="cross-entropy loss (log scale)", title="Loss")
+    loss_axes.set_xlim(0, max(len(steps), ends[-1] if len(ends) else 1) * 1.02)
+    accuracy_axes.plot(epochs, 100 * np.asarray(history["train_accuracy"], dtype=float), "o-", color="tab:blue",
+                       label="train (during the epoch)")
+    accuracy_axes.plot(epochs, 100 * np.asarray(history["test_accuracy"], dtype=float), "s-", color="tab:orange",
+                       label="test (end of epoch)")
     if len(epochs):
         final = 100 * history["test_accuracy"][-1]
         accuracy_axes.annotate(f"test {final:.2f}%", (epochs[-1], final), textcoords="offset points",
                                xytext=(-4, -16), ha="right", fontsize=9, color="tab:orange")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    accuracy_axes.set_xlim(0, max(epochs[-1] if len(epochs) else 1, 1) + 0.2)
+    accuracy_axes.xaxis.get_major_locator().set_params(integer=True)
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
-        axes.set_xlim(0, max(epochs[-1] if len(epochs) else 1, 1) + 0.2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -159,15 +174,24 @@ def capture_activations(model, image: np.ndarray, layer_type=None) -> tuple[list
     return recorded, logits
 
 
-def plot_activations(image: np.ndarray, activations: list, path, title: str = "", per_layer: int = 16) -> None:
+BEFORE_RELU = "before the ReLU: red parts pass it, blue parts become 0"
+
+
+def plot_activations(image: np.ndarray, activations: list, path, title: str = "", per_layer: int = 16,
+                     stage: str = BEFORE_RELU) -> None:
     """The input on the left, then for each recorded layer up to ``per_layer`` of its feature
-    maps, 8 to a row (bright = strong response)."""
+    maps, 8 to a row. ``stage`` says where the maps were taken (``capture_activations`` records
+    each convolution's output, so by default: before the ReLU).
+
+    The maps of one layer share one colour scale, centred on zero, with a colour bar beside them:
+    a map that looks faint is weak, not stretched to look like its neighbours."""
     plt = _pyplot()
     columns = 8
     layer_rows = [math.ceil(min(len(maps), per_layer) / columns) for _, maps in activations]
     rows = max(sum(layer_rows), 1)
-    fig = plt.figure(figsize=(2.2 + 1.25 * columns, 1.3 * rows + 0.7))
-    grid = fig.add_gridspec(rows, columns + 2, width_ratios=[1.6, 0.25] + [1] * columns)
+    height = 1.3 * rows + 1.2
+    fig = plt.figure(figsize=(2.6 + 1.25 * columns, height))
+    grid = fig.add_gridspec(rows, columns + 3, width_ratios=[1.6, 0.25] + [1] * columns + [0.12])
     input_axis = fig.add_subplot(grid[:min(rows, 2), 0])
     shown, cmap = _image_for_display(image)
     input_axis.imshow(shown, cmap=cmap, interpolation="nearest")
@@ -176,9 +200,10 @@ def plot_activations(image: np.ndarray, activations: list, path, title: str = ""
     row = 0
     for number, ((name, maps), count_rows) in enumerate(zip(activations, layer_rows), 1):
         count = min(len(maps), per_layer)
+        limit = float(np.abs(maps[:count]).max()) or 1.0
         for index in range(count):
             axis = fig.add_subplot(grid[row + index // columns, 2 + index % columns])
-            axis.imshow(maps[index], cmap="viridis", interpolation="nearest")
+            drawn = axis.imshow(maps[index], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
             if index % columns == 0:
@@ -187,8 +212,13 @@ def plot_activations(image: np.ndarray, activations: list, path, title: str = ""
                 axis.set_ylabel(label, fontsize=8)
             if row == 0 and index < columns:
                 axis.set_title(f"map {index}", fontsize=7)
+        colour_bar = fig.colorbar(drawn, cax=fig.add_subplot(grid[row:row + count_rows, columns + 2],
+                                                             label=f"colour bar of {name}"))
+        colour_bar.ax.tick_params(labelsize=7)
         row += count_rows
-    fig.suptitle(title or "Activation maps of each convolution", fontsize=11)
+    heading = title or "Activation maps of each convolution"
+    fig.suptitle(f"{heading}\n{stage}; one colour scale per layer", fontsize=11)
+    fig.subplots_adjust(top=1 - 1.0 / height)  # room for the three lines of the title above the map titles
     _save(fig, path)
 
 
@@ -212,7 +242,7 @@ def plot_confusion(labels: np.ndarray, predicted: np.ndarray, classes, path, tit
     image = axis.imshow(percent, cmap="Blues", vmin=0, vmax=100)
     for true in range(len(classes)):
         for guess in range(len(classes)):
-            if counts[true, guess]:
+            if f"{percent[true, guess]:.0f}" != "0":  # a cell that rounds to 0 stays blank
                 axis.text(guess, true, f"{percent[true, guess]:.0f}", ha="center", va="center", fontsize=8,
                           color="white" if percent[true, guess] > 60 else "black")
     axis.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)

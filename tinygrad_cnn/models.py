@@ -116,8 +116,35 @@ def describe(config: dict) -> str:
     return TITLES[config["name"]] + (" with batch norm" if batch_norm else "")
 
 
+def check_config(config) -> None:
+    """Raise ValueError saying what is wrong when ``config`` is not a dict ``build_model`` can use
+    (it may come from a config.json someone edited)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a model config must be a dict, got {type(config).__name__}")
+    missing = [key for key in ("name", "input_shape", "num_classes") if key not in config]
+    if missing:
+        raise ValueError(f"the model config has no {', '.join(repr(key) for key in missing)}")
+    if config["name"] not in MODELS:
+        raise ValueError(f"unknown model {config['name']!r}; choose one of {', '.join(MODELS)}")
+    shape = config["input_shape"]
+    if not (isinstance(shape, list | tuple) and len(shape) == 3
+            and all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 4096 for n in shape)):
+        raise ValueError(f"the model's input_shape must be [channels, height, width] of positive whole numbers, "
+                         f"got {shape!r}")
+    classes = config["num_classes"]
+    if not (isinstance(classes, int) and not isinstance(classes, bool) and 0 < classes <= 100_000):
+        raise ValueError(f"the model's num_classes must be a positive whole number, got {classes!r}")
+    if not isinstance(config.get("batch_norm", False), bool):
+        raise ValueError(f"the model's batch_norm must be true or false, got {config['batch_norm']!r}")
+    extra = set(config) - {"name", "input_shape", "num_classes", "batch_norm"}
+    if extra:
+        raise ValueError(f"the model config has unknown entries {', '.join(sorted(map(repr, extra)))}")
+
+
 def build_model(config: dict) -> nn.Sequential:
-    """The network described by a ``model_config`` dict (freshly initialised)."""
+    """The network described by a ``model_config`` dict (freshly initialised). A config that does
+    not describe one is a ValueError naming the problem (see ``check_config``)."""
+    check_config(config)
     builder = MODELS[config["name"]]
     options = {"batch_norm": config["batch_norm"]} if "batch_norm" in config else {}
     return builder(tuple(config["input_shape"]), config["num_classes"], **options)

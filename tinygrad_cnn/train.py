@@ -8,13 +8,25 @@
     evaluate(model, loader)            loss and accuracy, in eval mode and without a graph
     predict(model, loader)             the logits of every sample, with the labels
     fit(model, ...)                    epochs of train_epoch + evaluate, returning the history
+    Diverged, Interrupted              why fit stopped early: a non-finite loss, or a stop request
+    save_checkpoint / load_checkpoint  everything needed to continue a run bit for bit
     Progress                           the progress bar: tqdm on a terminal, plain lines otherwise
 
 One training step is the usual four lines: forward, loss, backward, optimizer step. Everything
-else here is bookkeeping (throughput, progress, history).
+else here is bookkeeping (throughput, progress, history, checkpoints).
+
+A run continues bit for bit from a checkpoint because the checkpoint holds every piece of state
+the next epoch reads: the weights and buffers, the optimizer's moments and step counts, the
+schedule's position, the history so far, and the state of the library's random generator, which
+is the only generator such a run draws from (initialisation, shuffling, augmentation, dropout:
+build the DataLoader without its own ``seed`` so that it shuffles from it too). A checkpoint taken
+in the middle of an epoch (``Interrupted.unfinished``) adds the generator's state at the start of
+that epoch and the batches done: resuming replays the loader's draws for those batches (the order,
+the augmentation) without training on them, then restores the generator as it was at the stop.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -24,6 +36,8 @@ import numpy as np
 from . import data, optim
 from .autograd import no_grad
 from .nn import functional as F
+from .random import get_rng
+from .serialization import CheckpointError, load, save
 from .tensor import Tensor
 
 DATASETS = tuple(data.DATASETS)   # the names of data/registry.py
@@ -110,6 +124,13 @@ class Progress:
     def images_per_second(self) -> float:
         return self.images / max(time.perf_counter() - self.start, 1e-9)
 
+    def skip(self, batches: int, loss_sum: float) -> None:
+        """Start the count after ``batches`` already done (a resumed epoch), their losses summing
+        to ``loss_sum``; the speed counts only the batches from now on."""
+        self.done, self.loss_sum = batches, loss_sum
+        if self.bar is not None:
+            self.bar.update(batches)
+
     def update(self, images: int, loss: float) -> None:
         self.done += 1
         self.images += images
@@ -131,32 +152,91 @@ class Progress:
 # ---- the loop -------------------------------------------------------------------------------
 
 
+class Diverged(ArithmeticError):
+    """Training produced a non-finite loss (or non-finite weights): continuing would only train on
+    NaN. ``history`` holds the epochs completed before it."""
+
+    def __init__(self, epoch: int, batch: int | None, batches: int, loss: float | None, history: dict):
+        self.epoch, self.batch, self.batches, self.loss, self.history = epoch, batch, batches, loss, history
+        where = (f"loss {loss} at batch {batch}/{batches} of epoch {epoch}" if batch is not None
+                 else f"the weights became non-finite during epoch {epoch}")
+        super().__init__(f"training diverged: {where}")
+
+
+class Interrupted(Exception):
+    """``should_stop()`` asked fit to stop. ``epoch`` is the epoch in progress, or the last one
+    completed when the request came between epochs. ``unfinished`` (None between epochs) is what
+    ``fit(..., unfinished=...)`` needs to go on from the middle of the epoch: save it with the
+    model, optimizer and schedule as they are now (``save_checkpoint``)."""
+
+    def __init__(self, epoch: int, batch: int, batches: int, history: dict, unfinished: dict | None = None):
+        self.epoch, self.batch, self.batches, self.history = epoch, batch, batches, history
+        self.unfinished = unfinished
+        super().__init__(f"stopped during epoch {epoch} after batch {batch}/{batches}")
+
+
+def _never() -> bool:
+    return False
+
+
 def train_epoch(model, loader, optimizer, scheduler=None, progress: Progress | None = None,
-                step_losses: list | None = None) -> dict:
+                step_losses: list | None = None, epoch: int = 1, should_stop=_never,
+                unfinished: dict | None = None) -> dict:
     """One pass over ``loader``; ``scheduler`` (if any) is stepped after every batch.
-    Returns the mean loss, the accuracy on the batches as they were trained, and the speed."""
+    Returns the mean loss, the accuracy on the batches as they were trained, and the speed.
+
+    Raises ``Diverged`` on a non-finite loss, before it reaches the weights, and ``Interrupted``
+    after any batch once ``should_stop()`` returns true; its ``unfinished`` given back here
+    continues the epoch where it stopped."""
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
-    for images, labels in loader:
+    generator = get_rng()
+    if unfinished is None:
+        # the generator as the epoch starts: replaying the loader from here repeats its draws
+        unfinished = {"epoch": epoch, "batch": 0, "rng_at_start": generator.bit_generator.state,
+                      "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "step_loss": []}
+        batches = iter(loader)
+    else:
+        # Skip the batches already trained, drawing what the loader drew for them (the order,
+        # the augmentation), then take the generator on from where the run stopped. Only the
+        # loader's draws are replayed; dropout's are in the restored state.
+        unfinished = {**unfinished, "step_loss": list(unfinished["step_loss"])}
+        generator.bit_generator.state = unfinished["rng_at_start"]
+        batches = iter(loader)
+        for _ in range(unfinished["batch"]):
+            next(batches)
+        generator.bit_generator.state = unfinished["rng"]
+        if step_losses is not None:
+            step_losses.extend(unfinished["step_loss"])
+        if progress is not None:
+            progress.skip(unfinished["batch"], sum(unfinished["step_loss"]))
+    start = time.perf_counter() - unfinished["seconds"]
+    for images, labels in batches:
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
+        batch_loss = loss.item()
+        if not math.isfinite(batch_loss):
+            raise Diverged(epoch, unfinished["batch"] + 1, len(loader), batch_loss, {})
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
 
-        batch_loss = loss.item()
-        loss_sum += batch_loss * len(labels)
-        correct += int((logits.data.argmax(axis=1) == labels.data).sum())
-        seen += len(labels)
+        unfinished["batch"] += 1
+        unfinished["loss_sum"] += batch_loss * len(labels)
+        unfinished["correct"] += int((logits.data.argmax(axis=1) == labels.data).sum())
+        unfinished["seen"] += len(labels)
+        unfinished["step_loss"].append(batch_loss)
         if step_losses is not None:
             step_losses.append(batch_loss)
         if progress is not None:
             progress.update(len(labels), batch_loss)
+        if should_stop() and unfinished["batch"] < len(loader):
+            unfinished.update(rng=generator.bit_generator.state, seconds=time.perf_counter() - start)
+            raise Interrupted(epoch, unfinished["batch"], len(loader), {}, unfinished)
     seconds = time.perf_counter() - start
-    return {"loss": loss_sum / max(seen, 1), "accuracy": correct / max(seen, 1),
+    seen = unfinished["seen"]
+    return {"loss": unfinished["loss_sum"] / max(seen, 1), "accuracy": unfinished["correct"] / max(seen, 1),
             "seconds": seconds, "images_per_second": seen / max(seconds, 1e-9)}
 
 
@@ -185,22 +265,58 @@ def evaluate(model, loader) -> dict:
     return {"loss": loss, "accuracy": correct / max(len(labels), 1), "correct": correct, "total": int(len(labels))}
 
 
-def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None, progress: bool = True,
-        log=print) -> dict:
-    """Train for ``epochs``, evaluating on ``test_loader`` after each one.
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
+                "images_per_second", "lr")
 
-    Returns the history: one entry per epoch in each list, plus ``step_loss`` (every batch)."""
-    history = {key: [] for key in ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                                   "seconds", "images_per_second", "lr")}
-    history["step_loss"] = []
-    for epoch in range(1, epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
+
+def new_history() -> dict:
+    """One list per epoch statistic, plus ``step_loss`` (the loss of every batch)."""
+    return {**{key: [] for key in HISTORY_KEYS}, "step_loss": []}
+
+
+def all_finite(model) -> bool:
+    return all(np.isfinite(value).all() for value in model.state_dict().values()
+               if np.issubdtype(value.dtype, np.floating))
+
+
+def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None, progress: bool = True,
+        log=print, history: dict | None = None, after_epoch=None, should_stop=_never,
+        unfinished: dict | None = None) -> dict:
+    """Train up to epoch ``epochs``, evaluating on ``test_loader`` after each one.
+
+    Returns the history: one entry per epoch in each list, plus ``step_loss`` (every batch).
+    ``history`` continues a run (training starts at the epoch after its last, or in the middle of
+    it with the ``unfinished`` of an ``Interrupted``); ``after_epoch(history)`` is called once each
+    epoch is recorded (to write a checkpoint); ``should_stop()`` is asked after every batch and
+    every epoch (e.g. a flag set by a signal handler), and a true answer raises ``Interrupted``.
+    A non-finite loss raises ``Diverged``. Both carry the history of the epochs completed, and
+    neither lets NumPy's overflow warnings through: the loss check says it once."""
+    history = new_history() if history is None else history
+    for epoch in range(len(history["epoch"]) + 1, epochs + 1):
+        lr = optimizer.param_groups[0]["lr"] if unfinished is None else unfinished["lr"]
         bar = Progress(len(train_loader), f"epoch {epoch}/{epochs}", enabled=progress)
+        steps_before = len(history["step_loss"])
         try:
-            trained = train_epoch(model, train_loader, optimizer, scheduler, bar, history["step_loss"])
+            # overflow in a diverging run is reported by the loss check, not as warnings from inside the kernels
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                trained = train_epoch(model, train_loader, optimizer, scheduler, bar, history["step_loss"],
+                                      epoch, should_stop, unfinished)
+                unfinished = None
+                tested = evaluate(model, test_loader)
+        except Interrupted as stop:
+            stop.unfinished["lr"] = lr
+            del history["step_loss"][steps_before:]  # kept in stop.unfinished until the epoch is complete
+            stop.history = history
+            raise
+        except Diverged as stop:
+            del history["step_loss"][steps_before:]  # the abandoned epoch's batches are not part of the run
+            stop.history = history
+            raise
         finally:
             bar.close()
-        tested = evaluate(model, test_loader)
+        if not all_finite(model):
+            del history["step_loss"][steps_before:]
+            raise Diverged(epoch, None, len(train_loader), None, history)
         for key, value in (("epoch", epoch), ("train_loss", trained["loss"]), ("train_accuracy", trained["accuracy"]),
                            ("test_loss", tested["loss"]), ("test_accuracy", tested["accuracy"]),
                            ("seconds", trained["seconds"]), ("images_per_second", trained["images_per_second"]),
@@ -210,4 +326,93 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None
             log(f"epoch {epoch}/{epochs}: train loss {trained['loss']:.4f}, train accuracy "
                 f"{trained['accuracy']:.2%}, test loss {tested['loss']:.4f}, test accuracy "
                 f"{tested['accuracy']:.2%} ({trained['images_per_second']:.0f} img/s)")
+        if after_epoch is not None:
+            after_epoch(history)
+        if should_stop() and epoch < epochs:
+            raise Interrupted(epoch, len(train_loader), len(train_loader), history)
     return history
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+#
+# One .npz (see serialization.py) per run, replaced atomically after every epoch:
+#     model.<name>                  the model's state_dict
+#     optimizer.<index>.<key>       the optimizer's per-parameter arrays (index as in state_dict())
+#     meta                          UTF-8 JSON: optimizer hyperparameters and scalar state, schedule,
+#                                   random generator state, history
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(path, model, optimizer, scheduler, history: dict, unfinished: dict | None = None) -> None:
+    """Write everything needed to continue training after the last epoch of ``history``, or from
+    the middle of the next one (``unfinished``, from ``Interrupted``)."""
+    arrays = {f"model.{name}": value for name, value in model.state_dict().items()}
+    optimizer_state = optimizer.state_dict()
+    scalars = {}
+    for index, values in optimizer_state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optimizer.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value.item() if isinstance(value, np.generic) else value
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "optimizer": {"param_groups": optimizer_state["param_groups"], "scalars": scalars},
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "rng": get_rng().bit_generator.state,
+        "history": history,
+        "unfinished": unfinished,
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    save(arrays, path)
+
+
+def load_checkpoint(path, model, optimizer, scheduler) -> tuple[dict, dict | None]:
+    """Restore a ``save_checkpoint`` file into freshly built ``model``, ``optimizer`` and ``scheduler``
+    (and the library's random generator); returns ``(history, unfinished)`` to continue with
+    ``fit(..., history=history, unfinished=unfinished)``.
+    Raises CheckpointError naming the file when it does not fit them."""
+    model_shapes = model.state_dict()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def expected_shape(name):
+        kind, _, rest = name.partition(".")
+        if name == "meta":
+            return None
+        if kind == "model":
+            return model_shapes[rest].shape
+        if kind == "optimizer":
+            index = rest.partition(".")[0]
+            if index.isdigit() and int(index) < len(params):
+                return params[int(index)].shape
+        raise KeyError(name)
+
+    arrays = load(path, expected_shape)
+    try:
+        meta = json.loads(bytes(arrays.pop("meta")).decode())
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+        state = {int(index): dict(values) for index, values in meta["optimizer"]["scalars"].items()}
+        for name, value in arrays.items():
+            if name.startswith("optimizer."):
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+        model.load_state_dict({name[len("model."):]: value for name, value in arrays.items()
+                               if name.startswith("model.")})
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+        if (scheduler is None) != (meta["scheduler"] is None):
+            raise ValueError("the run's learning-rate schedule differs from the checkpoint's")
+        if scheduler is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        get_rng().bit_generator.state = meta["rng"]
+        history = meta["history"]
+        if set(history) != {*HISTORY_KEYS, "step_loss"}:
+            raise ValueError("its history does not have the expected entries")
+        unfinished = meta["unfinished"]
+        if unfinished is not None and unfinished["epoch"] != len(history["epoch"]) + 1:
+            raise ValueError("its unfinished epoch does not follow its history")
+    except (ValueError, KeyError, TypeError, RuntimeError, UnicodeDecodeError) as error:
+        detail = " ".join(str(error).split())  # load_state_dict lists its problems on several lines
+        raise CheckpointError(f"load: {str(path)!r} does not fit this run ({type(error).__name__}: {detail})") from error
+    return history, unfinished

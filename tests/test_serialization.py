@@ -1,7 +1,11 @@
-"""Checkpoints: save/load round trips in .npz without pickle, and compatibility with PyTorch's
-state_dict names and layouts in both directions."""
+"""serialization.py: save/load round trips in .npz without pickle, reading bounded by what the
+file holds and what the caller expects (a small file claiming a 1 GiB array is refused without
+allocating it), and compatibility with PyTorch's state_dict names and layouts in both directions."""
 import io
 import pickle
+import time
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -80,6 +84,129 @@ def test_load_refuses_pickled_content(tmp_path):
     np.save(single, np.zeros(2))
     with pytest.raises(CheckpointError, match="single array"):
         tg.load(single)
+
+
+# ---- bounded reading -----------------------------------------------------------------------------
+
+
+def _npy_header(shape, dtype=np.float32) -> bytes:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                  "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+def _bomb(path, claimed_bytes: int, honest: bool = True):
+    """An .npz whose one member claims a float32 array of ``claimed_bytes``. Honest: the member
+    really holds that many zero bytes, deflated, so the file is small and the entry's declared
+    size agrees with the header. Dishonest: a few bytes follow the header. Written in 1 MiB pieces,
+    so building it never holds the array in memory."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open("0.weight.npy", "w", force_zip64=True) as member:
+            member.write(_npy_header((claimed_bytes // 4,)))
+            piece = bytes(2**20)
+            for _ in range(claimed_bytes // len(piece) if honest else 0):
+                member.write(piece)
+            if not honest:
+                member.write(piece[:64])
+
+
+def _peak_megabytes(function) -> float:
+    tracemalloc.start()
+    try:
+        function()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_a_small_file_claiming_a_gigabyte_is_refused_without_allocating_it(tmp_path):
+    path = tmp_path / "bomb.npz"
+    _bomb(path, 2**30)
+    assert path.stat().st_size < 8 * 2**20  # about 4.6 MB on disk for 1 GiB of zeros
+    expected = {"0.weight": np.zeros((8, 1, 5, 5), np.float32), "0.bias": np.zeros(8, np.float32)}
+    started = time.perf_counter()
+
+    def refuse():
+        with pytest.raises(CheckpointError, match=r"'0.weight' has shape \(268435456,\), expected \(8, 1, 5, 5\)"):
+            tg.load(path, expected)
+    peak = _peak_megabytes(refuse)
+    assert peak < 50, f"peak {peak:.1f} MB"  # measured: about 0.1 MB
+    assert time.perf_counter() - started < 5  # the gigabyte is never inflated either
+
+
+def test_a_header_claiming_more_than_its_entry_holds_is_refused_without_expectations(tmp_path):
+    path = tmp_path / "liar.npz"
+    _bomb(path, 2**30, honest=False)
+
+    def refuse():
+        with pytest.raises(CheckpointError, match="is damaged: the array '0.weight' claims shape"):
+            tg.load(path)
+    peak = _peak_megabytes(refuse)
+    assert peak < 50, f"peak {peak:.1f} MB"
+
+
+def test_expected_names_and_shapes_are_checked_before_reading(tmp_path):
+    path = tmp_path / "model.npz"
+    tg.save({"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32)}, path)
+    assert set(tg.load(path, {"w": (2, 3), "b": (3,)})) == {"w", "b"}
+    assert set(tg.load(path, {"w": (2, 3), "b": (3,), "absent": (1,)})) == {"w", "b"}  # missing: the caller's call
+    with pytest.raises(CheckpointError, match="unexpected array 'b'"):
+        tg.load(path, {"w": (2, 3)})
+    with pytest.raises(CheckpointError, match="'w' has shape \\(2, 3\\), expected \\(3, 2\\)"):
+        tg.load(path, {"w": (3, 2), "b": (3,)})
+
+    def shape_of(name):  # a function may stand for the mapping, raising KeyError for strangers
+        return (2, 3) if name == "w" else None
+    assert set(tg.load(path, shape_of)) == {"w", "b"}
+
+
+def test_a_member_of_unknown_shape_is_bounded(tmp_path, monkeypatch):
+    from tinygrad_cnn import serialization
+    path = tmp_path / "meta.npz"
+    tg.save({"meta": np.zeros(1000, np.uint8)}, path)
+    assert tg.load(path, {"meta": None})["meta"].shape == (1000,)
+    monkeypatch.setattr(serialization, "UNSHAPED_MEMBER_LIMIT", 999)
+    with pytest.raises(CheckpointError, match="1,000 bytes, more than the 999 allowed"):
+        tg.load(path, {"meta": None})
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "not an .npz"), (b"PK\x03\x04 and then nothing", "damaged or truncated"),
+    (b"plain text", "not an .npz"),
+])
+def test_files_that_are_not_checkpoints_are_refused_with_their_name(tmp_path, content, expected):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=expected) as info:
+        tg.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_truncated_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "model.npz"
+    tg.save({"w": np.arange(1000, dtype=np.float32)}, path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        tg.load(path)
+
+
+def test_a_failed_save_keeps_the_previous_file_and_leaves_no_partial(tmp_path, monkeypatch):
+    import errno
+    from tinygrad_cnn import serialization
+    path = tmp_path / "model.npz"
+    tg.save({"w": np.ones(3, np.float32)}, path)
+
+    def full_disk(file, arrays):
+        file.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(serialization, "_write_npz", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        tg.save({"w": np.zeros(3, np.float32)}, path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(tg.load(path)["w"], np.ones(3, np.float32))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
 
 # ---- compatibility with PyTorch ---------------------------------------------------------------------
