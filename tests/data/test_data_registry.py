@@ -78,4 +78,4 @@ def test_figure_titles_come_from_the_registry():
     from tinygrad_cnn.__main__ import _dataset_title
     assert _dataset_title({"dataset": "embedded"}) == "Fashion-MNIST (embedded subset)"
     assert _dataset_title({"dataset": "cifar10", "data_dir": "/data/cifar-jpeg"}) == "CIFAR-10"
-    assert _dataset_title({"dataset": "imagefolder", "data_dir": "/data/flowers"}) == "flowers"
+    assert _dataset_title({"dataset": "imagefolder", "data_dir": "/data/flowers"}) == "image folder 'flowers'"
