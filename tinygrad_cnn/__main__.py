@@ -43,6 +43,7 @@ import tinygrad_cnn as tg
 from . import data, figures, models, optim
 from . import train as training
 from .autograd import no_grad
+from .environment import EnvironmentVariableError
 from .nn import functional as F
 from .serialization import CheckpointError
 from .tensor import Tensor
@@ -741,7 +742,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except UsageError as error:  # options that do not go together: as argparse reports a bad flag
+    except (UsageError, EnvironmentVariableError) as error:  # as argparse reports a bad flag
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (RunError, data.DatasetError, CheckpointError, FileNotFoundError, ImportError) as error:

@@ -28,6 +28,7 @@ import contextlib
 import os
 import threading
 
+from ..environment import EnvironmentVariableError
 from . import fast, reference
 
 KERNEL_NAMES = (
@@ -39,30 +40,35 @@ SETS = {"fast": fast, "reference": reference}
 ENVIRONMENT_VARIABLE = "TINYGRAD_CNN_KERNELS"
 
 
-def _named(name, where: str):
+def _named(name, where: str, error=ValueError):
     if name not in SETS:
-        raise ValueError(f"{where}: unknown kernel set {name!r}; expected one of {', '.join(map(repr, SETS))}")
+        raise error(f"{where}: unknown kernel set {name!r}; expected one of {', '.join(map(repr, SETS))}")
     return SETS[name]
 
 
-class _ActiveSet(threading.local):
-    # a class attribute: what every thread sees until it calls ``use``
-    kernels = _named(os.environ.get(ENVIRONMENT_VARIABLE, "fast"), ENVIRONMENT_VARIABLE)
+_active = threading.local()  # .kernels: the set this thread chose, once it has chosen or looked
 
 
-_active = _ActiveSet()
+def _from_environment():
+    """The set named by ``TINYGRAD_CNN_KERNELS`` (read at a thread's first op, so a bad value is
+    reported where it is used, not when the package is imported)."""
+    return _named(os.environ.get(ENVIRONMENT_VARIABLE, "fast"), ENVIRONMENT_VARIABLE, EnvironmentVariableError)
 
 
 def active():
     """The kernel set (a module: ``fast`` or ``reference``) this thread's ops run on."""
-    return _active.kernels
+    try:
+        return _active.kernels
+    except AttributeError:  # this thread's first op
+        _active.kernels = _from_environment()
+        return _active.kernels
 
 
 @contextlib.contextmanager
 def use(name: str):
     """Run this thread's ops on the kernel set ``name`` ("fast" or "reference") inside the block."""
     chosen = _named(name, "tinygrad_cnn.kernels.use")
-    previous = _active.kernels
+    previous = active()
     _active.kernels = chosen
     try:
         yield chosen

@@ -31,6 +31,8 @@ import threading
 
 import numpy as np
 
+from ..environment import EnvironmentVariableError
+
 MIN_BYTES = 64 << 10
 # A request may be served by a free block up to this many times its size: a step's arrays come in
 # a few dozen sizes, and exact sizes only would hold a block of each even where one would do.
@@ -57,6 +59,8 @@ class _Cache:
         self.lock = threading.Lock()
 
     def take(self, nbytes: int):
+        if self.limit is None:  # read when first needed, so a bad value is reported where it is used
+            self.limit = _limit_from_environment()
         """The smallest free block of ``nbytes`` to ``MAX_SLACK * nbytes`` bytes, else a new block of
         ``nbytes``; None if that would pass the limit even after releasing free blocks."""
         with self.lock:
@@ -110,11 +114,12 @@ def _limit_from_environment() -> int:
     except ValueError:
         megabytes = -1
     if megabytes < 0:
-        raise ValueError(f"TINYGRAD_CNN_CACHE_MB={text!r}: expected a whole number of megabytes (0 or more), e.g. 1024")
+        raise EnvironmentVariableError(
+            f"TINYGRAD_CNN_CACHE_MB={text!r}: expected a whole number of megabytes (0 or more), e.g. 1024")
     return megabytes << 20
 
 
-_cache = _Cache(_limit_from_environment())
+_cache = _Cache(None)  # the limit is read from the environment at the first allocation (see take)
 
 
 def empty(shape, dtype) -> np.ndarray:
@@ -191,7 +196,7 @@ def stats() -> dict:
             in_use += nbytes * sum(_references(same_size, i) != _FREE for i in range(len(same_size)))
         return {
             "enabled": _cache.enabled,
-            "limit_bytes": _cache.limit,
+            "limit_bytes": _cache.limit if _cache.limit is not None else _limit_from_environment(),
             "cached_bytes": _cache.total,
             "in_use_bytes": in_use,
             "blocks": blocks,
