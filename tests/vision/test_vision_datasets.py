@@ -100,10 +100,50 @@ def test_cifar10_gives_rgb_images_in_hwc_order(tmp_path):
     np.testing.assert_array_equal(transforms.ToTensor()(image).data, expected_chw[1] / np.float32(255))
 
 
-def test_cifar10_explains_torchvisions_pickle_folder(tmp_path):
-    (tmp_path / "cifar-10-batches-py").mkdir()
-    with pytest.raises(DatasetError, match="pickle.*download=True"):
-        datasets.CIFAR10(tmp_path)
+def write_python_cifar(root, per_batch=3, protocol=2, extra=None):
+    """root/cifar-10-batches-py as the official Python version: pickled dicts of uint8 rows."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        rows, labels = rng.integers(0, 256, (per_batch, 3072)).astype(np.uint8), [int(v) for v in rng.integers(0, 10, per_batch)]
+        entry = {b"batch_label": name.encode(), b"labels": labels, b"data": rows, b"filenames": [b"x.png"] * per_batch}
+        if extra is not None and name == "test_batch":
+            entry[b"extra"] = extra
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=protocol))
+        written[name] = (rows, labels)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}, protocol=protocol))
+    return written
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar10_reads_torchvisions_python_version(tmp_path, protocol):
+    written = write_python_cifar(tmp_path, protocol=protocol)
+    train, test = datasets.CIFAR10(tmp_path), datasets.CIFAR10(tmp_path, train=False)
+    assert len(train) == 15 and len(test) == 3 and train.classes[0] == "airplane"
+    rows, labels = written["test_batch"]
+    image, label = test[2]
+    assert image.mode == "RGB" and label == labels[2]
+    np.testing.assert_array_equal(np.asarray(image), rows[2].reshape(3, 32, 32).transpose(1, 2, 0))
+
+
+class Payload:
+    """Unpickling this would run os.system: the reader must refuse to build it."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_cifar10_python_version_refuses_anything_a_batch_never_holds(tmp_path):
+    write_python_cifar(tmp_path, extra=Payload())
+    with pytest.raises(DatasetError, match="posix.system|os.system|never holds"):
+        datasets.CIFAR10(tmp_path, train=False)
 
 
 def test_image_folder_gives_rgb_pil_images_and_class_indices(tmp_path):

@@ -15,10 +15,10 @@ torchvision lays it out where the formats allow:
 - MNIST: ``root/MNIST/raw/train-images-idx3-ubyte.gz`` ... (the four official files);
   Fashion-MNIST likewise under ``root/FashionMNIST/raw/``. A folder downloaded by torchvision
   is read as it is.
-- CIFAR-10: ``root/cifar-10-batches-bin/``, the *binary* version of the dataset.
-  torchvision downloads the Python (pickle) version into ``root/cifar-10-batches-py/``, which is
-  not read here: unpickling runs code from the file. ``download=True`` fetches the binary
-  version (the same images) next to it.
+- CIFAR-10: ``root/cifar-10-batches-py/``, the Python version torchvision downloads, read with
+  an unpickler that builds only what a batch holds (``data/cifar_python.py``: a pickle could
+  otherwise run code); else ``root/cifar-10-batches-bin/``, the binary version of the same
+  images, which ``download=True`` fetches.
 
 When the files are not under ``root``, the other places of ``tinygrad_cnn.data`` (the
 ``$TINYGRAD_CNN_DATA`` folder, the user cache, system packages) are searched too, and
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from ..data import cifar_python
 from ..utils.data import Dataset
 
 try:
@@ -115,15 +116,11 @@ class CIFAR10(VisionDataset):
     def __init__(self, root, train: bool = True, transform=None, target_transform=None, download: bool = False):
         super().__init__(root, transform, target_transform)
         self.train = train
-        try:
-            loaded = data.CIFAR10(root=self.root, train=train, download=download)
-        except data.DatasetError as error:
-            if self.root is not None and (self.root / "cifar-10-batches-py").is_dir():
-                raise data.DatasetError(
-                    f"{self.root / 'cifar-10-batches-py'} is torchvision's Python (pickle) version of CIFAR-10, "
-                    "which this library does not read (unpickling runs code from the file); pass download=True "
-                    f"to fetch the binary version of the same images into {self.root}\n{error}") from error
-            raise
+        python_version = None if self.root is None else self.root / cifar_python.FOLDER
+        if python_version is not None and python_version.is_dir():  # torchvision's own download
+            self.data, self.targets, self.classes = cifar_python.read_python_split(python_version, train)
+            return
+        loaded = data.CIFAR10(root=self.root, train=train, download=download)
         self.data, self.targets, self.classes = _pixels_from(loaded), loaded.labels, list(loaded.classes)
 
 
