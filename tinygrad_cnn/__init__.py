@@ -11,7 +11,7 @@ from .autograd import (
     set_grad_enabled,
 )
 from .random import manual_seed
-from .tensor import (
+from .tensor_class import (
     Tensor, arange, concatenate, eye, full, maximum, minimum, ones, ones_like, rand, randn, stack, where, zeros,
     zeros_like,
 )

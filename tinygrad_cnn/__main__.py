@@ -30,7 +30,7 @@ from . import data, figures, models, optim
 from . import train as training
 from .autograd import no_grad
 from .nn import functional as F
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE = "config.json", "metrics.json", "model.npz"
 

@@ -40,7 +40,7 @@ from time import perf_counter
 import numpy as np
 
 from . import autograd
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 # Attributes the engine sets on every node (see Function.apply): graph bookkeeping, not saved values.
 _ENGINE_ATTRIBUTES = frozenset(

@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 
 class CheckpointError(ValueError):

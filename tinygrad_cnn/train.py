@@ -25,7 +25,7 @@ import numpy as np
 from . import data, optim
 from .autograd import no_grad
 from .nn import functional as F
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 DATASETS = ("embedded", "fashion-mnist", "mnist", "cifar10", "imagefolder")
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -4,7 +4,7 @@ import pytest
 
 from tinygrad_cnn.data import DataLoader, Dataset, ImageDataset, TensorDataset
 from tinygrad_cnn.random import manual_seed
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor_class import Tensor
 
 
 class Wrapped:

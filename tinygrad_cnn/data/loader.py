@@ -144,7 +144,7 @@ class DataLoader:
 
     def __iter__(self):
         # Imported here so that the data package can be used (and tested) on its own.
-        from ..tensor import Tensor
+        from ..tensor_class import Tensor
 
         order = self._epoch_order()
         for batch_number in range(len(self)):

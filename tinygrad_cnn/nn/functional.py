@@ -8,7 +8,7 @@ import numpy as np
 from ..ops.conv import Conv2d, ConvGeometry
 from ..ops.pool import MaxPool2d
 from ..random import get_rng
-from ..tensor import Tensor, check_axis, where
+from ..tensor_class import Tensor, check_axis, where
 
 # ---- argument checking for sliding windows ------------------------------------------------------
 

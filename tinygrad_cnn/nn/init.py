@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 _LINEAR_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid")
 

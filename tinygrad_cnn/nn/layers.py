@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 from . import functional as F
 from . import init
 from .module import Module, Parameter

@@ -12,7 +12,7 @@ result and for its gradients of first and second order.
 import numpy as np
 
 from ..autograd import grad, no_grad
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 class GradcheckError(AssertionError):
