@@ -1,25 +1,38 @@
 """The ``Tensor``: a NumPy array that remembers how it was computed.
 
 Every method here either calls one primitive's ``apply`` (see ``ops/``) or composes a few of
-them (``mean`` is a sum and a division, ``softmax`` lives in ``nn.functional``), so the graph
-recorded for backward only ever contains primitives.
+them (``mean`` is a sum and a division, ``max(dim)`` an argmax and a gather, ``softmax`` lives
+in ``nn.functional``), so the graph recorded for backward only ever contains primitives.
 
-Dtypes follow NumPy: Python scalars and lists become float32, arrays keep their dtype, and a
-Python number in arithmetic takes the tensor's dtype (float32 stays float32).
+The methods speak PyTorch: ``size()`` is a method, ``max(dim)`` returns values and indices,
+``var`` is unbiased, ``transpose(d0, d1)`` swaps two dimensions, and every dimension argument is
+``dim=``/``keepdim=``. NumPy spellings that do not conflict are accepted too (``axis=`` and
+``keepdims=``, ``.shape``, ``.ndim``, ``.T``, ``astype``, ``swapaxes``); ``.data`` is the NumPy array.
+
+Dtypes: the ``Tensor(data)`` constructor is torch's ``torch.Tensor``: Python numbers and lists
+become float32, NumPy arrays keep their dtype. ``tinygrad_cnn.tensor(data)`` (in creation.py)
+follows ``torch.tensor``: Python ints give int64, bools bool, floats float32. A Python number in
+arithmetic takes the tensor's dtype (float32 stays float32).
 """
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
 from . import autograd
 from .ops import elementwise as E
+from .ops import indexing as IX
 from .ops import matmul as M
 from .ops import movement as MV
+from .ops import product as P
 from .ops import reduce as R
+from .ops import scan as SC
+from .ops import trigonometric as TR
 from .random import get_rng
 
 _NUMERIC_KINDS = "biuf"
@@ -84,6 +97,42 @@ def _shape_args(shape) -> tuple:
     return tuple(shape)
 
 
+class device:
+    """Where a tensor's data lives: always the CPU (NumPy). ``device("cpu") == "cpu"`` is true, so
+    code written for torch that compares or passes devices keeps working."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type="cpu", index=None):  # noqa: A002 - torch's parameter name
+        type = str(type)
+        if type.split(":")[0] != "cpu":
+            raise RuntimeError(f"device {type!r}: tinygrad_cnn runs on the CPU only (NumPy); use 'cpu'")
+        self.type, self.index = "cpu", index
+
+    def __eq__(self, other):
+        return isinstance(other, (device, str)) and str(other).split(":")[0] == "cpu"
+
+    __hash__ = object.__hash__
+
+    def __str__(self):
+        return "cpu"
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+
+Device = device  # for the methods below, whose ``device`` parameter hides the class
+CPU = device("cpu")
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)``, ``min(dim)``, ``sort`` and ``topk`` return, as torch's ``return_types``:
+    unpack it (``values, indices = x.max(1)``) or read ``.values`` and ``.indices``."""
+
+    values: "Tensor"
+    indices: "Tensor"
+
+
 def _normalize_index(index):
     index = index if isinstance(index, tuple) else (index,)
     return tuple(i.data if isinstance(i, Tensor) else i for i in index)
@@ -138,9 +187,32 @@ class Tensor:
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
-    @property
-    def size(self) -> int:
+    def size(self, dim=None):
+        """The shape, or with ``dim`` the length of that dimension (torch: ``size`` is a method;
+        ``numel()`` counts the elements)."""
+        return self.data.shape if dim is None else self.data.shape[check_axis("size", dim, self.ndim)]
+
+    def numel(self) -> int:
         return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    ndimension = dim
+
+    @property
+    def device(self) -> device:
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
+
+    def element_size(self) -> int:
+        return self.data.itemsize
 
     @property
     def is_leaf(self) -> bool:
@@ -150,7 +222,16 @@ class Tensor:
         return len(self.data)
 
     def numpy(self) -> np.ndarray:
+        """The NumPy array itself (shared memory, as torch's ``numpy()``)."""
         return self.data
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """So ``np.asarray(t)``, matplotlib and any NumPy function accept a Tensor (NumPy 2's
+        protocol: ``copy=False`` must not copy, ``copy=True`` must)."""
+        if copy is False and dtype is not None and np.dtype(dtype) != self.dtype:
+            raise ValueError(f"__array__: a tensor of dtype {self.dtype} cannot become {np.dtype(dtype)} without a copy")
+        array = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return array.copy() if copy and array is self.data else array
 
     def item(self):
         if self.data.size != 1:
@@ -159,6 +240,10 @@ class Tensor:
 
     def tolist(self):
         return self.data.tolist()
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (the gradient flows back unchanged)."""
+        return E.Cast.apply(self, self.dtype) if self.requires_grad else Tensor._from_op(self.data.copy(), False, None)
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph (an in-place change to one is seen by the other)."""
@@ -196,6 +281,13 @@ class Tensor:
 
     def __int__(self) -> int:
         return int(self.item())
+
+    def __index__(self) -> int:
+        """A 0-d (or one-element) integer tensor can index a list or a range, as in torch."""
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError(f"only one-element integer tensors can be used as an index, not shape {self.shape} "
+                            f"of dtype {self.dtype}")
+        return int(self.data.item())
 
     __hash__ = object.__hash__  # == is elementwise, so identity hashing is kept explicitly
 
@@ -344,6 +436,12 @@ class Tensor:
     def __pos__(self):
         return self
 
+    def __abs__(self):
+        return self.abs()
+
+    def pow(self, exponent):
+        return self ** exponent
+
     # comparisons give boolean tensors outside the graph
     def __lt__(self, other):
         return Tensor(self.data < _data(other))
@@ -362,6 +460,19 @@ class Tensor:
 
     def __ne__(self, other):
         return Tensor(self.data != _data(other))
+
+    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
+    less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
+
+    def equal(self, other) -> bool:
+        """True when both have the same shape and the same elements (one Python bool, as torch)."""
+        return self.shape == np.shape(_data(other)) and builtins.bool(np.all(self.data == _data(other)))
+
+    def isnan(self):
+        return Tensor(np.isnan(self.data))
+
+    def isfinite(self):
+        return Tensor(np.isfinite(self.data))
 
     # ---- elementwise math ---------------------------------------------------------------------
 
@@ -386,12 +497,27 @@ class Tensor:
     def abs(self):
         return E.Abs.apply(self)
 
-    def clip(self, min=None, max=None):
+    absolute = abs
+
+    def sin(self):
+        return TR.Sin.apply(self)
+
+    def cos(self):
+        return TR.Cos.apply(self)
+
+    def clamp(self, min=None, max=None):
+        """Limit the values to ``[min, max]``; the bounds are numbers or tensors (then elementwise,
+        as ``maximum``/``minimum``). The gradient passes where the value was inside the bounds."""
         if min is None and max is None:
-            raise ValueError("clip: at least one of min and max must be given")
+            raise ValueError("clamp: at least one of min and max must be given")
+        if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
+            out = self if min is None else maximum(self, min)
+            return out if max is None else minimum(out, max)
         return E.Clip.apply(self, min, max)
 
-    clamp = clip
+    clip = clamp
+
+    # ---- dtype and device conversions (torch's names; astype is NumPy's) -----------------------
 
     def astype(self, dtype):
         dtype = np.dtype(dtype)
@@ -403,38 +529,279 @@ class Tensor:
     def double(self):
         return self.astype(np.float64)
 
-    # ---- reductions (NumPy names: axis, keepdims) -----------------------------------------------
+    def half(self):
+        return self.astype(np.float16)
 
-    def sum(self, axis=None, keepdims=False):
-        return R.Sum.apply(self, axis=_axis("sum", axis, self.ndim), keepdims=keepdims)
+    def long(self):
+        return self.astype(np.int64)
 
-    def max(self, axis=None, keepdims=False):
-        return R.Max.apply(self, axis=_axis("max", axis, self.ndim), keepdims=keepdims)
+    def int(self):
+        return self.astype(np.int32)
 
-    def min(self, axis=None, keepdims=False):
-        return -((-self).max(axis=_axis("min", axis, self.ndim), keepdims=keepdims))
+    def short(self):
+        return self.astype(np.int16)
 
-    def mean(self, axis=None, keepdims=False):
-        axis = _axis("mean", axis, self.ndim)
-        return self.sum(axis=axis, keepdims=keepdims) / _reduced_count(self.shape, axis)
+    def byte(self):
+        return self.astype(np.uint8)
 
-    def var(self, axis=None, keepdims=False, ddof=0):
-        """Variance with NumPy's default ``ddof=0`` (torch's default is the unbiased ``ddof=1``)."""
-        axis = _axis("var", axis, self.ndim)
-        centered = self - self.mean(axis=axis, keepdims=True)
-        count = _reduced_count(self.shape, axis)
-        return (centered * centered).sum(axis=axis, keepdims=keepdims) / (count - ddof)
+    def bool(self):
+        return self.astype(np.bool_)
 
-    def std(self, axis=None, keepdims=False, ddof=0):
-        return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+    def type_as(self, other):
+        return self.astype(_data(other).dtype)
 
-    def argmax(self, axis=None):
-        return Tensor(np.argmax(self.data, axis=None if axis is None else check_axis("argmax", axis, self.ndim)))
+    def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+        """torch's ``to``: a dtype (``t.to(tg.float64)``), a device (``"cpu"``, ``tg.device("cpu")``;
+        anything else raises) or another tensor (take its dtype)."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None:
+            Device(device)  # raises for anything but the CPU
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
 
-    def argmin(self, axis=None):
-        return Tensor(np.argmin(self.data, axis=None if axis is None else check_axis("argmin", axis, self.ndim)))
+    def cpu(self):
+        return self
 
-    # ---- movement (NumPy semantics) -------------------------------------------------------------
+    def cuda(self, *args, **kwargs):
+        raise RuntimeError("cuda(): tinygrad_cnn runs on the CPU only (NumPy); drop .cuda() or use .to('cpu')")
+
+    # ---- reductions (torch names dim/keepdim; NumPy's axis/keepdims accepted) -------------------
+
+    def sum(self, dim=None, keepdim=None, dtype=None, *, axis=None, keepdims=None):
+        """Sum over ``dim`` (an int, a tuple, or None for all). Integers and bools sum to int64, as torch."""
+        dim, keepdim = _dim_args("sum", self.ndim, dim, axis, keepdim, keepdims)
+        x = self._reduction_input(dtype)
+        return R.Sum.apply(x, axis=dim, keepdims=keepdim)
+
+    def _reduction_input(self, dtype):
+        if dtype is not None:
+            return self.astype(dtype)
+        return self.astype(np.int64) if self.dtype.kind in "biu" else self
+
+    def mean(self, dim=None, keepdim=None, dtype=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("mean", self.ndim, dim, axis, keepdim, keepdims)
+        if dtype is None and self.dtype.kind != "f":
+            raise TypeError(f"mean: needs a floating-point tensor, got dtype {self.dtype}; convert it with .float() "
+                            "or pass dtype=")
+        return self.sum(dim, keepdim, dtype) / _reduced_count(self.shape, dim)
+
+    def amax(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        """The largest values over ``dim`` (all dims by default); tied maxima share the gradient."""
+        dim, keepdim = _dim_args("amax", self.ndim, dim, axis, keepdim, keepdims)
+        return R.Max.apply(self, axis=dim, keepdims=keepdim)
+
+    def amin(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("amin", self.ndim, dim, axis, keepdim, keepdims)
+        return -((-self).amax(dim, keepdim))
+
+    def max(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        """torch's ``max``: without ``dim`` the largest element (a 0-d tensor); with ``dim``, the
+        pair ``(values, indices)`` along it (the gradient goes to the element the index names);
+        with a tensor, the elementwise ``maximum``."""
+        if isinstance(dim, (Tensor, np.ndarray)):
+            return maximum(self, dim)
+        return self._extreme("max", dim, keepdim, axis, keepdims)
+
+    def min(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        if isinstance(dim, (Tensor, np.ndarray)):
+            return minimum(self, dim)
+        return self._extreme("min", dim, keepdim, axis, keepdims)
+
+    def _extreme(self, op: str, dim, keepdim, axis, keepdims):
+        dim, keepdim = _dim_args(op, self.ndim, dim, axis, keepdim, keepdims, single=True)
+        if dim is None:
+            return self.amax() if op == "max" else self.amin()
+        find = np.argmax if op == "max" else np.argmin
+        indices = find(self.data, axis=dim, keepdims=True)
+        values = self.gather(dim, indices)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return ValuesIndices(values, Tensor(indices.astype(np.int64)))
+
+    def argmax(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("argmax", self.ndim, dim, axis, keepdim, keepdims, single=True)
+        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim).astype(np.int64))
+
+    def argmin(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("argmin", self.ndim, dim, axis, keepdim, keepdims, single=True)
+        return Tensor(np.argmin(self.data, axis=dim, keepdims=keepdim).astype(np.int64))
+
+    def var(self, dim=None, unbiased=None, keepdim=None, *, correction=None, axis=None, keepdims=None, ddof=None):
+        """Variance, unbiased by default as in torch: the squared deviations are divided by
+        ``N - correction`` with ``correction=1``. ``unbiased=False``, ``correction=0`` (torch) or
+        ``ddof=0`` (NumPy) give the biased ``1/N`` estimate."""
+        if isinstance(dim, builtins.bool):  # torch's var(unbiased) form
+            dim, unbiased = None, dim
+        dim, keepdim = _dim_args("var", self.ndim, dim, axis, keepdim, keepdims)
+        given = [v for v in (unbiased, correction, ddof) if v is not None]
+        if len(given) > 1:
+            raise TypeError("var: give at most one of unbiased=, correction= and ddof=")
+        correction = int(given[0]) if given else 1  # unbiased=True is correction 1, False is 0
+        centered = self - self.mean(dim, keepdim=True)
+        return (centered * centered).sum(dim, keepdim) / (_reduced_count(self.shape, dim) - correction)
+
+    def std(self, dim=None, unbiased=None, keepdim=None, *, correction=None, axis=None, keepdims=None, ddof=None):
+        """Standard deviation, unbiased by default (see ``var``)."""
+        return self.var(dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+
+    def prod(self, dim=None, keepdim=None, dtype=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("prod", self.ndim, dim, axis, keepdim, keepdims, single=True)
+        x = self._reduction_input(dtype)
+        if dim is None:
+            return P.Prod.apply(x.reshape(-1), 0)
+        return P.Prod.apply(x, dim, keepdim)
+
+    def cumsum(self, dim, dtype=None, *, axis=None):
+        dim, _ = _dim_args("cumsum", self.ndim, dim, axis, None, None, single=True)
+        if dim is None:
+            raise TypeError("cumsum: needs dim (the dimension to run along)")
+        return SC.Cumsum.apply(self._reduction_input(dtype), dim)
+
+    def logsumexp(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        """``log(sum(exp(x)))`` over ``dim``, computed as ``m + log(sum(exp(x - m)))`` with ``m`` the
+        (constant) maximum, so large values do not overflow."""
+        dim, keepdim = _dim_args("logsumexp", self.ndim, dim, axis, keepdim, keepdims)
+        shift = self.detach().amax(dim, keepdim=True)
+        shift = where(np.isfinite(shift.data), shift, 0.0)  # all -inf: log(0) = -inf, not nan
+        out = (self - shift).exp().sum(dim, keepdim=True).log() + shift
+        return out if keepdim else out.squeeze(dim if dim is not None else tuple(range(self.ndim)))
+
+    def norm(self, p="fro", dim=None, keepdim=None, *, axis=None, keepdims=None):
+        """The vector p-norm over ``dim`` (all elements by default): ``p=2`` and ``"fro"`` are
+        ``sqrt(sum(x^2))``, ``p=1`` ``sum(|x|)``, ``inf``/``-inf`` the largest/smallest ``|x|``,
+        ``p=0`` the count of non-zeros, any other ``p`` ``sum(|x|^p)^(1/p)``."""
+        dim, keepdim = _dim_args("norm", self.ndim, dim, axis, keepdim, keepdims)
+        if p in ("fro", 2):
+            return (self * self).sum(dim, keepdim).sqrt()
+        if isinstance(p, str):
+            raise ValueError(f"norm: p={p!r} is not supported; use 2, 'fro', 1, inf, -inf, 0 or another number")
+        if p == 1:
+            return self.abs().sum(dim, keepdim)
+        if p == math.inf:
+            return self.abs().amax(dim, keepdim)
+        if p == -math.inf:
+            return self.abs().amin(dim, keepdim)
+        if p == 0:
+            return (self != 0).sum(dim, keepdim).astype(self.dtype)
+        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    def all(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("all", self.ndim, dim, axis, keepdim, keepdims)
+        return Tensor(np.all(self.data, axis=dim, keepdims=keepdim))
+
+    def any(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
+        dim, keepdim = _dim_args("any", self.ndim, dim, axis, keepdim, keepdims)
+        return Tensor(np.any(self.data, axis=dim, keepdims=keepdim))
+
+    # ---- sorting ----------------------------------------------------------------------------------
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        """Indices that sort along ``dim``; always stable (ties keep their order, also descending)."""
+        dim = check_axis("argsort", dim, max(self.ndim, 1))
+        data = self.data.reshape(1) if self.ndim == 0 else self.data
+        if descending:  # sort the negation, so ties stay in their original order
+            data = -(data.astype(np.int64) if data.dtype.kind in "bu" else data)
+        indices = np.argsort(data, axis=dim, kind="stable").astype(np.int64)
+        return Tensor(indices.reshape(self.shape))
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """``(values, indices)`` sorted along ``dim``; the gradient of each value goes back to the
+        element it came from."""
+        indices = self.argsort(dim, descending)
+        if self.ndim == 0:
+            return ValuesIndices(self, indices)
+        return ValuesIndices(self.gather(dim, indices), indices)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The ``k`` largest (or smallest) ``(values, indices)`` along ``dim``, largest first."""
+        dim = check_axis("topk", dim, max(self.ndim, 1))
+        if not 0 <= k <= (self.shape[dim] if self.ndim else 1):
+            raise ValueError(f"topk: k={k} is out of range for dimension {dim} of shape {self.shape}")
+        indices = self.argsort(dim, descending=largest)
+        if self.ndim == 0:
+            return ValuesIndices(self, indices)
+        indices = indices[(slice(None),) * dim + (slice(0, k),)]
+        return ValuesIndices(self.gather(dim, indices), indices)
+
+    # ---- indexing along one dimension ---------------------------------------------------------
+
+    def gather(self, dim, index):
+        """``out[i][j] = self[index[i][j]][j]`` for ``dim=0`` (torch's gather)."""
+        dim, index = self._dim_and_index("gather", dim, index)
+        return IX.Gather.apply(self, dim, index)
+
+    def scatter_add(self, dim, index, src):
+        """A copy of ``self`` with ``src`` added at ``index`` along ``dim``; repeated indices accumulate."""
+        dim, index = self._dim_and_index("scatter_add", dim, index)
+        return IX.ScatterAdd.apply(self, dim, index, _as_tensor(src, self.dtype))
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        """A copy of ``self`` with ``src`` (a tensor, or the number ``value``) written at ``index``
+        along ``dim``. Which write wins at a repeated index is unspecified, as in torch."""
+        dim, index = self._dim_and_index("scatter", dim, index)
+        if src is None and value is None:
+            raise TypeError("scatter: give src (a tensor) or value (a number)")
+        if not isinstance(src, (Tensor, np.ndarray, list)):
+            src = np.full(index.shape, src if value is None else value, dtype=self.dtype)
+        written = IX.scatter_add(np.zeros(self.shape, dtype=bool), dim, index, np.ones(index.shape, dtype=bool))
+        kept = self.masked_fill(written, 0)
+        # each written place takes one value: scattering into zeros and dividing by the count of writes
+        # would average duplicates; torch leaves duplicates unspecified, so one write's value is taken
+        _, first = np.unique(np.ravel_multi_index(IX._positions(dim, index), self.shape).ravel(), return_index=True)
+        unique = np.zeros(index.size, dtype=bool)
+        unique[first] = True
+        src = _as_tensor(src, self.dtype)
+        src = src[tuple(slice(0, n) for n in index.shape)].masked_fill(~unique.reshape(index.shape), 0)
+        return IX.ScatterAdd.apply(kept, dim, index, src)
+
+    def scatter_(self, dim, index, src=None, *, value=None):
+        return self._write_in_place("scatter_", self.detach().scatter(dim, index, src, value=value))
+
+    def scatter_add_(self, dim, index, src):
+        return self._write_in_place("scatter_add_", self.detach().scatter_add(dim, index, _data(src)))
+
+    def _write_in_place(self, op: str, result):
+        self._check_inplace(op)
+        self.data[...] = result.data
+        self._version += 1
+        return self
+
+    def _dim_and_index(self, op: str, dim, index):
+        dim = check_axis(op, dim, max(self.ndim, 1))
+        index = np.asarray(_data(index))
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"{op}: index must be an integer tensor, got dtype {index.dtype}")
+        if index.ndim != self.ndim:
+            raise ValueError(f"{op}: index must have as many dimensions as the tensor ({self.ndim}), got shape {index.shape}")
+        n = self.shape[dim] if self.ndim else 1
+        if index.size and (index.min() < -n or index.max() >= n):
+            raise IndexError(f"{op}: index out of range for dimension {dim} of size {n}")
+        return dim, index % max(n, 1)
+
+    def index_select(self, dim, index):
+        """The slices ``index`` (1-D integers) along ``dim``: ``x.index_select(0, i)`` is ``x[i]``."""
+        dim = check_axis("index_select", dim, max(self.ndim, 1))
+        index = np.asarray(_data(index)).reshape(-1)
+        return self[(slice(None),) * dim + (index,)]
+
+    def masked_fill(self, mask, value):
+        """``value`` where ``mask`` (a boolean tensor broadcasting to this one) is true."""
+        mask = np.asarray(_data(mask))
+        if mask.dtype != np.bool_:
+            raise TypeError(f"masked_fill: mask must be a boolean tensor, got dtype {mask.dtype}")
+        return where(mask, _operand(value) if isinstance(value, Tensor) else self.dtype.type(value), self)
+
+    def where(self, condition, other):
+        """torch's ``x.where(condition, y)``: ``x`` where ``condition`` is true, else ``y``."""
+        return where(condition, self, other)
+
+    # ---- movement ------------------------------------------------------------------------------
 
     def reshape(self, *shape):
         shape = _shape_args(shape)
@@ -456,41 +823,53 @@ class Tensor:
         axes = tuple(int(a) % self.ndim for a in axes)
         return self if axes == tuple(range(self.ndim)) else MV.Permute.apply(self, axes)
 
-    def transpose(self, *axes):
-        """NumPy semantics: no argument reverses the axes, otherwise ``axes`` is a permutation."""
-        axes = _shape_args(axes)
-        return self.permute(*(axes or range(self.ndim - 1, -1, -1)))
+    def transpose(self, dim0, dim1):
+        """torch's ``transpose``: swap two dimensions (``permute`` reorders all of them)."""
+        dim0, dim1 = check_axis("transpose", dim0, self.ndim), check_axis("transpose", dim1, self.ndim)
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(*axes)
+
+    swapaxes = swapdims = transpose
+
+    def t(self):
+        """The transpose of a matrix (a 0-d or 1-D tensor comes back unchanged), as torch."""
+        if self.ndim > 2:
+            raise ValueError(f"t: needs a tensor of at most 2 dimensions, got shape {self.shape}; use transpose(d0, d1)")
+        return self if self.ndim < 2 else self.transpose(0, 1)
 
     @property
     def T(self):
-        return self.transpose()
+        """All dimensions reversed."""
+        return self.permute(*range(self.ndim - 1, -1, -1))
 
-    def swapaxes(self, axis1, axis2):
-        axis1, axis2 = check_axis("swapaxes", axis1, self.ndim), check_axis("swapaxes", axis2, self.ndim)
-        axes = list(range(self.ndim))
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-        return self.permute(*axes)
+    @property
+    def mT(self):
+        """The last two dimensions swapped (a batch of matrices transposed)."""
+        return self.transpose(-2, -1)
 
-    def flatten(self, start_axis=0, end_axis=-1):
-        start, end = (check_axis("flatten", a, max(self.ndim, 1)) for a in (start_axis, end_axis))
+    def flatten(self, start_dim=0, end_dim=-1):
+        start, end = (check_axis("flatten", a, max(self.ndim, 1)) for a in (start_dim, end_dim))
         if self.ndim == 0:
             return self.reshape(1)
         if start > end:
-            raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} for shape {self.shape}")
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
         return self.reshape(*self.shape[:start], -1, *self.shape[end + 1 :])
 
-    def squeeze(self, axis=None):
-        if axis is None:
+    def squeeze(self, dim=None, *, axis=None):
+        dim, _ = _dim_args("squeeze", self.ndim, dim, axis, None, None)
+        if dim is None:
             return self.reshape(*(n for n in self.shape if n != 1))
-        axes = {check_axis("squeeze", a, self.ndim) for a in (axis if isinstance(axis, tuple) else (axis,))}
-        for a in axes:
-            if self.shape[a] != 1:
-                raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size {self.shape[a]}, not 1")
-        return self.reshape(*(n for i, n in enumerate(self.shape) if i not in axes))
+        dims = set(dim) if isinstance(dim, tuple) else {dim}
+        # torch leaves a dimension whose size is not 1 alone (NumPy would raise)
+        return self.reshape(*(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
-    def unsqueeze(self, axis):
-        axis = check_axis("unsqueeze", axis, self.ndim + 1)
-        return self.reshape(*self.shape[:axis], 1, *self.shape[axis:])
+    def unsqueeze(self, dim=None, *, axis=None):
+        dim = _dim_or_axis("unsqueeze", dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze: needs dim (where the new dimension of size 1 goes)")
+        dim = check_axis("unsqueeze", dim, self.ndim + 1)
+        return self.reshape(*self.shape[:dim], 1, *self.shape[dim:])
 
     def expand(self, *shape):
         shape = _shape_args(shape)
@@ -517,6 +896,77 @@ class Tensor:
 
     def __getitem__(self, index):
         return MV.GetItem.apply(self, _normalize_index(index))
+
+    def view_as(self, other):
+        return self.reshape(*np.shape(_data(other)))
+
+    reshape_as = view_as
+
+    def expand_as(self, other):
+        return self.expand(*np.shape(_data(other)))
+
+    def flip(self, *dims):
+        """Reverse the order along ``dims`` (a reversed slice, so the gradient is flipped back)."""
+        dims = {check_axis("flip", d, self.ndim) for d in _shape_args(dims)}
+        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))]
+
+    def roll(self, shifts, dims=None):
+        """Shift the elements along ``dims`` cyclically: what falls off one end comes back at the other.
+        Without ``dims`` the flattened tensor is rolled, as in torch."""
+        if dims is None:
+            return self.reshape(-1).roll(shifts, 0).reshape(*self.shape)
+        shifts, dims = (shifts,) if isinstance(shifts, int) else tuple(shifts), (dims,) if isinstance(dims, int) else tuple(dims)
+        if len(shifts) != len(dims):
+            raise ValueError(f"roll: {len(shifts)} shifts for {len(dims)} dims; give one shift per dim")
+        out = self
+        for shift, dim in zip(shifts, dims):
+            dim = check_axis("roll", dim, self.ndim)
+            n = self.shape[dim]
+            cut = n - shift % n if n else 0
+            if cut % n:
+                head, tail = out.split([cut, n - cut], dim)
+                out = concatenate([tail, head], dim)
+        return out
+
+    def repeat(self, *sizes):
+        """Tile the tensor ``sizes[d]`` times along each dimension (torch's ``repeat``, NumPy's ``tile``):
+        a broadcast over a new axis in front of each dimension, merged into it."""
+        sizes = _shape_args(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: give at least one size per dimension ({self.ndim}), got {sizes}")
+        x = self.reshape(*(1,) * (len(sizes) - self.ndim), *self.shape)
+        interleaved = [n for pair in zip((1,) * x.ndim, x.shape) for n in pair]
+        tiled = [n for pair in zip(sizes, x.shape) for n in pair]
+        return x.reshape(*interleaved).expand(*tiled).reshape(*(r * n for r, n in zip(sizes, x.shape)))
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along ``dim``: of ``split_size`` each (the last may be shorter), or of the listed sizes."""
+        dim = check_axis("split", dim, self.ndim)
+        n = self.shape[dim]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            if split_size_or_sections <= 0:
+                raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+            sizes = [min(split_size_or_sections, n - start) for start in range(0, n, split_size_or_sections)] or [0]
+        else:
+            sizes = [int(k) for k in split_size_or_sections]
+            if builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0:
+                raise ValueError(f"split: sizes {sizes} do not add up to the {n} elements of dimension {dim}")
+        starts = np.cumsum([0] + sizes[:-1])
+        return tuple(self[(slice(None),) * dim + (slice(int(a), int(a) + k),)] for a, k in zip(starts, sizes))
+
+    def chunk(self, chunks, dim=0):
+        """``chunks`` pieces (or fewer) along ``dim``, each of ``ceil(size / chunks)`` elements but the last."""
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        n = self.shape[check_axis("chunk", dim, self.ndim)]
+        return self.split(max(-(-n // chunks), 1), dim)
+
+    def unbind(self, dim=0):
+        return tuple(t.squeeze(dim) for t in self.split(1, dim))
+
+    def narrow(self, dim, start, length):
+        dim = check_axis("narrow", dim, self.ndim)
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     # ---- matrix product -------------------------------------------------------------------------
 
@@ -545,6 +995,8 @@ class Tensor:
     # ---- convenience -----------------------------------------------------------------------------
 
     def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self)))
 
 
@@ -582,6 +1034,36 @@ def _operand(x):
     if isinstance(x, np.generic):
         return np.asarray(x)
     return _to_array(x, None)
+
+
+def _dim_args(op: str, ndim: int, dim, axis, keepdim, keepdims, single: bool = False):
+    """The ``(dim, keepdim)`` of a reduction, from torch's names or NumPy's aliases (giving both
+    spellings of one argument is an error). ``dim`` comes back checked: None, an int, or a tuple."""
+    if keepdim is not None and keepdims is not None:
+        raise TypeError(f"{op}: give keepdim= or its NumPy alias keepdims=, not both")
+    dim = _dim_or_axis(op, dim, axis)
+    keepdim = builtins.bool(keepdims if keepdim is None else keepdim)
+    if single and dim is not None and not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be one integer, got {dim!r}")
+    return _axis(op, dim, ndim), keepdim
+
+
+def _dim_or_axis(op: str, dim, axis, default=None):
+    """One dimension argument given as torch's ``dim=`` or NumPy's ``axis=`` (not both)."""
+    if dim is not None and axis is not None:
+        raise TypeError(f"{op}: give dim= or its NumPy alias axis=, not both")
+    return default if dim is None and axis is None else axis if dim is None else dim
+
+
+def _is_dtype_name(value) -> bool:
+    """A string naming a NumPy dtype ("float64"), as opposed to a device ("cpu")."""
+    if not isinstance(value, str):
+        return False
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
 
 
 AxisError = getattr(np, "exceptions", np).AxisError  # a ValueError and an IndexError, as in NumPy
@@ -650,69 +1132,34 @@ def where(condition, x, y) -> Tensor:
     return E.Where.apply(_data(condition), _operand(x), _operand(y))
 
 
-def concatenate(tensors, axis=0) -> Tensor:
+def concatenate(tensors, dim=None, *, axis=None) -> Tensor:
+    """Join tensors along an existing dimension (torch's ``cat``); their other sizes must match."""
+    dim = _dim_or_axis("cat", dim, axis, default=0)
     tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
-        raise ValueError("concatenate: need at least one tensor")
+        raise ValueError("cat: need at least one tensor")
     first = tensors[0]
     if first.ndim == 0 or any(t.ndim != first.ndim for t in tensors):
-        raise ValueError(f"concatenate: tensors need the same number of dimensions (at least 1), got shapes "
+        raise ValueError(f"cat: tensors need the same number of dimensions (at least 1), got shapes "
                          f"{[t.shape for t in tensors]}")
-    axis = check_axis("concatenate", axis, first.ndim)
-    if any(t.shape[:axis] + t.shape[axis + 1 :] != first.shape[:axis] + first.shape[axis + 1 :] for t in tensors):
-        raise ValueError(f"concatenate: shapes must match except along axis {axis}, got {[t.shape for t in tensors]}")
-    return MV.Concatenate.apply(axis, *tensors)
+    dim = check_axis("cat", dim, first.ndim)
+    if any(t.shape[:dim] + t.shape[dim + 1 :] != first.shape[:dim] + first.shape[dim + 1 :] for t in tensors):
+        raise ValueError(f"cat: shapes must match except along dimension {dim}, got {[t.shape for t in tensors]}")
+    return MV.Concatenate.apply(dim, *tensors)
 
 
-def stack(tensors, axis=0) -> Tensor:
+def stack(tensors, dim=None, *, axis=None) -> Tensor:
+    """Join same-shaped tensors along a new dimension ``dim``."""
+    dim = _dim_or_axis("stack", dim, axis, default=0)
     tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: need at least one tensor")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {sorted(shapes)}")
-    axis = check_axis("stack", axis, tensors[0].ndim + 1)
-    return concatenate([t.unsqueeze(axis) for t in tensors], axis=axis)
+    dim = check_axis("stack", dim, tensors[0].ndim + 1)
+    return concatenate([t.unsqueeze(dim) for t in tensors], dim)
 
 
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-# ---- factories (float32 unless told otherwise; random ones draw from the library's generator) --------
-
-
-def zeros(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(np.zeros(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(np.ones(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def full(shape, fill_value, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(np.full(shape, fill_value, dtype=dtype), requires_grad=requires_grad)
-
-
-def zeros_like(t: Tensor, requires_grad=False) -> Tensor:
-    return Tensor(np.zeros_like(_data(t)), requires_grad=requires_grad)
-
-
-def ones_like(t: Tensor, requires_grad=False) -> Tensor:
-    return Tensor(np.ones_like(_data(t)), requires_grad=requires_grad)
-
-
-def arange(*args, dtype=None) -> Tensor:
-    return Tensor(np.arange(*args, dtype=dtype))
-
-
-def eye(n, m=None, dtype=np.float32) -> Tensor:
-    return Tensor(np.eye(n, m, dtype=dtype))
-
-
-def randn(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(get_rng().standard_normal(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def rand(*shape, dtype=np.float32, requires_grad=False) -> Tensor:
-    return Tensor(get_rng().random(_shape_args(shape), dtype=dtype), requires_grad=requires_grad)
+def _as_tensor(x, dtype=None) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x, dtype=dtype)
