@@ -654,7 +654,7 @@ class Tensor:
         dim, keepdim = _dim_args("prod", self.ndim, dim, axis, keepdim, keepdims, single=True)
         x = self._reduction_input(dtype)
         if dim is None:
-            return P.Prod.apply(x.reshape(-1), 0)
+            return P.Prod.apply(x.reshape(-1), 0, False)
         return P.Prod.apply(x, dim, keepdim)
 
     def cumsum(self, dim, dtype=None, *, axis=None):

@@ -29,7 +29,7 @@ def explicit_equation(equation: str, shapes) -> tuple[str, dict]:
     for letters, shape in zip(inputs, shapes):
         if "..." in letters:
             letters = letters.replace("...", ellipsis[broadcast_ndim - (len(shape) - len(letters) + 3):])
-        if len(letters) != len(shape) or not letters.isalpha():
+        if len(letters) != len(shape) or not all(c.isalpha() for c in letters):
             raise ValueError(f"einsum: subscripts {letters!r} do not fit an operand of shape {shape}")
         if len(set(letters)) != len(letters):
             raise ValueError(f"einsum: subscripts {letters!r} repeat a letter within one operand (a diagonal); "
