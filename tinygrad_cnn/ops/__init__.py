@@ -6,6 +6,12 @@
 - ``matmul``: MatMul
 - ``conv``: Conv2d Conv2dInputGrad Conv2dWeightGrad
 - ``pool``: MaxPool2d WindowScatter WindowGather
+- ``indexing``: Gather ScatterAdd (along one dimension, torch's gather/scatter_add)
+- ``trigonometric``: Sin Cos
+- ``scan``: Cumsum
+- ``product``: Prod
+- ``einsum``: Einsum
 
-Everything else (mean, var, softmax, cross-entropy, average pooling, ...) is composed from these.
+Everything else (mean, var, softmax, cross-entropy, average pooling, max(dim), sort, cat, split, flip,
+roll, repeat, logsumexp, norm, ...) is composed from these.
 """
