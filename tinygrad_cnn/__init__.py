@@ -44,6 +44,8 @@ float, int, bool = _dtypes.float, _dtypes.int, _dtypes.bool  # noqa: A001
 
 __version__ = "0.1.0"
 
+# names that would shadow Python builtins (max, sum, float, bool, ...) are attributes only, left out
+# of __all__, so ``from tinygrad_cnn import *`` does not replace the builtins
 __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "ValuesIndices", "device", "detect_anomaly",
     "enable_grad", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "seed", "no_grad",
@@ -53,13 +55,13 @@ __all__ = [
     "ones_like", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like", "randperm", "tensor",
     "zeros", "zeros_like",
     # functions on tensors
-    "abs", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "argsort", "bmm", "cat", "chunk", "clamp",
+    "allclose", "amax", "amin", "argmax", "argmin", "argsort", "bmm", "cat", "chunk", "clamp",
     "clip", "concat", "concatenate", "cos", "cumsum", "einsum", "eq", "equal", "exp", "flatten", "flip", "gather",
-    "ge", "gt", "index_select", "is_tensor", "isnan", "le", "log", "logsumexp", "lt", "masked_fill", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "mm", "narrow", "ne", "norm", "numel", "permute", "pow", "prod", "relu",
+    "ge", "gt", "index_select", "is_tensor", "isnan", "le", "log", "logsumexp", "lt", "masked_fill", "matmul",
+    "maximum", "mean", "minimum", "mm", "narrow", "ne", "norm", "numel", "permute", "prod", "relu",
     "reshape", "roll", "scatter", "scatter_add", "sigmoid", "sin", "sort", "split", "sqrt", "squeeze", "stack", "std",
-    "sum", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where",
+    "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where",
     # dtypes
-    "bool", "bool_", "double", "float", "float16", "float32", "float64", "get_default_dtype", "half", "int", "int8",
+    "bool_", "double", "float16", "float32", "float64", "get_default_dtype", "half", "int8",
     "int16", "int32", "int64", "long", "short", "uint8",
 ]
