@@ -743,22 +743,23 @@ class Tensor:
 
     def scatter(self, dim, index, src=None, *, value=None):
         """A copy of ``self`` with ``src`` (a tensor, or the number ``value``) written at ``index``
-        along ``dim``. Which write wins at a repeated index is unspecified, as in torch."""
+        along ``dim``; at a repeated index the last write wins."""
         dim, index = self._dim_and_index("scatter", dim, index)
         if src is None and value is None:
             raise TypeError("scatter: give src (a tensor) or value (a number)")
         if not isinstance(src, (Tensor, np.ndarray, list)):
             src = np.full(index.shape, src if value is None else value, dtype=self.dtype)
-        written = IX.scatter_add(np.zeros(self.shape, dtype=bool), dim, index, np.ones(index.shape, dtype=bool))
-        kept = self.masked_fill(written, 0)
-        # each written place takes one value: scattering into zeros and dividing by the count of writes
-        # would average duplicates; torch leaves duplicates unspecified, so one write's value is taken
-        _, first = np.unique(np.ravel_multi_index(IX._positions(dim, index), self.shape).ravel(), return_index=True)
-        unique = np.zeros(index.size, dtype=bool)
-        unique[first] = True
-        src = _as_tensor(src, self.dtype)
-        src = src[tuple(slice(0, n) for n in index.shape)].masked_fill(~unique.reshape(index.shape), 0)
-        return IX.ScatterAdd.apply(kept, dim, index, src)
+        flat = np.ravel_multi_index(IX.scatter_positions(dim, index), self.shape).ravel()
+        written = np.zeros(self.numel(), dtype=bool)
+        written[flat] = True
+        kept = self.masked_fill(written.reshape(self.shape), 0)
+        # a place written twice takes the last write, as torch does on the CPU (it documents the
+        # order as unspecified), so adding the last write of each place into the cleared places is
+        # the scatter
+        last = np.zeros(index.size, dtype=bool)
+        last[flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]] = True
+        src = _as_tensor(src, self.dtype)[tuple(slice(0, n) for n in index.shape)]
+        return IX.ScatterAdd.apply(kept, dim, index, src.masked_fill(~last.reshape(index.shape), 0))
 
     def scatter_(self, dim, index, src=None, *, value=None):
         return self._write_in_place("scatter_", self.detach().scatter(dim, index, src, value=value))

@@ -98,6 +98,15 @@ def test_scatter_writes_each_place_once(data):
                          base)
 
 
+def test_scatter_with_a_repeated_index_takes_the_last_write():
+    base, src = Tensor(np.zeros((2, 4)), requires_grad=True), Tensor(np.arange(1.0, 7.0).reshape(2, 3), requires_grad=True)
+    index = np.array([[1, 1, 3], [0, 2, 0]])
+    op = lambda b, s: b.scatter(1, index, s)  # noqa: E731
+    np.testing.assert_array_equal(op(base, src).data, [[0, 2, 0, 3], [6, 0, 5, 0]])  # as torch on the CPU
+    # an overwritten value has no effect, so no gradient (torch's backward gives it one all the same)
+    check_gradients(op, base, src)
+
+
 def test_scatter_in_place_and_repeated_indices_accumulate():
     t = tg.zeros(2, 3, dtype=tg.float64)
     t.scatter_add_(1, np.array([[0, 0, 2], [1, 1, 1]]), tg.ones(2, 3, dtype=tg.float64))

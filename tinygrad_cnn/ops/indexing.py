@@ -10,7 +10,7 @@ import numpy as np
 from ..autograd import Function
 
 
-def _positions(dim: int, index: np.ndarray) -> tuple:
+def scatter_positions(dim: int, index: np.ndarray) -> tuple:
     """The full NumPy index of a gather/scatter: ``index`` along ``dim``, the element's own
     coordinate (a broadcasting ``arange``) along every other dimension."""
     positions = list(np.indices(index.shape, sparse=True))
@@ -20,14 +20,14 @@ def _positions(dim: int, index: np.ndarray) -> tuple:
 
 def gather(x: np.ndarray, dim: int, index: np.ndarray) -> np.ndarray:
     """``out[i][j][k] = x[index[i][j][k]][j][k]`` for ``dim == 0`` (and likewise for other dims)."""
-    return x[_positions(dim, index)]
+    return x[scatter_positions(dim, index)]
 
 
 def scatter_add(base: np.ndarray, dim: int, index: np.ndarray, src: np.ndarray) -> np.ndarray:
     """A copy of ``base`` with ``out[index[i][j][k]][j][k] += src[i][j][k]`` (``dim == 0``);
     repeated indices accumulate. Only the part of ``src`` the shape of ``index`` is used, as in torch."""
     out = np.array(base, copy=True)
-    np.add.at(out, _positions(dim, index), src[tuple(slice(0, n) for n in index.shape)])
+    np.add.at(out, scatter_positions(dim, index), src[tuple(slice(0, n) for n in index.shape)])
     return out
 
 
