@@ -580,6 +580,8 @@ class Tensor:
         return R.Sum.apply(x, axis=dim, keepdims=keepdim)
 
     def _reduction_input(self, dtype):
+        """What a sum-like reduction runs on: cast to ``dtype`` when given, integers and bools widened
+        to int64 (as torch, so a count of booleans does not overflow)."""
         if dtype is not None:
             return self.astype(dtype)
         return self.astype(np.int64) if self.dtype.kind in "biu" else self
