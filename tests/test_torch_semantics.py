@@ -228,3 +228,11 @@ def test_functions_accept_numpy_arrays_where_a_tensor_is_expected():
     assert tg.einsum("ij->j", X[0]).shape == (4,) and tg.sum(X).item() == pytest.approx(X.sum(), rel=1e-6)
     assert tg.where(X > 1, X, 0.0).shape == X.shape
     assert math.isclose(tg.norm(np.array([3.0, 4.0])).item(), 5.0)
+
+
+def test_operator_methods_and_the_device_choice_of_torch_programs():
+    same(*both(lambda m: m.tensor(X).mul(m.tensor(X)).add(m.tensor(X), alpha=2).sub(1).div(3).neg()))
+    same(*both(lambda m: m.add(m.tensor(X), 1, alpha=0.5)))
+    assert not tg.cuda.is_available() and tg.cuda.device_count() == 0
+    device = tg.device("cuda" if tg.cuda.is_available() else "cpu")
+    assert tg.ones(2).to(device).device == "cpu"

@@ -21,17 +21,18 @@ from .creation import (
     rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
 from .functions import (
-    abs, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, cat, chunk, clamp, clip, concat, concatenate,
-    cos, cumsum, einsum, eq, equal, exp, flatten, flip, gather, ge, gt, index_select, is_tensor, isnan, le, log,
-    logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, narrow, ne, norm, numel, permute, pow,
-    prod, relu, reshape, roll, scatter, scatter_add, sigmoid, sin, sort, split, sqrt, squeeze, stack, std, sum, t,
-    tanh, topk, transpose, unbind, unsqueeze, var, where,
+    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, cat, chunk, clamp, clip, concat,
+    concatenate, cos, cumsum, div, einsum, eq, equal, exp, flatten, flip, gather, ge, gt, index_select, is_tensor,
+    isnan, le, log, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, narrow, ne,
+    neg, norm, numel, permute, pow, prod, relu, reshape, roll, scatter, scatter_add, sigmoid, sin, sort, split,
+    sqrt, squeeze, stack, std, sub, sum, t, tanh, topk, transpose, unbind, unsqueeze, var, where,
 )
 from .dtypes import (
     bool_, double, float16, float32, float64, get_default_dtype, half, int8, int16, int32, int64, long, short, uint8,
 )
 from . import dtypes as _dtypes
 from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import cuda
 from . import memory
 from . import nn
 from . import optim
@@ -49,18 +50,18 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "ValuesIndices", "device", "detect_anomaly",
     "enable_grad", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "seed", "no_grad",
-    "set_grad_enabled", "nn", "optim", "save", "load", "viz", "explain", "memory",
+    "set_grad_enabled", "cuda", "nn", "optim", "save", "load", "viz", "explain", "memory",
     # creation
     "arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "linspace", "ones",
     "ones_like", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like", "randperm", "tensor",
     "zeros", "zeros_like",
     # functions on tensors
-    "allclose", "amax", "amin", "argmax", "argmin", "argsort", "bmm", "cat", "chunk", "clamp",
-    "clip", "concat", "concatenate", "cos", "cumsum", "einsum", "eq", "equal", "exp", "flatten", "flip", "gather",
+    "add", "allclose", "amax", "amin", "argmax", "argmin", "argsort", "bmm", "cat", "chunk", "clamp", "clip",
+    "concat", "concatenate", "cos", "cumsum", "div", "einsum", "eq", "equal", "exp", "flatten", "flip", "gather",
     "ge", "gt", "index_select", "is_tensor", "isnan", "le", "log", "logsumexp", "lt", "masked_fill", "matmul",
-    "maximum", "mean", "minimum", "mm", "narrow", "ne", "norm", "numel", "permute", "prod", "relu",
-    "reshape", "roll", "scatter", "scatter_add", "sigmoid", "sin", "sort", "split", "sqrt", "squeeze", "stack", "std",
-    "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where",
+    "maximum", "mean", "minimum", "mm", "mul", "narrow", "ne", "neg", "norm", "numel", "permute", "prod", "relu",
+    "reshape", "roll", "scatter", "scatter_add", "sigmoid", "sin", "sort", "split", "sqrt", "squeeze", "stack",
+    "std", "sub", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where",
     # dtypes
     "bool_", "double", "float16", "float32", "float64", "get_default_dtype", "half", "int8",
     "int16", "int32", "int64", "long", "short", "uint8",

@@ -139,6 +139,26 @@ def relu(input):
     return _t(input).relu()
 
 
+def add(input, other, alpha=1):
+    return _t(input).add(other, alpha)
+
+
+def sub(input, other, alpha=1):
+    return _t(input).sub(other, alpha)
+
+
+def mul(input, other):
+    return _t(input) * other
+
+
+def div(input, other):
+    return _t(input) / other
+
+
+def neg(input):
+    return -_t(input)
+
+
 def pow(input, exponent):  # noqa: A001
     return _t(input) ** exponent
 

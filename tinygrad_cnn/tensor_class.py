@@ -436,6 +436,24 @@ class Tensor:
     def __pos__(self):
         return self
 
+    # torch's method names for the operators
+    def add(self, other, alpha=1):
+        return self + (other if alpha == 1 else _operand(other) * alpha)
+
+    def sub(self, other, alpha=1):
+        return self - (other if alpha == 1 else _operand(other) * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def neg(self):
+        return -self
+
+    multiply, divide, true_divide, subtract, negative = mul, div, div, sub, neg
+
     def __abs__(self):
         return self.abs()
 
