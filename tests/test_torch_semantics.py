@@ -236,3 +236,12 @@ def test_operator_methods_and_the_device_choice_of_torch_programs():
     assert not tg.cuda.is_available() and tg.cuda.device_count() == 0
     device = tg.device("cuda" if tg.cuda.is_available() else "cpu")
     assert tg.ones(2).to(device).device == "cpu"
+
+
+def test_new_tensors_contiguous_and_softmax_methods():
+    x = tg.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=tg.float64)
+    assert x.new_zeros(3).dtype == tg.float64 and x.new_zeros(1, dtype=tg.float32).dtype == tg.float32 and x.new_ones((2, 2)).shape == (2, 2)
+    assert x.new_full((2,), 7).tolist() == [7.0, 7.0] and x.new_tensor([1, 2]).dtype == tg.float64
+    assert x.contiguous() is x and x.is_contiguous()
+    same(*both(lambda m: m.tensor([[1.0, 2.0], [0.5, -1.0]]).softmax(dim=1)))
+    same(*both(lambda m: m.tensor([[1.0, 2.0], [0.5, -1.0]]).log_softmax(0)))

@@ -241,6 +241,26 @@ class Tensor:
     def tolist(self):
         return self.data.tolist()
 
+    def contiguous(self) -> Tensor:
+        """Itself: every op here gives an array NumPy can use as it is (torch code calls this before ``view``)."""
+        return self
+
+    def is_contiguous(self) -> bool:
+        return True
+
+    # new tensors with this one's dtype, as torch's ``new_*`` methods
+    def new_zeros(self, *size, dtype=None, requires_grad=False) -> Tensor:
+        return Tensor(np.zeros(_shape_args(size), dtype=self.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad=False) -> Tensor:
+        return Tensor(np.ones(_shape_args(size), dtype=self.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False) -> Tensor:
+        return Tensor(np.full(size, fill_value, dtype=self.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, requires_grad=False) -> Tensor:
+        return Tensor(np.array(_data(data), dtype=self.dtype if dtype is None else dtype), requires_grad=requires_grad)
+
     def clone(self) -> Tensor:
         """A copy of the data that stays in the graph (the gradient flows back unchanged)."""
         return E.Cast.apply(self, self.dtype) if self.requires_grad else Tensor._from_op(self.data.copy(), False, None)
@@ -519,6 +539,16 @@ class Tensor:
 
     def sin(self):
         return TR.Sin.apply(self)
+
+    def softmax(self, dim):
+        from .nn import functional as F  # nn is built on the Tensor, so it is imported when first used
+
+        return F.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        from .nn import functional as F
+
+        return F.log_softmax(self, dim)
 
     def cos(self):
         return TR.Cos.apply(self)
