@@ -22,7 +22,7 @@ def test_python_scalars_and_lists_become_float32(data):
 def test_numpy_arrays_keep_their_dtype_and_values(array):
     t = Tensor(array)
     assert t.dtype == array.dtype
-    assert t.shape == array.shape and t.ndim == array.ndim and t.size == array.size
+    assert t.shape == array.shape and t.ndim == array.ndim and t.numel() == array.size
     np.testing.assert_array_equal(t.numpy(), array)
 
 

@@ -46,7 +46,7 @@ from .autograd import no_grad
 from .environment import EnvironmentVariableError
 from .nn import functional as F
 from .serialization import CheckpointError
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, CHECKPOINT_FILE = "config.json", "metrics.json", "model.npz", "checkpoint.npz"
 CONFIG_SIZE_LIMIT = 16 * 2**20

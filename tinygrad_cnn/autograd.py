@@ -691,4 +691,4 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 # The engine creates Tensors and Tensors call the engine. Importing the module object (not the
 # class) at the bottom works whichever of the two modules is imported first.
 from . import forward_ad  # noqa: E402
-from . import tensor as _tensor_module  # noqa: E402
+from . import tensor_class as _tensor_module  # noqa: E402

@@ -40,7 +40,7 @@ from time import perf_counter
 import numpy as np
 
 from . import autograd
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 @dataclass(frozen=True)
 class SavedArray:

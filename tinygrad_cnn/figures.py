@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .autograd import no_grad
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 PLOTS_HINT = "figures need matplotlib: pip install 'tinygrad_cnn[plots]' (or pip install matplotlib)"
 

@@ -28,7 +28,7 @@ import contextvars
 import itertools
 from collections import namedtuple
 
-from . import tensor as _tensor_module
+from . import tensor_class as _tensor_module
 
 _ACTIVE = contextvars.ContextVar("tinygrad_cnn_forward_levels", default=())
 _NEW_LEVEL = itertools.count(1)  # level ids are never reused, so a stale tangent is never mistaken

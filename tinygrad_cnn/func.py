@@ -26,7 +26,7 @@ import numpy as np
 
 from . import autograd, forward_ad
 from .ops.movement import Reshape
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 # ---- arguments ------------------------------------------------------------------------------------
 
@@ -229,7 +229,7 @@ def jacrev(f, argnums=0, has_aux: bool = False):
 
 def _stack(rows: list, out_shape, in_shape) -> Tensor:
     """Gradients (one per output element, each shaped like the input) as one (out + in) tensor."""
-    from .tensor import stack
+    from .tensor_class import stack
 
     if not rows:
         return Tensor(np.zeros(tuple(out_shape) + tuple(in_shape)))
@@ -304,7 +304,7 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
 
 def _columns_to_jacobian(columns: list, out_shape, in_shape) -> Tensor:
     """Output tangents (one per input element, each shaped like the output) as (out + in)."""
-    from .tensor import stack
+    from .tensor_class import stack
 
     n_out = len(tuple(out_shape))
     if not columns:

@@ -152,4 +152,4 @@ def build_model(config: dict) -> nn.Sequential:
 
 def count_parameters(model) -> int:
     """Number of trainable numbers in ``model``."""
-    return sum(param.size for param in model.parameters() if param.requires_grad)
+    return sum(param.numel() for param in model.parameters() if param.requires_grad)

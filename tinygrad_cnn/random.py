@@ -18,3 +18,10 @@ def manual_seed(seed: int) -> np.random.Generator:
 def get_rng() -> np.random.Generator:
     """The generator every random operation of the library draws from."""
     return _rng
+
+
+def seed() -> int:
+    """Reseed the library's generator from fresh entropy and return the seed used (torch.seed)."""
+    chosen = int(np.random.SeedSequence().entropy % (2**63))
+    manual_seed(chosen)
+    return chosen

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 
 class CheckpointError(ValueError):

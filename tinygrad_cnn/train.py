@@ -38,7 +38,7 @@ from .autograd import no_grad
 from .nn import functional as F
 from .random import get_rng
 from .serialization import CheckpointError, load, save
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 DATASETS = tuple(data.DATASETS)   # the names of data/registry.py
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -28,7 +28,7 @@ import numpy as np
 from . import autograd
 from .explain import format_shape, saved_arrays
 from .nn.module import Parameter
-from .tensor import Tensor
+from .tensor_class import Tensor
 
 _DASHED_GREY = 'shape=box, style="rounded,dashed", color="#888888", fontcolor="#555555"'
 _LEAF_STYLES = {

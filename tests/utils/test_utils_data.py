@@ -12,7 +12,7 @@ from tinygrad_cnn.utils.data import (
     Subset, SubsetRandomSampler, TensorDataset, WeightedRandomSampler, default_collate, get_worker_info, random_split,
 )
 from tinygrad_cnn.random import manual_seed
-from tinygrad_cnn.tensor import Tensor
+from tinygrad_cnn.tensor_class import Tensor
 
 
 class Wrapped:

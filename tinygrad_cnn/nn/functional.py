@@ -21,7 +21,7 @@ from ..ops.conv import Conv2d, Conv2dInputGrad, ConvGeometry
 from ..ops.pool import MaxPool2d
 from ..ops.special import Erf
 from ..random import get_rng
-from ..tensor import Tensor, check_axis, where
+from ..tensor_class import Tensor, check_axis, where
 from .hyperparameters import (
     check_groups,
     check_input,

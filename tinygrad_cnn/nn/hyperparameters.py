@@ -9,7 +9,7 @@ the layer checks when it is built, the function when it is called, both through 
 import numpy as np
 
 from ..ops.conv import ConvGeometry
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 def ints(value, n: int, name: str, op: str) -> tuple:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 _LINEAR_GAIN = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid")
 
@@ -121,7 +121,7 @@ def _kaiming_std(tensor: Tensor, a, mode: str, nonlinearity: str) -> float:
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """He uniform: U(-b, b) with b = sqrt(3) * gain / sqrt(fan); ``a`` is the leaky_relu slope."""
-    if tensor.size == 0:
+    if tensor.numel() == 0:
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound)
@@ -129,6 +129,6 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonline
 
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """He normal: N(0, std^2) with std = gain / sqrt(fan); ``a`` is the leaky_relu slope."""
-    if tensor.size == 0:
+    if tensor.numel() == 0:
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))

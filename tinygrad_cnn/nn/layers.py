@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 from . import functional as F
 from . import init
 from .hyperparameters import check_groups, check_non_negative, check_padding_mode, check_positive, default_stride, ints, pair
@@ -739,7 +739,7 @@ class _BatchNorm(Module):
         channel_shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         use_batch_stats = self.training or self.running_mean is None
         if use_batch_stats:
-            count = x.size // self.num_features
+            count = x.numel() // self.num_features
             if count <= 1:
                 raise ValueError(f"{name}: expected more than 1 value per channel in training mode, got input of shape {x.shape}")
             mean = x.mean(axis=axes, keepdims=True)

@@ -7,7 +7,7 @@ they are constants, not parameters.
 """
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 from . import functional as F
 from .module import Module
 

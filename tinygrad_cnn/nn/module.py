@@ -20,7 +20,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 from .utils import zero_grads
 
 

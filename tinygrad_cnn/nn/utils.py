@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor, concatenate
+from ..tensor_class import Tensor, concatenate
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> Tensor:

@@ -12,10 +12,16 @@ indexing, abs, clip, a dtype cast), ``forward`` calls it directly.
 - ``matmul``: MatMul
 - ``conv``: Conv2d Conv2dInputGrad Conv2dWeightGrad
 - ``pool``: MaxPool2d WindowScatter WindowGather
+- ``indexing``: Gather ScatterAdd (along one dimension, torch's gather/scatter_add)
+- ``trigonometric``: Sin Cos
+- ``scan``: Cumsum
+- ``product``: Prod
+- ``einsum``: Einsum
 
-Everything else (mean, var, softmax, cross-entropy, average pooling, ...) is composed from these.
+Everything else (mean, var, softmax, cross-entropy, average pooling, max(dim), sort, cat, split, flip,
+roll, repeat, logsumexp, norm, ...) is composed from these.
 
 A new primitive: a Function in the module of its family, its docstring opening with its formulas
-(one a line: the forward, then ``dL/d<input> = ...`` for each input), its kernel named in
-``kernels/`` (see there), and ``python scripts/make_derivatives.py`` to add it to the table.
+(one a line: the forward, then ``dL/d<input> = ...`` for each input, then ``JVP: dy = ...``), its
+kernel named in ``kernels/`` (see there), and ``python scripts/make_derivatives.py`` to add it to the table.
 """

@@ -24,7 +24,7 @@ def sum_to_shape(grad, shape):
 
 def _zeros_like_array(a):
     """A zero tangent for an input that has none (a Tensor or an array)."""
-    from ..tensor import Tensor
+    from ..tensor_class import Tensor
 
     data = a.data if isinstance(a, Tensor) else np.asarray(a)
     return Tensor(np.zeros(data.shape, dtype=data.dtype))

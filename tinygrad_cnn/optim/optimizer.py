@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd import enable_grad, no_grad
 from ..nn.utils import zero_grads
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 def check_hyperparameters(optimizer_name: str, **values: float) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import forward_ad
 from ..autograd import grad, no_grad
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 class GradcheckError(AssertionError):

@@ -23,7 +23,7 @@ except ImportError as error:  # pragma: no cover - exercised only without hypoth
         "(gradcheck, gradgradcheck and check_gradients work without it)"
     ) from error
 
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 __all__ = [
     "Conv2dConfig", "Pool2dConfig", "arrays", "away_from_kinks", "broadcastable_shapes", "conv2d_configs",

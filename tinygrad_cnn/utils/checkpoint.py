@@ -23,7 +23,7 @@ from .. import autograd, forward_ad
 from ..autograd import Function, enable_grad, is_grad_enabled, no_grad
 from ..ops.movement import Reshape
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 class Checkpoint(Function):

@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 def as_array(value) -> np.ndarray:

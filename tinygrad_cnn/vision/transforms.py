@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from ..random import get_rng
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 try:
     from PIL import Image

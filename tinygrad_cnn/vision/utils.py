@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor_class import Tensor
 
 
 def _as_batch(tensor) -> np.ndarray:

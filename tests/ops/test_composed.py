@@ -1,0 +1,222 @@
+"""The everyday torch ops the Tensor composes from primitives: cat, split, chunk, stack, flatten,
+flip, roll, repeat, clamp, logsumexp, norm, pow, abs(), matmul(out=), max/min(dim), sort, topk,
+var/std.
+
+Each: forward against NumPy, gradients of first and second order by ``check_gradients`` in
+float64, and torch's values and gradients where torch is installed.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinygrad_cnn as tg
+from tinygrad_cnn import Tensor
+from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
+from tinygrad_cnn.testing import strategies as S
+
+from .torch_twin import assert_matches_torch
+
+
+def check(op, torch_op, expected, *inputs):
+    """Forward against NumPy's ``expected`` (an array or a list of arrays), both orders of gradient,
+    float32 kept, torch's values and gradients."""
+    out = op(*inputs)
+    for o, e in zip(out if isinstance(out, (tuple, list)) else [out], expected if isinstance(expected, list) else [expected]):
+        assert o.shape == np.shape(e)
+        np.testing.assert_allclose(o.data, e, rtol=1e-12, atol=1e-12)
+    check_gradients(op, *inputs)
+    check_dtype_preserved(op, *inputs)
+    assert_matches_torch(op, torch_op, *inputs)
+
+
+def a_dim(data, x, label="dim"):
+    return data.draw(st.integers(-x.ndim, x.ndim - 1), label=label)
+
+
+# ---- joining and splitting ---------------------------------------------------------------------------
+
+
+@given(data=st.data())
+def test_cat_and_stack(data):
+    shape = data.draw(S.shapes(min_dims=1), label="shape")
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1), label="dim")
+    lengths = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=3), label="lengths")
+    pieces = [data.draw(S.tensors(shape[: dim % len(shape)] + (n,) + shape[dim % len(shape) + 1 :])) for n in lengths]
+    torch = pytest.importorskip("torch")
+    check(lambda *ts: tg.cat(ts, dim=dim), lambda *ts: torch.cat(ts, dim=dim),
+          np.concatenate([p.data for p in pieces], axis=dim), *pieces)
+    same = [data.draw(S.tensors(shape)) for _ in lengths]
+    new_dim = data.draw(st.integers(-len(shape) - 1, len(shape)), label="stack dim")
+    check(lambda *ts: tg.stack(ts, dim=new_dim), lambda *ts: torch.stack(ts, dim=new_dim),
+          np.stack([p.data for p in same], axis=new_dim), *same)
+
+
+@given(data=st.data())
+def test_split_and_chunk(data):
+    x = data.draw(S.tensors(S.shapes(min_dims=1, max_side=5)), label="x")
+    dim = a_dim(data, x)
+    n = x.shape[dim]
+    size = data.draw(st.integers(1, n + 1), label="split_size")
+    check(lambda t: t.split(size, dim), lambda t: t.split(size, dim),
+          [x.data[(slice(None),) * (dim % x.ndim) + (slice(a, a + size),)] for a in range(0, n, size)], x)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=2), label="cuts"))
+    sections = [b - a for a, b in zip([0] + cuts, cuts + [n])]
+    check(lambda t: tg.split(t, sections, dim), lambda t: t.split(sections, dim),
+          np.split(x.data, cuts, axis=dim), x)
+    chunks = data.draw(st.integers(1, 4), label="chunks")
+    step = math.ceil(n / chunks)
+    check(lambda t: t.chunk(chunks, dim), lambda t: t.chunk(chunks, dim),
+          [x.data[(slice(None),) * (dim % x.ndim) + (slice(a, a + step),)] for a in range(0, n, step)], x)
+
+
+# ---- rearranging ---------------------------------------------------------------------------------------
+
+
+@given(data=st.data())
+def test_flatten_flip_roll_repeat(data):
+    x = data.draw(S.tensors(S.shapes(min_dims=1)), label="x")
+    start = data.draw(st.integers(0, x.ndim - 1), label="start_dim")
+    check(lambda t: tg.flatten(t, start), lambda t: t.flatten(start), x.data.reshape(x.shape[:start] + (-1,)), x)
+    dims = tuple(data.draw(st.lists(st.integers(0, x.ndim - 1), unique=True, min_size=1), label="flip dims"))
+    check(lambda t: t.flip(dims), lambda t: t.flip(dims), np.flip(x.data, dims), x)
+    shifts = tuple(data.draw(st.integers(-4, 4)) for _ in dims)
+    check(lambda t: t.roll(shifts, dims), lambda t: t.roll(shifts, dims), np.roll(x.data, shifts, dims), x)
+    check(lambda t: t.roll(shifts[0]), lambda t: t.roll(shifts[0]), np.roll(x.data, shifts[0]), x)
+    sizes = tuple(data.draw(st.integers(1, 2)) for _ in range(x.ndim + data.draw(st.integers(0, 1))))
+    check(lambda t: t.repeat(*sizes), lambda t: t.repeat(*sizes), np.tile(x.data, sizes), x)
+
+
+# ---- elementwise ---------------------------------------------------------------------------------------
+
+
+@given(data=st.data())
+def test_clamp_with_numbers_and_tensors(data):
+    low, high = sorted(data.draw(st.lists(st.sampled_from([-1.0, -0.5, 0.5, 1.0]), min_size=2, max_size=2, unique=True)))
+    # kinks at the bounds: the clamp is not differentiable there
+    x = data.draw(S.away_from_kinks(kinks=(low, high)), label="x")
+    check(lambda t: tg.clamp(t, low, high), lambda t: t.clamp(low, high), np.clip(x.data, low, high), x)
+    check(lambda t: t.clip(min=low), lambda t: t.clip(min=low), np.maximum(x.data, low), x)
+    x, bound = data.draw(S.distinct_values(x.shape, x.shape), label="x and a bound")  # no ties with the bound
+    check(lambda t, b: t.clamp(max=b), lambda t, b: t.clamp(max=b), np.minimum(x.data, bound.data), x, bound)
+
+
+@given(data=st.data())
+def test_pow_and_abs(data):
+    x = data.draw(S.away_from_kinks(low=-2.0, high=2.0), label="x")  # abs has its kink at 0
+    exponent = data.draw(st.sampled_from([2, 3, 2.0, -1.0]), label="exponent")
+    check(lambda t: tg.pow(t, exponent), lambda t: t.pow(exponent), np.power(x.data, exponent), x)
+    check(lambda t: abs(t), lambda t: abs(t), np.abs(x.data), x)
+    positive = data.draw(S.tensors(x.shape, elements=st.floats(0.5, 2.0)), label="base")
+    check(lambda b, e: b.pow(e), lambda b, e: b.pow(e), positive.data ** x.data, positive, x)
+
+
+@given(data=st.data())
+def test_matmul_with_out(data):
+    n, k, m = (data.draw(st.integers(1, 3)) for _ in range(3))
+    a, b = data.draw(S.tensors((n, k))), data.draw(S.tensors((k, m)))
+    out = tg.empty(n, m, dtype=tg.float64)
+    result = tg.matmul(a.detach(), b.detach(), out=out)
+    assert result is out
+    np.testing.assert_allclose(out.data, a.data @ b.data, rtol=1e-12)
+    check(lambda x, y: tg.matmul(x, y), lambda x, y: x.matmul(y), a.data @ b.data, a, b)
+    with pytest.raises(ValueError, match=rf"^matmul: out= has shape \({n + 1}, {m}\)"):
+        tg.matmul(a, b, out=tg.empty(n + 1, m))
+
+
+# ---- reductions ----------------------------------------------------------------------------------------
+
+
+@given(data=st.data())
+def test_logsumexp(data):
+    x = data.draw(S.tensors(S.shapes(min_dims=1), elements=st.floats(-30, 30)), label="x")
+    dim = a_dim(data, x)
+    keepdim = data.draw(st.booleans(), label="keepdim")
+    shift = x.data.max(axis=dim, keepdims=True)
+    expected = np.log(np.exp(x.data - shift).sum(axis=dim, keepdims=True)) + shift
+    check(lambda t: t.logsumexp(dim, keepdim), lambda t: t.logsumexp(dim, keepdim),
+          expected if keepdim else expected.squeeze(dim), x)
+
+
+def test_logsumexp_does_not_overflow_and_handles_all_minus_inf():
+    assert tg.tensor([1000.0, 1000.0]).logsumexp(0).item() == pytest.approx(1000 + math.log(2))
+    assert tg.tensor([-math.inf, -math.inf]).logsumexp(0).item() == -math.inf
+
+
+@pytest.mark.parametrize("p", [2, 1, math.inf, -math.inf, 3])
+@given(data=st.data())
+def test_norm(p, data):
+    # |x| has a kink at 0 (and the 2-norm at the all-zero vector); max/min of |x| need no ties
+    x = data.draw(S.distinct_values(S.shapes(min_dims=1)), label="x")
+    if p in (math.inf, -math.inf):  # ties in |x| (x and -x) are kinks too: all positive, still distinct
+        x = Tensor(x.data - x.data.min() + 0.25, requires_grad=True)
+    else:
+        x = Tensor(np.where(np.abs(x.data) < 0.1, 0.3, x.data), requires_grad=True)
+    dim = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)), label="dim")
+    order = p
+    magnitude = np.abs(x.data)
+    if order == math.inf:
+        expected = magnitude.max(axis=dim)
+    elif order == -math.inf:
+        expected = magnitude.min(axis=dim)
+    else:
+        expected = (magnitude ** order).sum(axis=dim) ** (1 / order)
+    check(lambda t: t.norm(p, dim), lambda t: t.norm(p, dim), expected, x)
+
+
+@given(data=st.data())
+def test_var_and_std_are_unbiased_by_default(data):
+    x = data.draw(S.distinct_values(S.shapes(min_dims=1)), label="x")
+    dim = data.draw(st.integers(-x.ndim, x.ndim - 1).filter(lambda d: x.shape[d] > 1), label="dim")
+    check(lambda t: t.var(dim), lambda t: t.var(dim), np.var(x.data, axis=dim, ddof=1), x)
+    check(lambda t: t.std(dim, keepdim=True), lambda t: t.std(dim, keepdim=True),
+          np.std(x.data, axis=dim, ddof=1, keepdims=True), x)
+    # the biased estimate is the same graph with another divisor: its values are enough
+    np.testing.assert_allclose(x.var(dim, unbiased=False).data, np.var(x.data, axis=dim), rtol=1e-12)
+    np.testing.assert_allclose(x.var(dim, correction=0).data, np.var(x.data, axis=dim), rtol=1e-12)
+    with pytest.raises(TypeError, match="^var: give at most one of"):
+        x.var(dim, unbiased=True, correction=0)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@given(data=st.data())
+def test_max_and_min_with_dim_return_values_and_indices(name, data):
+    x = data.draw(S.distinct_values(S.shapes(min_dims=1)), label="x")
+    dim = a_dim(data, x)
+    keepdim = data.draw(st.booleans(), label="keepdim")
+    find = np.argmax if name == "max" else np.argmin
+    indices = find(x.data, axis=dim, keepdims=keepdim)
+    values, got = getattr(tg, name)(x, dim, keepdim)
+    np.testing.assert_array_equal(got.data, indices)
+    assert got.dtype == tg.int64
+    reduce = np.amax if name == "max" else np.amin
+    check(lambda t: getattr(t, name)(dim, keepdim=keepdim).values, lambda t: getattr(t, name)(dim, keepdim=keepdim).values,
+          reduce(x.data, axis=dim, keepdims=keepdim), x)
+    check(lambda t: getattr(t, name)(), lambda t: getattr(t, name)(), reduce(x.data), x)
+
+
+@given(data=st.data())
+def test_sort_argsort_topk(data):
+    x = data.draw(S.distinct_values(S.shapes(min_dims=1)), label="x")
+    dim = a_dim(data, x)
+    descending = data.draw(st.booleans(), label="descending")
+    order = np.argsort(-x.data if descending else x.data, axis=dim)
+    values, indices = x.sort(dim, descending=descending)
+    np.testing.assert_array_equal(indices.data, order)
+    np.testing.assert_array_equal(tg.argsort(x, dim, descending).data, order)
+    check(lambda t: t.sort(dim, descending).values, lambda t: t.sort(dim, descending).values,
+          np.take_along_axis(x.data, order, dim), x)
+    k = data.draw(st.integers(1, x.shape[dim]), label="k")
+    largest = data.draw(st.booleans(), label="largest")
+    top = np.argsort(-x.data if largest else x.data, axis=dim)[(slice(None),) * (dim % x.ndim) + (slice(0, k),)]
+    np.testing.assert_array_equal(x.topk(k, dim, largest).indices.data, top)
+    check(lambda t: tg.topk(t, k, dim, largest).values, lambda t: t.topk(k, dim, largest).values,
+          np.take_along_axis(x.data, top, dim), x)
+
+
+def test_sort_is_stable_in_both_directions():
+    x = tg.tensor([2.0, 1.0, 2.0, 1.0])
+    assert x.sort().indices.tolist() == [1, 3, 0, 2]
+    assert x.sort(descending=True).indices.tolist() == [0, 2, 1, 3]

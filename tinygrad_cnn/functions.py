@@ -1,0 +1,322 @@
+"""The ``torch.*`` functions on tensors: ``tg.max(x, 1)``, ``tg.cat([a, b])``, ``tg.einsum(...)``.
+
+Each is the Tensor method of the same name with the tensor as first argument (so the rules live
+in one place, tensor_class.py), and accepts a NumPy array or a number where a Tensor is expected.
+``einsum`` and ``matmul(out=)`` have no method and are written here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import einsum as EIN
+from .tensor_class import (  # noqa: F401 - re-exported: the functions that were already module-level
+    Tensor, _as_tensor, concatenate, maximum, minimum, stack, where,
+)
+
+cat = concat = concatenate
+
+
+def _t(x) -> Tensor:
+    return _as_tensor(x)
+
+
+# ---- reductions and sorting ---------------------------------------------------------------------------
+
+
+def sum(input, dim=None, keepdim=False, dtype=None):  # noqa: A001 - torch's name
+    return _t(input).sum(dim, keepdim, dtype)
+
+
+def mean(input, dim=None, keepdim=False, dtype=None):
+    return _t(input).mean(dim, keepdim, dtype)
+
+
+def prod(input, dim=None, keepdim=False, dtype=None):
+    return _t(input).prod(dim, keepdim, dtype)
+
+
+def max(input, dim=None, keepdim=False):  # noqa: A001
+    """The largest element; ``max(x, dim)`` the pair ``(values, indices)``; ``max(x, y)`` the elementwise maximum."""
+    return _t(input).max(dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):  # noqa: A001
+    return _t(input).min(dim, keepdim)
+
+
+def amax(input, dim=None, keepdim=False):
+    return _t(input).amax(dim, keepdim)
+
+
+def amin(input, dim=None, keepdim=False):
+    return _t(input).amin(dim, keepdim)
+
+
+def argmax(input, dim=None, keepdim=False):
+    return _t(input).argmax(dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    return _t(input).argmin(dim, keepdim)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _t(input).var(dim, unbiased, keepdim, correction=correction)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _t(input).std(dim, unbiased, keepdim, correction=correction)
+
+
+def logsumexp(input, dim=None, keepdim=False):
+    return _t(input).logsumexp(dim, keepdim)
+
+
+def cumsum(input, dim, dtype=None):
+    return _t(input).cumsum(dim, dtype)
+
+
+def norm(input, p="fro", dim=None, keepdim=False):
+    return _t(input).norm(p, dim, keepdim)
+
+
+def all(input, dim=None, keepdim=False):  # noqa: A001
+    return _t(input).all(dim, keepdim)
+
+
+def any(input, dim=None, keepdim=False):  # noqa: A001
+    return _t(input).any(dim, keepdim)
+
+
+def sort(input, dim=-1, descending=False, stable=False):
+    return _t(input).sort(dim, descending, stable)
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    return _t(input).argsort(dim, descending, stable)
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+    return _t(input).topk(k, dim, largest, sorted)
+
+
+# ---- elementwise ---------------------------------------------------------------------------------------
+
+
+def abs(input):  # noqa: A001
+    return _t(input).abs()
+
+
+def exp(input):
+    return _t(input).exp()
+
+
+def log(input):
+    return _t(input).log()
+
+
+def sqrt(input):
+    return _t(input).sqrt()
+
+
+def sin(input):
+    return _t(input).sin()
+
+
+def cos(input):
+    return _t(input).cos()
+
+
+def tanh(input):
+    return _t(input).tanh()
+
+
+def sigmoid(input):
+    return _t(input).sigmoid()
+
+
+def relu(input):
+    return _t(input).relu()
+
+
+def add(input, other, alpha=1):
+    return _t(input).add(other, alpha)
+
+
+def sub(input, other, alpha=1):
+    return _t(input).sub(other, alpha)
+
+
+def mul(input, other):
+    return _t(input) * other
+
+
+def div(input, other):
+    return _t(input) / other
+
+
+def neg(input):
+    return -_t(input)
+
+
+def pow(input, exponent):  # noqa: A001
+    return _t(input) ** exponent
+
+
+def clamp(input, min=None, max=None):  # noqa: A002
+    return _t(input).clamp(min, max)
+
+
+clip = clamp
+
+
+def eq(input, other):
+    return _t(input).eq(other)
+
+
+def ne(input, other):
+    return _t(input).ne(other)
+
+
+def lt(input, other):
+    return _t(input).lt(other)
+
+
+def le(input, other):
+    return _t(input).le(other)
+
+
+def gt(input, other):
+    return _t(input).gt(other)
+
+
+def ge(input, other):
+    return _t(input).ge(other)
+
+
+def equal(input, other) -> bool:
+    return _t(input).equal(other)
+
+
+def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    return bool(np.allclose(_t(input).data, _t(other).data, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def isnan(input):
+    return _t(input).isnan()
+
+
+def masked_fill(input, mask, value):
+    return _t(input).masked_fill(mask, value)
+
+
+# ---- movement and indexing ---------------------------------------------------------------------------
+
+
+def reshape(input, shape):
+    return _t(input).reshape(shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return _t(input).flatten(start_dim, end_dim)
+
+
+def squeeze(input, dim=None):
+    return _t(input).squeeze(dim)
+
+
+def unsqueeze(input, dim):
+    return _t(input).unsqueeze(dim)
+
+
+def transpose(input, dim0, dim1):
+    return _t(input).transpose(dim0, dim1)
+
+
+def permute(input, dims):
+    return _t(input).permute(dims)
+
+
+def t(input):
+    return _t(input).t()
+
+
+def flip(input, dims):
+    return _t(input).flip(dims)
+
+
+def roll(input, shifts, dims=None):
+    return _t(input).roll(shifts, dims)
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    return _t(tensor).split(split_size_or_sections, dim)
+
+
+def chunk(input, chunks, dim=0):
+    return _t(input).chunk(chunks, dim)
+
+
+def unbind(input, dim=0):
+    return _t(input).unbind(dim)
+
+
+def narrow(input, dim, start, length):
+    return _t(input).narrow(dim, start, length)
+
+
+def gather(input, dim, index):
+    return _t(input).gather(dim, index)
+
+
+def scatter(input, dim, index, src=None, *, value=None):
+    return _t(input).scatter(dim, index, src, value=value)
+
+
+def scatter_add(input, dim, index, src):
+    return _t(input).scatter_add(dim, index, src)
+
+
+def index_select(input, dim, index):
+    return _t(input).index_select(dim, index)
+
+
+def numel(input) -> int:
+    return _t(input).numel()
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+# ---- products -------------------------------------------------------------------------------------------
+
+
+def matmul(input, other, *, out=None):
+    """The matrix product (NumPy/torch ``matmul`` rules for 1-D and batched operands). With ``out=``
+    the result is also written into that tensor, which must have the result's shape."""
+    result = _t(input).matmul(other)
+    if out is None:
+        return result
+    if out.shape != result.shape:
+        raise ValueError(f"matmul: out= has shape {out.shape}, the product has shape {result.shape}")
+    return out.copy_(result)
+
+
+mm = matmul
+bmm = matmul
+
+
+def einsum(equation: str, *operands):
+    """Einstein summation, as ``torch.einsum``: ``einsum("bij,bjk->bik", a, b)``; operands may also
+    be given as one list. ``...`` stands for broadcast dimensions; without ``->`` the output has
+    the letters that appear once, in alphabetical order."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = [_t(x) for x in operands]
+    explicit, sizes = EIN.explicit_equation(equation.replace(" ", ""), [x.shape for x in operands])
+    inputs = explicit.split("->")[0].split(",")
+    # size-1 dimensions broadcast against the letter's size in other operands (NumPy's einsum would refuse)
+    operands = [x.expand(*(sizes[c] for c in letters)) if x.shape != tuple(sizes[c] for c in letters) else x
+                for x, letters in zip(operands, inputs)]
+    return EIN.Einsum.apply(explicit, *operands)
