@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "derivatives.md"
-MODULES = ("elementwise", "reduce", "movement", "matmul", "conv", "pool", "special")
+MODULES = ("elementwise", "reduce", "movement", "matmul", "conv", "pool", "indexing", "scan", "product", "einsum",
+           "trigonometric", "special")
 
 HEADER = """# Derivatives of the primitives
 

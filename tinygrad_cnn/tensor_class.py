@@ -33,6 +33,7 @@ from .ops import product as P
 from .ops import reduce as R
 from .ops import scan as SC
 from .ops import trigonometric as TR
+from .kernels.reference import scatter_positions
 from .random import get_rng
 
 _NUMERIC_KINDS = "biuf"
@@ -815,7 +816,7 @@ class Tensor:
             raise TypeError("scatter: give src (a tensor) or value (a number)")
         if not isinstance(src, (Tensor, np.ndarray, list)):
             src = np.full(index.shape, src if value is None else value, dtype=self.dtype)
-        flat = np.ravel_multi_index(IX.scatter_positions(dim, index), self.shape).ravel()
+        flat = np.ravel_multi_index(scatter_positions(dim, index), self.shape).ravel()
         written = np.zeros(self.numel(), dtype=bool)
         written[flat] = True
         kept = self.masked_fill(written.reshape(self.shape), 0)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import Function, Tensor, forward_ad
-from tinygrad_cnn.ops import conv, elementwise, matmul, movement, pool, reduce, special
+from tinygrad_cnn.ops import conv, einsum, elementwise, indexing, matmul, movement, pool, product, reduce, scan, special, trigonometric
 from tinygrad_cnn.ops.conv import Conv2dInputGrad, Conv2dWeightGrad, ConvGeometry
 from tinygrad_cnn.ops.elementwise import BinaryOp, KeepWhere, LocallyConstant
 from tinygrad_cnn.ops.movement import Concatenate, GetItem, IndexAdd
@@ -39,6 +39,8 @@ UNARY = {
     "Clip": (lambda x: x.clip(-1.0, 1.0), lambda s: S.away_from_kinks(s, kinks=(-1.0, 1.0))),
     "Cast": (lambda x: (x.astype(np.float32) * 1).astype(np.float64), S.tensors),
     "Erf": (special.Erf.apply, S.tensors),
+    "Sin": (trigonometric.Sin.apply, S.tensors),
+    "Cos": (trigonometric.Cos.apply, S.tensors),
 }
 
 
@@ -150,9 +152,26 @@ def test_max_pool_and_its_scatter_gather(config, data):
     both_modes(lambda x: WindowGather.apply(x, argmax, geometry), x)
 
 
+@given(data=st.data())
+def test_indexing_scans_products_and_einsum(data):
+    x = data.draw(S.tensors((3, 4)))
+    index = data.draw(S.arrays((2, 4), elements=st.integers(0, 2), dtype=np.int64))
+    both_modes(lambda x: indexing.Gather.apply(x, 0, index), x)
+    src = data.draw(S.tensors((2, 4)))
+    both_modes(lambda base, src: indexing.ScatterAdd.apply(base, 0, index, src), x, src)
+    both_modes(lambda src: indexing.ScatterAdd.apply(np.zeros((3, 4)), 0, index, src), src)  # base without tangent
+    dim = data.draw(st.integers(0, 1))
+    both_modes(lambda x: scan.Cumsum.apply(x, dim), x)
+    keep = data.draw(st.booleans())
+    both_modes(lambda x: product.Prod.apply(x, dim, keep), x)
+    y = data.draw(S.tensors((4, 2)))
+    both_modes(lambda x, y: einsum.Einsum.apply("ab,bc->ac", x, y), x, y)
+    both_modes(lambda x: einsum.Einsum.apply("ab->b", x), x)
+
+
 def _primitives():
     found = set()
-    for module in (elementwise, reduce, movement, matmul, conv, pool, special):
+    for module in (elementwise, reduce, movement, matmul, conv, pool, special, indexing, scan, product, einsum, trigonometric):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, Function) and value not in (Function, BinaryOp):
                 found.add(value)
@@ -164,7 +183,8 @@ def test_every_primitive_has_a_jvp_rule():
     assert not missing, f"primitives without a JVP rule: {missing}"
     tested = set(UNARY) | set(BINARY) | {"Maximum", "Where", "KeepWhere", "LocallyConstant", "Sum", "Max", "Reshape", "Permute", "Expand",
                                          "Pad", "GetItem", "IndexAdd", "Concatenate", "MatMul", "Conv2d",
-                                         "Conv2dInputGrad", "Conv2dWeightGrad", "MaxPool2d", "WindowScatter", "WindowGather"}
+                                         "Conv2dInputGrad", "Conv2dWeightGrad", "MaxPool2d", "WindowScatter", "WindowGather",
+                                         "Gather", "ScatterAdd", "Cumsum", "Prod", "Einsum"}
     untested = sorted(cls.__name__ for cls in _primitives() if cls.__name__ not in tested)
     assert not untested, f"primitives whose JVP no test here checks: {untested}"
 

@@ -35,6 +35,7 @@ KERNEL_NAMES = (
     "elementwise", "matmul", "sigmoid", "erf", "relu", "relu_mask", "keep_where",
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad",
     "max_pool2d", "window_scatter", "window_gather",
+    "gather", "scatter_add", "sin", "cos", "cumsum", "prod", "einsum",
 )
 SETS = {"fast": fast, "reference": reference}
 ENVIRONMENT_VARIABLE = "TINYGRAD_CNN_KERNELS"

@@ -139,3 +139,47 @@ def window_gather(x: np.ndarray, argmax: np.ndarray, geometry) -> np.ndarray:
     win = windows(x, geometry)
     win = win.reshape(*win.shape[:4], win.shape[4] * win.shape[5])
     return np.take_along_axis(win, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
+
+
+# ---- indexing along one dimension, scans, products, einsum (ops/indexing, scan, product, einsum) ----
+
+
+def scatter_positions(dim: int, index: np.ndarray) -> tuple:
+    """The full NumPy index of a gather/scatter: ``index`` along ``dim``, the element's own
+    coordinate (a broadcasting ``arange``) along every other dimension."""
+    positions = list(np.indices(index.shape, sparse=True))
+    positions[dim] = index
+    return tuple(positions)
+
+
+def gather(x: np.ndarray, dim: int, index: np.ndarray) -> np.ndarray:
+    """``out[i][j][k] = x[index[i][j][k]][j][k]`` for ``dim == 0`` (and likewise for other dims)."""
+    return x[scatter_positions(dim, index)]
+
+
+def scatter_add(base: np.ndarray, dim: int, index: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """A copy of ``base`` with ``out[index[i][j][k]][j][k] += src[i][j][k]`` (``dim == 0``);
+    repeated indices accumulate. Only the part of ``src`` the shape of ``index`` is used, as in torch."""
+    out = np.array(base, copy=True)
+    np.add.at(out, scatter_positions(dim, index), src[tuple(slice(0, n) for n in index.shape)])
+    return out
+
+
+def sin(x: np.ndarray) -> np.ndarray:
+    return np.sin(x)
+
+
+def cos(x: np.ndarray) -> np.ndarray:
+    return np.cos(x)
+
+
+def cumsum(x: np.ndarray, dim: int) -> np.ndarray:
+    return np.cumsum(x, axis=dim)
+
+
+def prod(x: np.ndarray, dim: int, keepdim: bool) -> np.ndarray:
+    return np.prod(x, axis=dim, keepdims=keepdim)
+
+
+def einsum(equation: str, *operands: np.ndarray) -> np.ndarray:
+    return np.einsum(equation, *operands, optimize=len(operands) > 2)

@@ -5,10 +5,7 @@ import string
 import numpy as np
 
 from ..autograd import Function
-
-
-def einsum(equation: str, *operands: np.ndarray) -> np.ndarray:
-    return np.einsum(equation, *operands, optimize=len(operands) > 2)
+from ..kernels import active
 
 
 def explicit_equation(equation: str, shapes) -> tuple[str, dict]:
@@ -52,19 +49,22 @@ def explicit_equation(equation: str, shapes) -> tuple[str, dict]:
 
 
 class Einsum(Function):
-    """``y = einsum("ab,bc->ac", x1, x2)`` (any explicit equation without ``...`` or a letter repeated
-    within one operand; ``tinygrad_cnn.einsum`` writes the user's equation in that form).
+    """y = einsum("ab,bc->ac", x_1, x_2, ...)
+    dL/dx_k = einsum(the other operands and g -> the letters of x_k)
+    JVP: dy = Σ_k einsum(the equation, x_1, ..., dx_k, ..., x_n)
 
-    ``dL/dx_k = einsum(other operands, dL/dy -> letters of x_k)``: the product of everything else,
-    summed over the letters ``x_k`` does not have. A letter only ``x_k`` has (summed away in the
-    forward) gets the gradient broadcast along it."""
+    Any explicit equation without ``...`` or a letter repeated within one operand
+    (``tinygrad_cnn.einsum`` writes the user's equation in that form). The gradient of x_k is the
+    product of everything else, summed over the letters x_k does not have; a letter only x_k has
+    (summed away in the forward) gets the gradient broadcast along it."""
 
     @staticmethod
     def forward(ctx, equation, *operands):
+        ctx.equation = equation
         inputs, ctx.output = equation.split("->")
         ctx.subscripts = inputs.split(",")
         ctx.save_for_backward(*operands)
-        return einsum(equation, *operands)
+        return active().einsum(equation, *operands)
 
     @staticmethod
     def backward(ctx, grad):
@@ -83,3 +83,12 @@ class Einsum(Function):
                 g = g.reshape(*(n if c in known else 1 for c, n in zip(letters, x.shape))).expand(*x.shape)
             grads.append(g)
         return (None, *grads)
+
+    @staticmethod
+    def jvp(ctx, _equation, *tangents):
+        operands = ctx.saved_tensors  # linear in each operand: one term per operand with a tangent
+        terms = [Einsum.apply(ctx.equation, *operands[:k], t, *operands[k + 1:]) for k, t in enumerate(tangents) if t is not None]
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        return total

@@ -8,52 +8,42 @@ is the position itself. ``index`` may be smaller than the input in every dimensi
 import numpy as np
 
 from ..autograd import Function
-
-
-def scatter_positions(dim: int, index: np.ndarray) -> tuple:
-    """The full NumPy index of a gather/scatter: ``index`` along ``dim``, the element's own
-    coordinate (a broadcasting ``arange``) along every other dimension."""
-    positions = list(np.indices(index.shape, sparse=True))
-    positions[dim] = index
-    return tuple(positions)
-
-
-def gather(x: np.ndarray, dim: int, index: np.ndarray) -> np.ndarray:
-    """``out[i][j][k] = x[index[i][j][k]][j][k]`` for ``dim == 0`` (and likewise for other dims)."""
-    return x[scatter_positions(dim, index)]
-
-
-def scatter_add(base: np.ndarray, dim: int, index: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """A copy of ``base`` with ``out[index[i][j][k]][j][k] += src[i][j][k]`` (``dim == 0``);
-    repeated indices accumulate. Only the part of ``src`` the shape of ``index`` is used, as in torch."""
-    out = np.array(base, copy=True)
-    np.add.at(out, scatter_positions(dim, index), src[tuple(slice(0, n) for n in index.shape)])
-    return out
+from ..kernels import active
 
 
 class Gather(Function):
-    """``y = gather(x, dim, index)``; ``dL/dx = scatter_add(0, dim, index, dL/dy)``: each read
-    element gets back the gradients of every place it was copied to."""
+    """y[i][j][k] = x[index[i][j][k]][j][k]   (dim = 0; likewise along any dim)
+    dL/dx = ScatterAdd(0, dim, index, g)
+    JVP: dy = Gather(dx, dim, index)
+
+    Each read element gets back the gradients of every place it was copied to."""
 
     @staticmethod
     def forward(ctx, x, dim, index):
         ctx.input_shape, ctx.dim, ctx.index = x.shape, dim, index
-        return gather(x, dim, index)
+        return active().gather(x, dim, index)
 
     @staticmethod
     def backward(ctx, grad):
         zeros = np.zeros(ctx.input_shape, dtype=grad.dtype)
         return ScatterAdd.apply(zeros, ctx.dim, ctx.index, grad), None, None
 
+    @staticmethod
+    def jvp(ctx, t, _dim, _index):
+        return Gather.apply(t, ctx.dim, ctx.index)
+
 
 class ScatterAdd(Function):
-    """``y = scatter_add(base, dim, index, src)``; ``dL/dbase = dL/dy`` (it is copied through) and
-    ``dL/dsrc = gather(dL/dy, dim, index)``, padded with zeros where ``src`` is larger than ``index``."""
+    """y = base, plus src[i][j][k] added at y[index[i][j][k]][j][k]   (dim = 0; likewise along any dim)
+    dL/dbase = g
+    dL/dsrc = Gather(g, dim, index), zeros where src is larger than index
+    JVP: dy = ScatterAdd(dbase, dim, index, dsrc)"""
 
     @staticmethod
     def forward(ctx, base, dim, index, src):
         ctx.dim, ctx.index, ctx.src_shape = dim, index, src.shape
-        return scatter_add(base, dim, index, src)
+        ctx.base_shape, ctx.base_dtype = base.shape, base.dtype
+        return active().scatter_add(base, dim, index, src)
 
     @staticmethod
     def backward(ctx, grad):
@@ -63,3 +53,11 @@ class ScatterAdd(Function):
             if grad_src.shape != ctx.src_shape:  # the unused tail of src gets no gradient
                 grad_src = grad_src.pad([(0, n - m) for n, m in zip(ctx.src_shape, grad_src.shape)])
         return grad, None, None, grad_src
+
+    @staticmethod
+    def jvp(ctx, tbase, _dim, _index, tsrc):
+        if tsrc is None:
+            return tbase  # the base is copied through
+        if tbase is None:
+            tbase = np.zeros(ctx.base_shape, ctx.base_dtype)
+        return ScatterAdd.apply(tbase, ctx.dim, ctx.index, tsrc)

@@ -2,21 +2,23 @@
 import numpy as np
 
 from ..autograd import Function
-
-
-def cumsum(x: np.ndarray, dim: int) -> np.ndarray:
-    return np.cumsum(x, axis=dim)
+from ..kernels import active
 
 
 class Cumsum(Function):
-    """``y_i = sum_{j <= i} x_j`` along ``dim``; ``dL/dx_j = sum_{i >= j} dL/dy_i``, the running sum
-    taken from the other end: ``flip(cumsum(flip(dL/dy)))``."""
+    """y_i = Σ_{j ≤ i} x_j along ``dim``
+    dL/dx_j = Σ_{i ≥ j} g_i: the running sum taken from the other end, flip(cumsum(flip(g)))
+    JVP: dy = cumsum(dx)"""
 
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
-        return cumsum(x, dim)
+        return active().cumsum(x, dim)
 
     @staticmethod
     def backward(ctx, grad):
         return grad.flip(ctx.dim).cumsum(ctx.dim).flip(ctx.dim), None
+
+    @staticmethod
+    def jvp(ctx, t, _dim):
+        return Cumsum.apply(t, ctx.dim)

@@ -2,31 +2,46 @@
 import numpy as np
 
 from ..autograd import Function
+from ..kernels import active
 
 
 class Sin(Function):
-    """``y = sin(x)``; ``dL/dx = dL/dy * cos(x)``."""
+    """y = sin x
+    dL/dx = g · cos x
+    JVP: dy = dx · cos x"""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.sin(x)
+        return active().sin(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return grad * Cos.apply(x)
 
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return t * Cos.apply(x)
+
 
 class Cos(Function):
-    """``y = cos(x)``; ``dL/dx = -dL/dy * sin(x)``."""
+    """y = cos x
+    dL/dx = −g · sin x
+    JVP: dy = −dx · sin x"""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        return np.cos(x)
+        return active().cos(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         return -(grad * Sin.apply(x))
+
+    @staticmethod
+    def jvp(ctx, t):
+        (x,) = ctx.saved_tensors
+        return -(t * Sin.apply(x))
