@@ -10,8 +10,9 @@ import pytest
 
 import tinygrad_cnn
 from tinygrad_cnn import vision
+from tinygrad_cnn.porting import rewrite_imports
 
-from . import torch_idioms
+import torch_idioms  # noqa: E402 - beside this file (tests/ is on sys.path under pytest)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "torch_compatibility.md"
@@ -26,8 +27,13 @@ def namespace(torch_module, vision_module=None) -> dict:
 
 
 def run(code: str, torch_module, vision_module=None):
-    """None when the idiom runs and its assertions hold, else the error's last line."""
+    """None when the idiom runs and its assertions hold, else the error's last line. For tinygrad_cnn
+    the snippet's own import lines are rewritten as ``tinygrad_cnn.porting`` does (``from torch.optim
+    import lr_scheduler`` must not reach the real torch)."""
     import sys
+
+    if torch_module is tinygrad_cnn:
+        code = rewrite_imports(code)
 
     saved = sys.modules.get("torchvision")
     if vision_module is not None:

@@ -24,7 +24,8 @@ from .functions import (
     abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, cat, chunk, clamp, clip, concat,
     concatenate, cos, cumsum, div, einsum, eq, equal, exp, flatten, flip, gather, ge, gt, index_select, is_tensor,
     isnan, le, log, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, narrow, ne,
-    neg, norm, numel, permute, pow, prod, relu, reshape, roll, scatter, scatter_add, sigmoid, sin, sort, split,
+    neg, norm, numel, permute, pow, prod, relu, reshape, roll, scatter, scatter_add, sigmoid, sin, log_softmax, softmax,
+    sort, split,
     sqrt, squeeze, stack, std, sub, sum, t, tanh, topk, transpose, unbind, unsqueeze, var, where,
 )
 from .dtypes import (
@@ -33,6 +34,9 @@ from .dtypes import (
 from . import dtypes as _dtypes
 from .testing.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import cuda
+from . import forward_ad
+from . import func
+from . import kernels
 from . import memory
 from . import nn
 from . import optim
@@ -51,7 +55,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "ValuesIndices", "device", "detect_anomaly",
     "enable_grad", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "seed", "no_grad",
-    "set_grad_enabled", "cuda", "nn", "optim", "save", "load", "viz", "explain", "memory",
+    "set_grad_enabled", "cuda", "nn", "optim", "save", "load", "viz", "explain", "memory", "func", "forward_ad",
+    "kernels", "utils",
     # creation
     "arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "linspace", "ones",
     "ones_like", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like", "randperm", "tensor",
@@ -62,7 +67,7 @@ __all__ = [
     "ge", "gt", "index_select", "is_tensor", "isnan", "le", "log", "logsumexp", "lt", "masked_fill", "matmul",
     "maximum", "mean", "minimum", "mm", "mul", "narrow", "ne", "neg", "norm", "numel", "permute", "prod", "relu",
     "reshape", "roll", "scatter", "scatter_add", "sigmoid", "sin", "sort", "split", "sqrt", "squeeze", "stack",
-    "std", "sub", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where",
+    "std", "sub", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where", "softmax", "log_softmax",
     # dtypes
     "bool_", "double", "float16", "float32", "float64", "get_default_dtype", "half", "int8",
     "int16", "int32", "int64", "long", "short", "uint8",

@@ -273,8 +273,38 @@ class Function:
             ctx._output_version = result._version
         return result
 
+    @property
+    def next_functions(self) -> tuple:
+        """torch's view of the graph from this node: one ``(node, 0)`` per positional input, the node
+        that made it, an ``AccumulateGrad`` for a leaf that requires grad, or ``(None, 0)``."""
+        if self.inputs is None:
+            return ()
+        edges = []
+        for inp in self.inputs:
+            producer = getattr(inp, "grad_fn", None)
+            if producer is not None:
+                edges.append((producer, 0))
+            elif getattr(inp, "requires_grad", False):
+                edges.append((AccumulateGrad(inp), 0))
+            else:
+                edges.append((None, 0))
+        return tuple(edges)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} node>"
+
+
+class AccumulateGrad:
+    """Where ``next_functions`` ends at a leaf that requires grad (torch's name): backward adds the
+    gradient into ``variable.grad`` there."""
+
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad for a leaf of shape {self.variable.shape}>"
 
 
 # What apply() and Tensor (hooks, retain_grad) set on every node for the graph's own bookkeeping. Any

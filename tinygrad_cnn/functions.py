@@ -139,20 +139,43 @@ def relu(input):
     return _t(input).relu()
 
 
-def add(input, other, alpha=1):
-    return _t(input).add(other, alpha)
+def _into(out, result, op: str):
+    """``result``, also written into ``out`` when given (torch's ``out=``: same shape, in place)."""
+    if out is None:
+        return result
+    if out.shape != result.shape:
+        raise ValueError(f"{op}: out= has shape {out.shape}, the result has shape {result.shape}")
+    return out.copy_(result)
 
 
-def sub(input, other, alpha=1):
-    return _t(input).sub(other, alpha)
+def add(input, other, alpha=1, *, out=None):
+    return _into(out, _t(input).add(other, alpha), "add")
 
 
-def mul(input, other):
-    return _t(input) * other
+def sub(input, other, alpha=1, *, out=None):
+    return _into(out, _t(input).sub(other, alpha), "sub")
 
 
-def div(input, other):
-    return _t(input) / other
+def mul(input, other, *, out=None):
+    return _into(out, _t(input) * other, "mul")
+
+
+def div(input, other, *, out=None):
+    return _into(out, _t(input) / other, "div")
+
+
+def softmax(input, dim=None, dtype=None):
+    from .nn import functional as F
+
+    x = _t(input) if dtype is None else _t(input).astype(dtype)
+    return F.softmax(x, dim=-1 if dim is None else dim)
+
+
+def log_softmax(input, dim=None, dtype=None):
+    from .nn import functional as F
+
+    x = _t(input) if dtype is None else _t(input).astype(dtype)
+    return F.log_softmax(x, dim=-1 if dim is None else dim)
 
 
 def neg(input):
@@ -295,12 +318,7 @@ def is_tensor(obj) -> bool:
 def matmul(input, other, *, out=None):
     """The matrix product (NumPy/torch ``matmul`` rules for 1-D and batched operands). With ``out=``
     the result is also written into that tensor, which must have the result's shape."""
-    result = _t(input).matmul(other)
-    if out is None:
-        return result
-    if out.shape != result.shape:
-        raise ValueError(f"matmul: out= has shape {out.shape}, the product has shape {result.shape}")
-    return out.copy_(result)
+    return _into(out, _t(input).matmul(other), "matmul")
 
 
 mm = matmul

@@ -111,9 +111,14 @@ def _write_npz(file, arrays: dict) -> None:
 # ---- reading, bounded -------------------------------------------------------------------------
 
 
-def load(path, expected=None) -> dict:
+def load(path, expected=None, *, map_location=None, weights_only=True) -> dict:
     """Read a checkpoint written by ``save`` (or by ``np.savez``): a dict of name -> NumPy array,
     in the order they were saved. Files that need pickle are refused.
+
+    ``map_location`` and ``weights_only`` are torch's arguments, accepted so that
+    ``torch.load(path, weights_only=True)`` runs as it is: everything is on the CPU, and a checkpoint
+    here only ever holds arrays of numbers (``weights_only=False`` cannot load more: nothing is
+    unpickled).
 
     ``expected`` (optional) says what the file should hold, checked on the headers before any array
     is read: a mapping name -> shape (a tuple, or anything with ``.shape`` such as the arrays of a
@@ -121,6 +126,9 @@ def load(path, expected=None) -> dict:
     expect. A shape of None accepts any shape up to ``UNSHAPED_MEMBER_LIMIT`` bytes. A member with
     an unexpected name or a different shape is refused; names expected but absent are not an
     error here (``load_state_dict`` reports them as missing keys)."""
+    if map_location is not None and str(map_location) not in ("cpu", "device(type='cpu')", "device('cpu')"):
+        if not callable(map_location) and not isinstance(map_location, dict):
+            raise CheckpointError(f"load: map_location={map_location!r}: tinygrad_cnn runs on the CPU only")
     where = _describe(path)
     kind = _sniff(path)
     if kind == "npy":

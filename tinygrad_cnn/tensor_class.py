@@ -516,6 +516,31 @@ class Tensor:
     def __ne__(self, other):
         return Tensor(self.data != _data(other))
 
+    # logical (bool) and bitwise (integer) operators, outside the graph as comparisons are
+    def _bitwise(self, ufunc, other, op: str):
+        if self.dtype.kind not in "biu" or np.asarray(_data(other)).dtype.kind not in "biu":
+            raise TypeError(f"{op}: only bool and integer tensors, got {self.dtype} and {np.asarray(_data(other)).dtype}")
+        return Tensor(ufunc(self.data, _data(other)))
+
+    def __and__(self, other):
+        return self._bitwise(np.bitwise_and, other, "&")
+
+    def __or__(self, other):
+        return self._bitwise(np.bitwise_or, other, "|")
+
+    def __xor__(self, other):
+        return self._bitwise(np.bitwise_xor, other, "^")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self):
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"~: only bool and integer tensors, got {self.dtype}")
+        return Tensor(np.invert(self.data))
+
+    def logical_not(self):
+        return Tensor(np.logical_not(self.data))
+
     lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
     less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
 

@@ -274,6 +274,41 @@ class Module:
         """Evaluation mode: the same as ``train(False)``."""
         return self.train(False)
 
+    def to(self, *args, dtype=None, device=None, non_blocking=False) -> Module:
+        """torch's ``module.to``: a device (the CPU only: ``"cpu"``, ``tg.device("cpu")``; anything else
+        raises) and/or a floating-point dtype, applied in place to every parameter and floating
+        buffer. Returns the module."""
+        from ..tensor_class import Device, Tensor, _is_dtype_name
+
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
+                device = arg
+            else:
+                dtype = arg
+        if device is not None:
+            Device(device)  # raises for anything but the CPU
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes, got {dtype}")
+            for tensor in list(self.parameters()) + [b for b in self.buffers() if b.dtype.kind == "f"]:
+                tensor.data = tensor.data.astype(dtype)
+        return self
+
+    def cpu(self) -> Module:
+        return self
+
+    def cuda(self, *args, **kwargs) -> Module:
+        raise RuntimeError("cuda(): tinygrad_cnn runs on the CPU only (NumPy); drop .cuda() or use .to('cpu')")
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for param in self.parameters():
             param.requires_grad_(requires_grad)
