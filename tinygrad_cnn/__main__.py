@@ -42,8 +42,10 @@ import tinygrad_cnn as tg
 
 from . import data, figures, models, optim
 from . import train as training
+from . import distributed
 from .autograd import no_grad
 from .environment import EnvironmentVariableError
+from .nn.parallel import DistributedDataParallel
 from .nn import functional as F
 from .serialization import CheckpointError
 from .tensor_class import Tensor
@@ -319,8 +321,8 @@ class StopRequest:
     """Set by SIGINT or SIGTERM: training finishes the batch in progress, keeps the checkpoint of
     the last completed epoch and stops. A second signal stops at once (KeyboardInterrupt)."""
 
-    def __init__(self):
-        self.signal = None
+    def __init__(self, quiet: bool = False):
+        self.signal, self.quiet = None, quiet  # quiet: an MPI rank other than 0 (rank 0 speaks)
 
     def __call__(self) -> bool:
         return self.signal is not None
@@ -329,8 +331,9 @@ class StopRequest:
         if self.signal is not None:
             raise KeyboardInterrupt
         self.signal = signum
-        print(f"\n{signal.Signals(signum).name}: stopping after this batch (send it again to stop at once)",
-              file=sys.stderr, flush=True)
+        if not self.quiet:
+            print(f"\n{signal.Signals(signum).name}: stopping after this batch (send it again to stop at once)",
+                  file=sys.stderr, flush=True)
 
     def __enter__(self):
         self.previous = {}
@@ -353,7 +356,7 @@ def _resumed_options(args) -> argparse.Namespace:
     config = _read_config(folder / CONFIG_FILE, folder)
     defaults = vars(build_parser().parse_args(["train"]))
     changed = [name for name, value in vars(args).items()
-               if name not in (*RESUMABLE, "resume", "command") and value != defaults.get(name)]
+               if name not in (*RESUMABLE, "resume", "command", "ranks") and value != defaults.get(name)]
     if changed:
         raise UsageError(f"--resume continues a run with its own options; drop {', '.join('--' + n.replace('_', '-') for n in changed)}")
     options = dict(defaults)
@@ -367,7 +370,7 @@ def _resumed_options(args) -> argparse.Namespace:
     if args.epochs != defaults["epochs"]:
         options["epochs"] = args.epochs
     options.update(no_figures=args.no_figures or options["no_figures"], no_progress=args.no_progress,
-                   resume=folder, out=folder, force=False)
+                   resume=folder, out=folder, force=False, ranks=getattr(args, "ranks", None))
     return argparse.Namespace(**options)
 
 
@@ -404,14 +407,19 @@ def _check_saved_options(options: dict, path: Path) -> None:
 
 def train_command(args) -> int:
     started = time.perf_counter()
+    ranks = getattr(args, "ranks", None)  # under mpiexec: this process's place among the ranks
+    lead = ranks is None or ranks.rank == 0  # the one that writes the run folder and speaks
     if args.resume is not None:
         if not (args.resume / CONFIG_FILE).is_file():
             raise UsageError(f"--resume {args.resume}: no {CONFIG_FILE} there; name a run folder written by 'train'")
         args = _resumed_options(args)
-    else:
+    elif lead:
         _existing_run(args.out, args.force)
+    if ranks is not None and args.batch_size < ranks.world:
+        raise UsageError(f"--batch-size {args.batch_size} is smaller than the {ranks.world} MPI ranks it is split between")
     tg.manual_seed(args.seed)
-    print(f"loading {args.dataset} ...", flush=True)
+    say = print if lead else _quiet
+    say(f"loading {args.dataset} ...", flush=True)
     train_set = training.limit_dataset(training.load_dataset(args.dataset, args.data_dir, True, args.download),
                                        args.limit, args.seed)
     test_set = training.limit_dataset(training.load_dataset(args.dataset, args.data_dir, False, args.download),
@@ -438,12 +446,14 @@ def train_command(args) -> int:
         "dataset": args.dataset,
         "data_dir": str(args.data_dir) if args.data_dir is not None else None,
         "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
-                    if key not in ("resume", "force")},
+                    if key not in ("resume", "force", "ranks")},
+        "world_size": 1 if ranks is None else ranks.world,
     }
     history = unfinished = None
     if args.resume is not None:
         folder = args.resume
-        _check_writable(folder)
+        if lead:
+            _check_writable(folder)
         if (folder / CHECKPOINT_FILE).is_file():
             history, unfinished = training.load_checkpoint(folder / CHECKPOINT_FILE, model, optimizer, scheduler)
             if scheduler is not None:  # a new --epochs stretches the schedule from where it is
@@ -453,11 +463,14 @@ def train_command(args) -> int:
             raise UsageError(f"--resume {folder}: the run already has {counted(done, 'epoch')}; "
                              f"pass --epochs N with N > {done} to train it further")
         within = f" and {counted(unfinished['batch'], 'batch', 'batches')} of epoch {done + 1}" if unfinished else ""
-        print(f"resuming {folder} after {counted(done, 'epoch')}{within}", flush=True)
-    else:
+        say(f"resuming {folder} after {counted(done, 'epoch')}{within}", flush=True)
+    elif lead:
         folder = _run_folder(args.out, args.force)
-    _write_json(folder / CONFIG_FILE, config)
-    print(f"model {args.model} ({counted(models.count_parameters(model), 'parameter')}) on "
+    else:
+        folder = args.out  # named in messages only: rank 0 writes the run
+    if lead:
+        _write_json(folder / CONFIG_FILE, config)
+    say(f"model {args.model} ({counted(models.count_parameters(model), 'parameter')}) on "
           f"{counted(len(train_set), 'training image')} and {counted(len(test_set), 'test image')} of "
           f"{'x'.join(map(str, input_shape))}; {args.optimizer}, lr "
           f"{optimizer.param_groups[0]['lr']:g}, batch {args.batch_size}, {counted(args.epochs, 'epoch')} -> {folder}",
@@ -470,19 +483,28 @@ def train_command(args) -> int:
         _write_json(folder / METRICS_FILE, {"status": "running", "history": history, "config": config})
 
     stop = None
-    with StopRequest() as stop_request:
+    # under MPI each rank trains the same model on its share of every batch; the gradients are
+    # averaged during backward (rank 0's weights were copied to every rank as it is wrapped)
+    trainer = model if ranks is None else DistributedDataParallel(model)
+    with StopRequest(quiet=not lead) as stop_request:
         try:
-            history = training.fit(model, optimizer, train_loader, test_loader, args.epochs, scheduler,
-                                   progress=not args.no_progress, history=history, after_epoch=after_epoch,
-                                   should_stop=stop_request, unfinished=unfinished)
+            history = training.fit(trainer, optimizer, train_loader, test_loader, args.epochs, scheduler,
+                                   progress=lead and not args.no_progress, log=print if lead else None,
+                                   history=history, after_epoch=after_epoch if lead else None,
+                                   should_stop=stop_request, unfinished=unfinished, ranks=ranks)
         except (training.Diverged, training.Interrupted) as error:
             stop, history = error, error.history
+    if ranks is not None:
+        if isinstance(stop, training.Interrupted):  # the signal may have reached some ranks only
+            stop_request.signal = ranks.largest(stop_request.signal or 0)
+        if not lead:  # rank 0 writes what is left and speaks for the run
+            return 128 + stop_request.signal if isinstance(stop, training.Interrupted) else (1 if stop else 0)
     if isinstance(stop, training.Interrupted):
         if stop.unfinished is not None:  # the batches of the epoch in progress are kept too
             _write(folder / CHECKPOINT_FILE, lambda path: training.save_checkpoint(
                 path, model, optimizer, scheduler, history, stop.unfinished))
         _write_json(folder / METRICS_FILE, {"status": "interrupted", "history": history, "config": config})
-        print(_interruption_message(stop, stop_request.signal, folder, args.epochs), file=sys.stderr)
+        print(_interruption_message(stop, stop_request.signal, folder, args.epochs, ranks), file=sys.stderr)
         return 128 + stop_request.signal
     if isinstance(stop, training.Diverged) and history["epoch"]:
         # figures and metrics describe the last good epoch: its weights are in the run folder
@@ -503,7 +525,11 @@ def train_command(args) -> int:
     return 0
 
 
-def _interruption_message(stop, signum: int, folder: Path, epochs: int) -> str:
+def _quiet(*args, **kwargs) -> None:
+    """What ranks other than 0 print: nothing (rank 0 speaks for the run)."""
+
+
+def _interruption_message(stop, signum: int, folder: Path, epochs: int, ranks=None) -> str:
     """The one line that says where an interrupted run stands and how to continue it."""
     done = counted(len(stop.history["epoch"]), "epoch")
     if stop.unfinished is not None:
@@ -511,8 +537,9 @@ def _interruption_message(stop, signum: int, folder: Path, epochs: int) -> str:
                  f"{stop.batch} of the {stop.batches} batches of epoch {stop.epoch}")
     else:
         where = f"after epoch {stop.epoch}/{epochs}; the run in {folder} is saved after {done}"
+    launcher = "" if ranks is None else f"mpiexec -n {ranks.world} "
     return (f"{signal.Signals(signum).name}: training stopped {where}; continue it with: "
-            f"python -m tinygrad_cnn train --resume {folder}")
+            f"{launcher}python -m tinygrad_cnn train --resume {folder}")
 
 
 def _final_metrics(folder: Path, model, history: dict, test_set, test_loader, config: dict, draw: bool) -> dict:
@@ -740,21 +767,59 @@ COMMANDS = {"train": train_command, "evaluate": evaluate_command, "predict": pre
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    code = 0
     try:
+        if args.command == "train" and distributed.launched_by_mpi():
+            args.ranks = _join_the_ranks()
         return COMMANDS[args.command](args)
     except (UsageError, EnvironmentVariableError) as error:  # as argparse reports a bad flag
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        code, message = 2, str(error)
     except (RunError, data.DatasetError, CheckpointError, FileNotFoundError, ImportError) as error:
         # expected problems (a missing or damaged file, an unwritable folder): the message, not a traceback
         message = " ".join(str(error).split())
         if isinstance(error, data.DatasetError):
             message += " (on the command line: --download fetches the files, --data-dir DIR names their folder)"
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+        code = 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        code, message = 130, "interrupted"
+    ranks = getattr(args, "ranks", None)
+    if ranks is None:
+        print(message if code == 130 else f"error: {message}", file=sys.stderr)
+        return code
+    # under MPI the other ranks may be waiting in a collective: say it once, then end them all
+    print(f"error (rank {ranks.rank} of {ranks.world}): {message}", file=sys.stderr, flush=True)
+    distributed._world().Abort(code)
+    return code
+
+
+def _join_the_ranks():
+    """Under ``mpiexec``: join the MPI world, give each rank its share of the cores' BLAS threads
+    (unless OPENBLAS_NUM_THREADS or OMP_NUM_THREADS says otherwise) and say so, on rank 0."""
+    distributed.init_process_group()
+    ranks = training.Ranks(distributed.get_rank(), distributed.get_world_size())
+    pids = distributed._world().gather(os.getpid(), root=0)
+    threads = _blas_threads_per_rank(ranks.world)
+    if ranks.rank == 0:
+        shared = (f"{threads} BLAS thread{'s' if threads != 1 else ''} per rank (set OPENBLAS_NUM_THREADS to choose)"
+                  if threads else "BLAS threads as the environment sets them")
+        print(f"running on {ranks.world} MPI ranks (pids {', '.join(map(str, pids))}); {shared}; "
+              "each global batch is split between them, rank 0 writes the run", flush=True)
+    return ranks
+
+
+def _blas_threads_per_rank(world: int):
+    """Share this machine's cores between the ranks on it; None where the user set the threads or
+    threadpoolctl (in the ``distributed`` extra) is missing."""
+    if "OPENBLAS_NUM_THREADS" in os.environ or "OMP_NUM_THREADS" in os.environ:
+        return None
+    local = os.environ.get("MPI_LOCALNRANKS") or os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or str(world)
+    threads = max(1, (os.cpu_count() or 1) // max(1, int(local) if local.isdigit() else world))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    threadpool_limits(threads, user_api="blas")
+    return threads
 
 
 if __name__ == "__main__":

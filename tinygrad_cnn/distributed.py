@@ -11,7 +11,9 @@ backward; this module holds what it is built on, with ``torch.distributed``'s na
 - ``get_rank()``, ``get_world_size()``, ``barrier()``;
 - ``all_reduce(tensor, op)`` and ``broadcast(tensor, src)``, in place on the tensor's array, and
   with ``async_op=True`` a ``Work`` handle whose ``wait()`` finishes the exchange;
-- ``DistributedSampler``: which samples of a dataset are this rank's in each epoch.
+
+(``tinygrad_cnn.utils.data.DistributedSampler``, at torch's path, says which samples of a dataset
+are this rank's in each epoch.)
 
 A rank that dies must not leave the others waiting forever in a collective. ``mpiexec`` ends the
 whole job when a rank is killed; a Python exception that nothing catches on one rank is reported
@@ -201,53 +203,3 @@ def broadcast(tensor, src: int = 0, async_op: bool = False):
         return Work(comm.Ibcast(array, root=src))
     comm.Bcast(array, root=src)
     return None
-
-
-class DistributedSampler:
-    """The indices of a dataset that one rank reads in an epoch, as torch's ``DistributedSampler``.
-
-    Every epoch the indices ``0..len(dataset)-1`` are put in one order, the same on every rank
-    (shuffled with ``seed + epoch`` when ``shuffle``, so call ``set_epoch(epoch)`` at the start of
-    each epoch), then dealt out: rank r takes positions r, r + R, r + 2R, ... of that order. So the
-    ranks read disjoint samples that together cover the dataset once. When the length does not
-    divide by the number of ranks R, the order is padded with its own first indices (each rank
-    gets ``ceil(len / R)``), or with ``drop_last`` the tail is dropped (``floor(len / R)`` each).
-    """
-
-    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
-        if num_replicas is None:
-            num_replicas = get_world_size()
-        if rank is None:
-            rank = get_rank()
-        if num_replicas < 1:
-            raise ValueError(f"DistributedSampler: num_replicas must be at least 1, got {num_replicas}")
-        if not 0 <= rank < num_replicas:
-            raise ValueError(f"DistributedSampler: invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
-        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
-        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
-        n = len(dataset)
-        if drop_last and n % num_replicas:
-            self.num_samples = math.ceil((n - num_replicas) / num_replicas)
-        else:
-            self.num_samples = math.ceil(n / num_replicas)
-        self.total_size = self.num_samples * num_replicas
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the order of ``epoch``: without it every epoch would repeat the same shuffle."""
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __iter__(self):
-        n = len(self.dataset)
-        if self.shuffle:
-            order = np.random.default_rng(self.seed + self.epoch).permutation(n)
-        else:
-            order = np.arange(n)
-        if self.total_size > n:  # pad with the order's own beginning, repeated if need be
-            order = np.resize(order, self.total_size)
-        else:
-            order = order[: self.total_size]
-        return iter(order[self.rank : self.total_size : self.num_replicas].tolist())

@@ -9,6 +9,7 @@
     predict(model, loader)             the logits of every sample, with the labels
     fit(model, ...)                    epochs of train_epoch + evaluate, returning the history
     Diverged, Interrupted              why fit stopped early: a non-finite loss, or a stop request
+    Ranks                              data-parallel ranks (MPI): each batch dealt out, figures summed
     save_checkpoint / load_checkpoint  everything needed to continue a run bit for bit
     Progress                           the progress bar: tqdm on a terminal, plain lines otherwise
 
@@ -179,9 +180,38 @@ def _never() -> bool:
     return False
 
 
+class Ranks:
+    """The training loop's view of data-parallel ranks (MPI, see ``distributed.py``): each global
+    batch is dealt out, rank r taking rows r, r + R, r + 2R, ...; per-batch figures (loss, correct
+    answers, a stop request) are summed over the ranks, so every rank sees the same numbers and
+    takes the same decisions (stop, diverged) at the same batch. The gradients themselves are
+    averaged by ``nn.parallel.DistributedDataParallel`` during backward."""
+
+    def __init__(self, rank: int, world: int):
+        self.rank, self.world = rank, world
+
+    def share(self, images: Tensor, labels: Tensor) -> tuple:
+        return (Tensor(images.data[self.rank :: self.world]), Tensor(labels.data[self.rank :: self.world]))
+
+    def total(self, *values) -> np.ndarray:
+        """``values`` summed over the ranks (float64)."""
+        from . import distributed
+
+        summed = np.array(values, dtype=np.float64)
+        distributed.all_reduce(summed)
+        return summed
+
+    def largest(self, value: int) -> int:
+        from . import distributed
+
+        found = np.array([value], dtype=np.int64)
+        distributed.all_reduce(found, distributed.ReduceOp.MAX)
+        return int(found[0])
+
+
 def train_epoch(model, loader, optimizer, scheduler=None, progress: Progress | None = None,
                 step_losses: list | None = None, epoch: int = 1, should_stop=_never,
-                unfinished: dict | None = None) -> dict:
+                unfinished: dict | None = None, ranks: Ranks | None = None) -> dict:
     """One pass over ``loader``; ``scheduler`` (if any) is stepped after every batch.
     Returns the mean loss, the accuracy on the batches as they were trained, and the speed.
 
@@ -211,9 +241,19 @@ def train_epoch(model, loader, optimizer, scheduler=None, progress: Progress | N
             progress.skip(unfinished["batch"], sum(unfinished["step_loss"]))
     start = time.perf_counter() - unfinished["seconds"]
     for images, labels in batches:
+        whole = len(labels)  # the global batch; under ranks this process trains on its share
+        if ranks is not None:
+            images, labels = ranks.share(images, labels)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
-        batch_loss = loss.item()
+        correct = int((logits.data.argmax(axis=1) == labels.data).sum())
+        if ranks is None:
+            batch_loss, stop = loss.item(), should_stop()
+        else:
+            loss_sum, correct, _, stops = ranks.total(loss.item() * len(labels), correct, len(labels), should_stop())
+            batch_loss, correct, stop = loss_sum / whole, int(correct), stops > 0
+            if len(labels) * ranks.world != whole:  # unequal shares (a last, smaller batch):
+                loss = loss * (len(labels) * ranks.world / whole)  # the average of the ranks' gradients is the batch mean's
         if not math.isfinite(batch_loss):
             raise Diverged(epoch, unfinished["batch"] + 1, len(loader), batch_loss, {})
         optimizer.zero_grad()
@@ -223,15 +263,15 @@ def train_epoch(model, loader, optimizer, scheduler=None, progress: Progress | N
             scheduler.step()
 
         unfinished["batch"] += 1
-        unfinished["loss_sum"] += batch_loss * len(labels)
-        unfinished["correct"] += int((logits.data.argmax(axis=1) == labels.data).sum())
-        unfinished["seen"] += len(labels)
+        unfinished["loss_sum"] += batch_loss * whole
+        unfinished["correct"] += correct
+        unfinished["seen"] += whole
         unfinished["step_loss"].append(batch_loss)
         if step_losses is not None:
             step_losses.append(batch_loss)
         if progress is not None:
-            progress.update(len(labels), batch_loss)
-        if should_stop() and unfinished["batch"] < len(loader):
+            progress.update(whole, batch_loss)
+        if stop and unfinished["batch"] < len(loader):
             unfinished.update(rng=generator.bit_generator.state, seconds=time.perf_counter() - start)
             raise Interrupted(epoch, unfinished["batch"], len(loader), {}, unfinished)
     seconds = time.perf_counter() - start
@@ -257,12 +297,35 @@ def predict(model, loader) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def evaluate(model, loader) -> dict:
-    """Mean cross-entropy loss and accuracy of ``model`` over ``loader``."""
+def evaluate(model, loader, ranks: Ranks | None = None) -> dict:
+    """Mean cross-entropy loss and accuracy of ``model`` over ``loader`` (under ``ranks``, each
+    rank takes its share of every batch and the sums are gathered)."""
+    if ranks is not None:
+        return _evaluate_shared(model, loader, ranks)
     logits, labels = predict(model, loader)
     loss = F.cross_entropy(Tensor(logits), Tensor(labels)).item()
     correct = int((logits.argmax(axis=1) == labels).sum())
     return {"loss": loss, "accuracy": correct / max(len(labels), 1), "correct": correct, "total": int(len(labels))}
+
+
+def _evaluate_shared(model, loader, ranks: Ranks) -> dict:
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = total = 0.0
+    try:
+        with no_grad():
+            for images, labels in loader:
+                images, labels = ranks.share(images, labels)
+                if len(labels):
+                    logits = model(images)
+                    loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+                    correct += int((logits.data.argmax(axis=1) == labels.data).sum())
+                    total += len(labels)
+    finally:
+        model.train(was_training)
+    loss_sum, correct, total = ranks.total(loss_sum, correct, total)
+    return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "correct": int(correct),
+            "total": int(total)}
 
 
 HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds",
@@ -281,7 +344,7 @@ def all_finite(model) -> bool:
 
 def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None, progress: bool = True,
         log=print, history: dict | None = None, after_epoch=None, should_stop=_never,
-        unfinished: dict | None = None) -> dict:
+        unfinished: dict | None = None, ranks: Ranks | None = None) -> dict:
     """Train up to epoch ``epochs``, evaluating on ``test_loader`` after each one.
 
     Returns the history: one entry per epoch in each list, plus ``step_loss`` (every batch).
@@ -300,9 +363,9 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None
             # overflow in a diverging run is reported by the loss check, not as warnings from inside the kernels
             with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                 trained = train_epoch(model, train_loader, optimizer, scheduler, bar, history["step_loss"],
-                                      epoch, should_stop, unfinished)
+                                      epoch, should_stop, unfinished, ranks)
                 unfinished = None
-                tested = evaluate(model, test_loader)
+                tested = evaluate(model, test_loader, ranks)
         except Interrupted as stop:
             stop.unfinished["lr"] = lr
             del history["step_loss"][steps_before:]  # kept in stop.unfinished until the epoch is complete
@@ -328,7 +391,8 @@ def fit(model, optimizer, train_loader, test_loader, epochs: int, scheduler=None
                 f"{tested['accuracy']:.2%} ({trained['images_per_second']:.0f} img/s)")
         if after_epoch is not None:
             after_epoch(history)
-        if should_stop() and epoch < epochs:
+        stop = should_stop() if ranks is None else ranks.total(should_stop())[0] > 0  # every rank decides alike
+        if stop and epoch < epochs:
             raise Interrupted(epoch, len(train_loader), len(train_loader), history)
     return history
 

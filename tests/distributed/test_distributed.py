@@ -12,7 +12,7 @@ import pytest
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.distributed as dist
-from tinygrad_cnn.distributed import DistributedSampler
+from tinygrad_cnn.utils.data import DistributedSampler
 
 from . import mpi_programs as programs
 
@@ -179,3 +179,18 @@ def test_a_world_of_one_without_mpiexec():
             dist.init_process_group()
     finally:
         dist.destroy_process_group()
+
+
+def test_the_data_loader_reads_a_ranks_share_through_the_sampler():
+    from tinygrad_cnn.utils.data import DataLoader, TensorDataset
+
+    dataset = TensorDataset(np.arange(10.0).reshape(10, 1), np.arange(10))
+    shares = []
+    for rank in range(3):
+        sampler = DistributedSampler(dataset, num_replicas=3, rank=rank, shuffle=True, seed=1)
+        sampler.set_epoch(2)
+        labels = [int(v) for _, batch in DataLoader(dataset, batch_size=2, sampler=sampler) for v in batch.data]
+        assert labels == list(sampler)
+        shares.append(labels)
+    assert sorted(v for share in shares for v in share)[:10] == sorted(set(v for share in shares for v in share))[:10]
+    assert set(v for share in shares for v in share) == set(range(10))

@@ -8,10 +8,11 @@
 - ``functional`` (imported as ``F``): the same computations as plain functions
 - ``hyperparameters``: the checks of kernel sizes, strides, paddings ... shared by layers and functions
 - ``init``: weight initialisation schemes (``nn.init.kaiming_uniform_`` ...)
-- ``utils``: ``clip_grad_norm_``, ``zero_grads``
+- ``utils``: ``clip_grad_norm_``, ``clip_grad_value_``, ``parameters_to_vector``, ``zero_grads``
+- ``parallel``: ``DistributedDataParallel`` (gradients averaged over MPI ranks during backward)
 """
 from . import functional
-from . import init, utils
+from . import init, parallel, utils
 from .layers import (
     ELU,
     GELU,

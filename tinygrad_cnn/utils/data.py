@@ -337,6 +337,57 @@ class BatchSampler(Sampler):
         return math.ceil(len(self.sampler) / self.batch_size)
 
 
+
+class DistributedSampler(Sampler):
+    """The indices of a dataset that one rank reads in an epoch, as torch's ``DistributedSampler``.
+
+    Every epoch the indices ``0..len(dataset)-1`` are put in one order, the same on every rank
+    (shuffled with ``seed + epoch`` when ``shuffle``, so call ``set_epoch(epoch)`` at the start of
+    each epoch), then dealt out: rank r takes positions r, r + R, r + 2R, ... of that order. So the
+    ranks read disjoint samples that together cover the dataset once. When the length does not
+    divide by the number of ranks R, the order is padded with its own first indices (each rank
+    gets ``ceil(len / R)``), or with ``drop_last`` the tail is dropped (``floor(len / R)`` each).
+    """
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if num_replicas is None or rank is None:
+            from .. import distributed
+
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        if num_replicas < 1:
+            raise ValueError(f"DistributedSampler: num_replicas must be at least 1, got {num_replicas}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"DistributedSampler: invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
+        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
+        n = len(dataset)
+        if drop_last and n % num_replicas:
+            self.num_samples = math.ceil((n - num_replicas) / num_replicas)
+        else:
+            self.num_samples = math.ceil(n / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of ``epoch``: without it every epoch would repeat the same shuffle."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            order = np.random.default_rng(self.seed + self.epoch).permutation(n)
+        else:
+            order = np.arange(n)
+        if self.total_size > n:  # pad with the order's own beginning, repeated if need be
+            order = np.resize(order, self.total_size)
+        else:
+            order = order[: self.total_size]
+        return iter(order[self.rank : self.total_size : self.num_replicas].tolist())
+
 # ---- collation -------------------------------------------------------------------------------------
 
 
