@@ -192,5 +192,5 @@ def test_the_data_loader_reads_a_ranks_share_through_the_sampler():
         labels = [int(v) for _, batch in DataLoader(dataset, batch_size=2, sampler=sampler) for v in batch.data]
         assert labels == list(sampler)
         shares.append(labels)
-    assert sorted(v for share in shares for v in share)[:10] == sorted(set(v for share in shares for v in share))[:10]
+    assert sum(len(share) for share in shares) == 12  # 10 samples, padded to 4 per rank
     assert set(v for share in shares for v in share) == set(range(10))
