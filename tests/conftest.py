@@ -33,28 +33,8 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def assert_matches_torch():
-    """``check(ours, theirs, *inputs, upstream=None, rtol=1e-10, atol=1e-12)``: ``ours(*inputs)`` on
-    Tensors and ``theirs(torch, *inputs)`` on torch tensors with the same values give the same
-    output and, for the same upstream gradient (drawn from a fixed seed when not given), the same
-    gradient for every input that requires one. ``None`` inputs pass through as None. The tests
-    that use it are skipped where torch is not installed."""
-    torch = pytest.importorskip("torch")
-    from tinygrad_cnn import Tensor
-
-    def check(ours, theirs, *inputs, upstream=None, rtol=1e-10, atol=1e-12):
-        mirrored = [None if t is None else torch.tensor(t.data, requires_grad=t.requires_grad) for t in inputs]
-        for t in inputs:
-            if t is not None:
-                t.grad = None
-        expected, out = theirs(torch, *mirrored), ours(*inputs)
-        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=rtol, atol=atol)
-        if upstream is None:
-            upstream = np.random.default_rng(0).standard_normal(out.shape).astype(out.dtype)
-        expected.backward(torch.tensor(upstream))
-        out.backward(Tensor(upstream))
-        for t, mirror in zip(inputs, mirrored):
-            if t is not None and t.requires_grad:
-                np.testing.assert_allclose(t.grad.data, mirror.grad.numpy(), rtol=rtol, atol=atol)
+    """The shared comparison with torch (``tests/torch_comparison.py``), as a fixture."""
+    from torch_comparison import assert_matches_torch as check
 
     return check
 
@@ -65,7 +45,8 @@ def assert_conv2d_matches_torch(assert_matches_torch):
     import tinygrad_cnn.nn.functional as F
 
     def check(config, x, w, b):
+        torch = pytest.importorskip("torch")
         assert_matches_torch(lambda *t: F.conv2d(*t, **config.kwargs),
-                             lambda torch, *t: torch.nn.functional.conv2d(*t, **config.kwargs), x, w, b)
+                             lambda *t: torch.nn.functional.conv2d(*t, **config.kwargs), x, w, b)
 
     return check

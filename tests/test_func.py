@@ -173,3 +173,16 @@ def test_forward_levels_are_per_thread():
         thread.join()
         assert len(forward_ad.active_levels()) == 1
     assert not errors, errors
+
+
+def test_forward_mode_through_ops_with_constant_arrays_and_losses():
+    """A constant NumPy operand is saved as an array (no Tensor): forward mode must take it as such."""
+    w, v = ours(np.arange(12.0).reshape(4, 3) / 10), ours(np.ones((4, 3)))
+    _, tangent = func.jvp(lambda w: (w * np.full((4, 3), 2.0)).sum(), (w,), (v,))
+    same(tangent, 24.0)
+    labels = tg.Tensor(np.array([0, 2, 1, 2]))
+    loss = lambda w: F.cross_entropy(w, labels)  # noqa: E731
+    _, tangent = func.jvp(loss, (w,), (v,))
+    t_out, t_tangent = tf.jvp(lambda w: TF.cross_entropy(w, torch.tensor(labels.data)), (theirs(w.data),), (theirs(v.data),))
+    same(tangent, t_tangent)
+    same(func.jacfwd(loss)(w), tf.jacfwd(lambda w: TF.cross_entropy(w, torch.tensor(labels.data)))(theirs(w.data)))

@@ -145,7 +145,7 @@ class Function:
                     value = source
                 elif jvp_args is not None and value is self._jvp_result.data:
                     value = self._jvp_result
-                elif value is self._output:
+                elif value is getattr(self, "_output", None):  # a node not in the graph has none
                     value = self._output_tensor()
                 else:
                     value = Tensor(value)

@@ -1,5 +1,5 @@
-"""Checks shared by the tests of ``nn``: the four checks of an op (``check_op``) and the
-comparison with torch (``matches_torch``), as fixtures."""
+"""Checks shared by the tests of ``nn``: the four checks of an op (``check_op``). The comparison with
+torch is the suite's shared ``assert_matches_torch`` fixture (``tests/torch_comparison.py``)."""
 import numpy as np
 import pytest
 
@@ -25,27 +25,3 @@ def check_op():
     return check
 
 
-@pytest.fixture(scope="session")
-def matches_torch():
-    """``check(ours, theirs, *inputs)``: ``ours(*inputs)`` against ``theirs(*torch_inputs)`` in float64,
-    values and the gradients with respect to every input that requires grad (for a fixed random
-    upstream gradient). Inputs that are not Tensors are passed to both as they are; the tests
-    that use it are skipped where torch is not installed."""
-    torch = pytest.importorskip("torch")
-
-    def check(ours, theirs, *inputs, rtol=1e-10, atol=1e-12):
-        as_torch = [torch.tensor(x.data, requires_grad=x.requires_grad) if isinstance(x, Tensor) else x for x in inputs]
-        out, expected = ours(*inputs), theirs(*as_torch)
-        np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=rtol, atol=atol)
-        wrt = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-        if not wrt or not expected.requires_grad:
-            return
-        upstream = np.random.default_rng(0).standard_normal(out.shape)
-        grads = tg.grad(out, [inputs[i] for i in wrt], grad_outputs=Tensor(upstream), allow_unused=True)
-        theirs_grads = torch.autograd.grad(expected, [as_torch[i] for i in wrt], torch.tensor(upstream), allow_unused=True)
-        for i, g, t in zip(wrt, grads, theirs_grads):
-            g = np.zeros(inputs[i].shape) if g is None else g.data
-            t = np.zeros(inputs[i].shape) if t is None else t.numpy()
-            np.testing.assert_allclose(g, t, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
-
-    return check

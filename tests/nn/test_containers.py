@@ -273,7 +273,7 @@ def test_container_repr_like_torch():
     )
 
 
-def test_container_repr_matches_torch():
+def test_container_repr_assert_matches_torch():
     torch = pytest.importorskip("torch")
     assert repr(_blocks_model(nn)) == repr(_blocks_model(torch.nn))
 

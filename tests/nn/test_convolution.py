@@ -48,11 +48,11 @@ def test_conv1d(problem, check_op):
 
 
 @given(problem=conv1d_problems())
-def test_conv1d_matches_torch(problem, matches_torch):
+def test_conv1d_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     x, w, b, kwargs = problem
-    matches_torch(lambda *a: F.conv1d(*a, **kwargs), lambda *a: torch.nn.functional.conv1d(*a, **kwargs), x, w, b)
+    assert_matches_torch(lambda *a: F.conv1d(*a, **kwargs), lambda *a: torch.nn.functional.conv1d(*a, **kwargs), x, w, b)
 
 
 @st.composite
@@ -103,11 +103,11 @@ def test_conv_transpose2d(problem, check_op):
 
 
 @given(problem=conv_transpose2d_problems())
-def test_conv_transpose2d_matches_torch(problem, matches_torch):
+def test_conv_transpose2d_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     x, w, b, kwargs = problem
-    matches_torch(lambda *a: F.conv_transpose2d(*a, **kwargs),
+    assert_matches_torch(lambda *a: F.conv_transpose2d(*a, **kwargs),
                   lambda *a: torch.nn.functional.conv_transpose2d(*a, **kwargs), x, w, b)
 
 

@@ -133,7 +133,7 @@ def test_cross_entropy_is_finite_and_correct_for_logits_of_magnitude_1e3(problem
 
 
 @given(problem=classification_problems())
-def test_cross_entropy_matches_torch(problem):
+def test_cross_entropy_assert_matches_torch(problem):
     torch = pytest.importorskip("torch")
     logits, target, labels = problem
     t_logits = torch.tensor(logits.data, requires_grad=True)
@@ -233,7 +233,7 @@ def test_conv2d_valid_padding_is_no_padding(problem):
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @given(data=st.data())
-def test_conv2d_string_padding_matches_torch(padding, data, assert_conv2d_matches_torch):
+def test_conv2d_string_padding_assert_matches_torch(padding, data, assert_conv2d_matches_torch):
     assert_conv2d_matches_torch(*data.draw(string_padding_problems(padding), label="problem"))
 
 
@@ -332,13 +332,13 @@ def test_smooth_activations(name, x, check_op):
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @given(x=S.away_from_kinks())
-def test_smooth_activations_match_torch(name, x, matches_torch):
+def test_smooth_activations_match_torch(name, x, assert_matches_torch):
     import torch
 
     theirs = {"gelu": torch.nn.functional.gelu, "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
               "silu": torch.nn.functional.silu, "elu": torch.nn.functional.elu,
               "elu_0.5": lambda t: torch.nn.functional.elu(t, 0.5)}[name]
-    matches_torch(ACTIVATIONS[name][0], theirs, x)
+    assert_matches_torch(ACTIVATIONS[name][0], theirs, x)
 
 
 def test_elu_and_gelu_are_finite_for_large_inputs():
@@ -388,11 +388,11 @@ def test_embedding(problem, check_op):
 
 
 @given(problem=embedding_problems())
-def test_embedding_matches_torch(problem, matches_torch):
+def test_embedding_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     weight, indices, padding_idx = problem
-    matches_torch(lambda w: F.embedding(indices, w, padding_idx),
+    assert_matches_torch(lambda w: F.embedding(indices, w, padding_idx),
                   lambda w: torch.nn.functional.embedding(torch.from_numpy(indices), w, padding_idx), weight)
 
 

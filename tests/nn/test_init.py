@@ -33,7 +33,7 @@ def assert_normal(values: np.ndarray, std: float) -> None:
     assert abs(values.std() / std - 1) < 5 / math.sqrt(2 * n)
 
 
-def test_calculate_gain_matches_torch_formulas():
+def test_calculate_gain_assert_matches_torch_formulas():
     assert init.calculate_gain("linear") == init.calculate_gain("conv2d") == init.calculate_gain("sigmoid") == 1
     assert init.calculate_gain("tanh") == pytest.approx(5 / 3)
     assert init.calculate_gain("relu") == pytest.approx(math.sqrt(2))

@@ -251,7 +251,7 @@ def test_batchnorm_gradients_in_train_and_eval_mode():
     check_layer_gradients(nn.BatchNorm1d(3, dtype=np.float64), randn(4, 3, dtype=np.float64))
 
 
-def test_batchnorm_matches_torch_in_train_and_eval_mode():
+def test_batchnorm_assert_matches_torch_in_train_and_eval_mode():
     torch = pytest.importorskip("torch")
     ours, theirs = nn.BatchNorm2d(3, momentum=0.3), torch.nn.BatchNorm2d(3, momentum=0.3)
     with tg.no_grad():

@@ -88,18 +88,18 @@ def test_cross_entropy_with_probabilities(problem, check_op):
 
 @pytest.mark.parametrize("probabilities", [False, True])
 @given(data=st.data())
-def test_cross_entropy_and_nll_loss_match_torch(probabilities, data, matches_torch):
+def test_cross_entropy_and_nll_loss_match_torch(probabilities, data, assert_matches_torch):
     import torch
 
     logits, target, kwargs = data.draw(classification_problems(probabilities), label="problem")
     theirs = dict(kwargs, weight=None if kwargs["weight"] is None else torch.from_numpy(kwargs["weight"]))
     if probabilities:
         del kwargs["ignore_index"], theirs["ignore_index"]
-    matches_torch(lambda t: F.cross_entropy(t, target, **kwargs),
+    assert_matches_torch(lambda t: F.cross_entropy(t, target, **kwargs),
                   lambda t: torch.nn.functional.cross_entropy(t, torch.from_numpy(target), **theirs), logits)
     if not probabilities:
         del kwargs["label_smoothing"], theirs["label_smoothing"]
-        matches_torch(lambda t: F.nll_loss(t, target, **kwargs),
+        assert_matches_torch(lambda t: F.nll_loss(t, target, **kwargs),
                       lambda t: torch.nn.functional.nll_loss(t, torch.from_numpy(target), **theirs), logits)
 
 
@@ -157,7 +157,7 @@ def test_binary_cross_entropy_with_logits_is_finite_for_logits_of_magnitude_1e3(
 
 
 @given(data=st.data())
-def test_regression_and_binary_losses_match_torch(data, matches_torch):
+def test_regression_and_binary_losses_match_torch(data, assert_matches_torch):
     import torch
 
     tf = torch.nn.functional
@@ -173,7 +173,7 @@ def test_regression_and_binary_losses_match_torch(data, matches_torch):
          lambda a: tf.binary_cross_entropy_with_logits(a, t, torch.from_numpy(weight), reduction=reduction,
                                                        pos_weight=torch.from_numpy(weight[::-1].copy()))),
     ]:
-        matches_torch(ours, theirs, x)
+        assert_matches_torch(ours, theirs, x)
 
 
 def test_binary_cross_entropy_clamps_the_log_at_minus_100_and_checks_its_input():
@@ -228,14 +228,14 @@ def test_one_hot():
 
 
 @pytest.mark.parametrize("reduction", sorted(REDUCE))
-def test_losses_of_one_unbatched_sample_as_torch(reduction, matches_torch):
+def test_losses_of_one_unbatched_sample_as_torch(reduction, assert_matches_torch):
     import torch
 
     logits = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
     probabilities = np.array([0.2, 0.3, 0.5])
     tf = torch.nn.functional
     for target, theirs_target in ((np.array(2), torch.tensor(2)), (probabilities, torch.from_numpy(probabilities))):
-        matches_torch(lambda t: F.cross_entropy(t, target, reduction=reduction, label_smoothing=0.1),
+        assert_matches_torch(lambda t: F.cross_entropy(t, target, reduction=reduction, label_smoothing=0.1),
                       lambda t: tf.cross_entropy(t, theirs_target, reduction=reduction, label_smoothing=0.1), logits)
-    matches_torch(lambda t: F.nll_loss(t, np.array(1), reduction=reduction),
+    assert_matches_torch(lambda t: F.nll_loss(t, np.array(1), reduction=reduction),
                   lambda t: tf.nll_loss(t, torch.tensor(1), reduction=reduction), logits)

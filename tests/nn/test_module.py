@@ -182,7 +182,7 @@ def test_repr_is_nested_and_indented_like_torch():
     )
 
 
-def test_repr_matches_torch_for_layers_with_the_same_printout():
+def test_repr_assert_matches_torch_for_layers_with_the_same_printout():
     torch = pytest.importorskip("torch")
     pairs = [
         (nn.Conv2d(3, 8, 5, stride=2, padding=1, groups=1, bias=False), torch.nn.Conv2d(3, 8, 5, stride=2, padding=1, bias=False)),

@@ -43,11 +43,11 @@ def test_layer_norm(problem, check_op):
 
 
 @given(problem=layer_norm_problems())
-def test_layer_norm_matches_torch(problem, matches_torch):
+def test_layer_norm_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     x, shape, (weight, bias), eps = problem
-    matches_torch(lambda *a: F.layer_norm(*a[:1], shape, *a[1:], eps),
+    assert_matches_torch(lambda *a: F.layer_norm(*a[:1], shape, *a[1:], eps),
                   lambda *a: torch.nn.functional.layer_norm(a[0], shape, *a[1:], eps=eps), x, weight, bias, rtol=1e-8, atol=1e-10)
 
 
@@ -75,11 +75,11 @@ def test_group_norm(problem, check_op):
 
 
 @given(problem=group_norm_problems())
-def test_group_norm_matches_torch(problem, matches_torch):
+def test_group_norm_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     x, groups, weight, bias = problem
-    matches_torch(lambda *a: F.group_norm(a[0], groups, *a[1:]),
+    assert_matches_torch(lambda *a: F.group_norm(a[0], groups, *a[1:]),
                   lambda *a: torch.nn.functional.group_norm(a[0], groups, *a[1:]), x, weight, bias, rtol=1e-8, atol=1e-10)
 
 

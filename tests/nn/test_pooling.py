@@ -62,12 +62,12 @@ def test_max_pool2d_ceil_mode_and_indices(problem, ceil_mode, check_op):
 
 
 @given(problem=ceil_mode_problems(), ceil_mode=st.booleans())
-def test_max_pool2d_ceil_mode_and_indices_match_torch(problem, ceil_mode, matches_torch):
+def test_max_pool2d_ceil_mode_and_indices_match_torch(problem, ceil_mode, assert_matches_torch):
     import torch
 
     config, x = problem
     kwargs = dict(config.kwargs, ceil_mode=ceil_mode)
-    matches_torch(lambda t: F.max_pool2d(t, **kwargs), lambda t: torch.nn.functional.max_pool2d(t, **kwargs), x)
+    assert_matches_torch(lambda t: F.max_pool2d(t, **kwargs), lambda t: torch.nn.functional.max_pool2d(t, **kwargs), x)
     _, indices = F.max_pool2d(x, **kwargs, return_indices=True)
     _, expected = torch.nn.functional.max_pool2d(torch.from_numpy(x.data), **kwargs, return_indices=True)
     np.testing.assert_array_equal(indices.data, expected.numpy())
@@ -132,12 +132,12 @@ def test_adaptive_max_pool2d(problem, check_op):
 
 @pytest.mark.parametrize("kind", ["avg", "max"])
 @given(problem=adaptive_problems(distinct=True))
-def test_adaptive_pools_match_torch(kind, problem, matches_torch):
+def test_adaptive_pools_match_torch(kind, problem, assert_matches_torch):
     import torch
 
     x, written, _ = problem
     ours, theirs = getattr(F, f"adaptive_{kind}_pool2d"), getattr(torch.nn.functional, f"adaptive_{kind}_pool2d")
-    matches_torch(lambda t: ours(t, written), lambda t: theirs(t, written), x)
+    assert_matches_torch(lambda t: ours(t, written), lambda t: theirs(t, written), x)
     if kind == "max":
         _, indices = ours(x, written, return_indices=True)
         np.testing.assert_array_equal(indices.data, theirs(torch.from_numpy(x.data), written, return_indices=True)[1].numpy())
@@ -155,12 +155,12 @@ def test_adaptive_pool_layers():
         F.adaptive_avg_pool2d(Tensor(x), 0)
 
 
-def test_adaptive_max_pool2d_gives_a_tied_window_gradient_to_its_first_maximum_as_torch(matches_torch):
+def test_adaptive_max_pool2d_gives_a_tied_window_gradient_to_its_first_maximum_as_torch(assert_matches_torch):
     import torch
 
     x = Tensor(np.array([[[[1.0, 1.0, 0.0], [1.0, 2.0, 2.0], [0.0, 2.0, 2.0]]]]), requires_grad=True)
     for size in (1, 2, (2, 3)):
-        matches_torch(lambda t: F.adaptive_max_pool2d(t, size), lambda t: torch.nn.functional.adaptive_max_pool2d(t, size), x)
+        assert_matches_torch(lambda t: F.adaptive_max_pool2d(t, size), lambda t: torch.nn.functional.adaptive_max_pool2d(t, size), x)
 
 
 # ---- avg_pool2d's options ---------------------------------------------------------------------------------------
@@ -204,11 +204,11 @@ def test_avg_pool2d_options(problem, check_op):
 
 
 @given(problem=avg_pool_problems())
-def test_avg_pool2d_options_match_torch(problem, matches_torch):
+def test_avg_pool2d_options_match_torch(problem, assert_matches_torch):
     import torch
 
     x, kwargs = problem
-    matches_torch(lambda t: F.avg_pool2d(t, **kwargs), lambda t: torch.nn.functional.avg_pool2d(t, **kwargs), x)
+    assert_matches_torch(lambda t: F.avg_pool2d(t, **kwargs), lambda t: torch.nn.functional.avg_pool2d(t, **kwargs), x)
 
 
 def test_avg_pool2d_layer_passes_its_options():

@@ -51,14 +51,14 @@ def test_pad(problem, check_op):
 
 
 @given(problem=pad_problems())
-def test_pad_matches_torch(problem, matches_torch):
+def test_pad_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     x, widths, mode, value = problem
     if mode != "constant" and x.ndim - len(widths) // 2 not in (1, 2):
         return  # torch pads all spatial axes of (C, ...) or (N, C, ...) input in these modes, no fewer
     theirs = dict(value=value) if value is not None else {}
-    matches_torch(lambda t: F.pad(t, widths, mode, value), lambda t: torch.nn.functional.pad(t, widths, mode, **theirs), x)
+    assert_matches_torch(lambda t: F.pad(t, widths, mode, value), lambda t: torch.nn.functional.pad(t, widths, mode, **theirs), x)
 
 
 def test_pad_errors():
@@ -132,11 +132,11 @@ def test_interpolate(problem, check_op):
 
 
 @given(problem=interpolate_problems())
-def test_interpolate_matches_torch(problem, matches_torch):
+def test_interpolate_assert_matches_torch(problem, assert_matches_torch):
     import torch
 
     x, kwargs, _, _ = problem
-    matches_torch(lambda t: F.interpolate(t, **kwargs), lambda t: torch.nn.functional.interpolate(t, **kwargs), x)
+    assert_matches_torch(lambda t: F.interpolate(t, **kwargs), lambda t: torch.nn.functional.interpolate(t, **kwargs), x)
 
 
 def test_upsample_layer_and_errors():

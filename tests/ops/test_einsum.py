@@ -12,7 +12,7 @@ import tinygrad_cnn as tg
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
-from .torch_twin import assert_matches_torch
+from torch_comparison import assert_matches_torch
 
 
 @st.composite

@@ -224,22 +224,22 @@ def test_keep_where_primitive(data):
 
 @pytest.mark.parametrize("op, torch_op", [
     (Tensor.relu, "relu"),
-    (lambda t: t.clip(-0.5, 0.5), lambda torch, t: torch.clamp(t, -0.5, 0.5)),
-    (lambda t: tg.where(t.data > 0, t, 0.0), lambda torch, t: torch.where(t > 0, t, 0.0)),
+    (lambda t: t.clip(-0.5, 0.5), lambda t: t.clamp(-0.5, 0.5)),
+    (lambda t: tg.where(t.data > 0, t, 0.0), lambda t: t.where(t > 0, 0.0)),
 ])
 def test_blocked_values_pass_no_gradient_even_inf_or_nan_as_torch(op, torch_op, assert_matches_torch):
     # relu, clamp and where pass part of the upstream gradient through and block the rest; a blocked
     # inf or NaN still gives 0 (torch masks, it does not multiply by 0, which would give NaN)
     x = np.array([-2.0, -1.0, 0.25, 1.0, 3.0, -0.75])
     upstream = np.array([np.inf, np.nan, 2.0, -np.inf, np.nan, 5.0])
-    theirs = (lambda torch, t: torch.relu(t)) if torch_op == "relu" else torch_op
+    theirs = (lambda t: t.relu()) if torch_op == "relu" else torch_op
     assert_matches_torch(op, theirs, Tensor(x, requires_grad=True), upstream=upstream, rtol=0, atol=0)
 
 
 def test_relu_passes_the_gradient_at_nan_as_torch(assert_matches_torch):
     # 1 at NaN and +inf, 0 at 0 and below
     x = np.array([np.nan, -1.0, 2.0, 0.0, -np.inf, np.inf])
-    assert_matches_torch(lambda t: t.relu(), lambda torch, t: torch.relu(t), Tensor(x, requires_grad=True),
+    assert_matches_torch(lambda t: t.relu(), lambda t: t.relu(), Tensor(x, requires_grad=True),
                          upstream=np.ones(6), rtol=0, atol=0)
 
 

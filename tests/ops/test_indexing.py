@@ -16,7 +16,7 @@ from tinygrad_cnn import Tensor
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
-from .torch_twin import assert_matches_torch
+from torch_comparison import assert_matches_torch
 
 
 @st.composite

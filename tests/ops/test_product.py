@@ -10,7 +10,7 @@ import tinygrad_cnn as tg
 from tinygrad_cnn.testing import check_dtype_preserved, check_gradients
 from tinygrad_cnn.testing import strategies as S
 
-from .torch_twin import assert_matches_torch
+from torch_comparison import assert_matches_torch
 
 # small integers and halves, zero among them: products stay exact and zeros come up often
 VALUES = st.sampled_from([-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0])
