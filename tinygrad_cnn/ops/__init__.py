@@ -1,6 +1,6 @@
 """The primitives: every op the graph can record, one module per family. The math only: each
-primitive's docstring opens with its forward and gradient formulas (gathered in
-docs/derivatives.md), its ``forward`` calls a named kernel of the active set (``kernels.active()``,
+primitive's docstring opens with its forward, gradient and tangent formulas (gathered in
+docs/derivatives.md), its ``backward`` and ``jvp`` sit side by side, its ``forward`` calls a named kernel of the active set (``kernels.active()``,
 see ``tinygrad_cnn/kernels/``), and its ``backward`` is written in Tensor ops, so it can be
 differentiated again. Where NumPy's own function is the plain kernel (reshape, transpose, pad,
 indexing, abs, clip, a dtype cast), ``forward`` calls it directly.
@@ -17,6 +17,7 @@ indexing, abs, clip, a dtype cast), ``forward`` calls it directly.
 - ``scan``: Cumsum
 - ``product``: Prod
 - ``einsum``: Einsum
+- ``special``: Erf
 
 Everything else (mean, var, softmax, cross-entropy, average pooling, max(dim), sort, cat, split, flip,
 roll, repeat, logsumexp, norm, ...) is composed from these.
