@@ -1,8 +1,8 @@
 """The primitives: every op the graph can record, one module per family. The math only: each
 primitive's docstring opens with its forward, gradient and tangent formulas (gathered in
-docs/derivatives.md), its ``backward`` and ``jvp`` sit side by side, its ``forward`` calls a named kernel of the active set (``kernels.active()``,
-see ``tinygrad_cnn/kernels/``), and its ``backward`` is written in Tensor ops, so it can be
-differentiated again. Where NumPy's own function is the plain kernel (reshape, transpose, pad,
+docs/derivatives.md), its ``forward`` calls a named kernel of the active set (``kernels.active()``,
+see ``tinygrad_cnn/kernels/``), and its ``backward`` (reverse mode) and ``jvp`` (forward mode) sit
+side by side, written in Tensor ops, so they can be differentiated again. Where NumPy's own function is the plain kernel (reshape, transpose, pad,
 indexing, abs, clip, a dtype cast), ``forward`` calls it directly.
 
 - ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip; Add Sub Mul Div Pow Maximum
