@@ -2,8 +2,9 @@
 primitive's docstring opens with its forward, gradient and tangent formulas (gathered in
 docs/derivatives.md), its ``forward`` calls a named kernel of the active set (``kernels.active()``,
 see ``tinygrad_cnn/kernels/``), and its ``backward`` (reverse mode) and ``jvp`` (forward mode) sit
-side by side, written in Tensor ops, so they can be differentiated again. Where NumPy's own function is the plain kernel (reshape, transpose, pad,
-indexing, abs, clip, a dtype cast), ``forward`` calls it directly.
+side by side, written in Tensor ops, so they can be differentiated again. Where NumPy's own
+function is the plain kernel (reshape, transpose, pad, indexing, abs, clip, a dtype cast),
+``forward`` calls it directly.
 
 - ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip; Add Sub Mul Div Pow Maximum
   (on one base, ``BinaryOp``); Where KeepWhere LocallyConstant
