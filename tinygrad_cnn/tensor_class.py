@@ -643,15 +643,7 @@ class Tensor:
     def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
         """torch's ``to``: a dtype (``t.to(tg.float64)``), a device (``"cpu"``, ``tg.device("cpu")``;
         anything else raises) or another tensor (take its dtype)."""
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
-                device = arg
-            else:
-                dtype = arg
-        if device is not None:
-            Device(device)  # raises for anything but the CPU
+        dtype = to_arguments(args, dtype, device)
         out = self if dtype is None else self.astype(dtype)
         return out.clone() if copy and out is self else out
 
@@ -1146,6 +1138,21 @@ def _dim_or_axis(op: str, dim, axis, default=None):
     if dim is not None and axis is not None:
         raise TypeError(f"{op}: give dim= or its NumPy alias axis=, not both")
     return default if dim is None and axis is None else axis if dim is None else dim
+
+
+def to_arguments(args, dtype=None, device=None):
+    """The dtype that ``tensor.to(*args)`` or ``module.to(*args)`` asks for (None: keep it); each of
+    ``args`` is a dtype, a device or a tensor (its dtype). A device must be the CPU (else it raises)."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
+            device = arg
+        else:
+            dtype = arg
+    if device is not None:
+        Device(device)  # raises for anything but the CPU
+    return dtype
 
 
 def _is_dtype_name(value) -> bool:

@@ -278,17 +278,9 @@ class Module:
         """torch's ``module.to``: a device (the CPU only: ``"cpu"``, ``tg.device("cpu")``; anything else
         raises) and/or a floating-point dtype, applied in place to every parameter and floating
         buffer. Returns the module."""
-        from ..tensor_class import Device, Tensor, _is_dtype_name
+        from ..tensor_class import to_arguments
 
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, Device) or (isinstance(arg, str) and not _is_dtype_name(arg)):
-                device = arg
-            else:
-                dtype = arg
-        if device is not None:
-            Device(device)  # raises for anything but the CPU
+        dtype = to_arguments(args, dtype, device)
         if dtype is not None:
             dtype = np.dtype(dtype)
             if dtype.kind != "f":
