@@ -476,3 +476,56 @@ def test_the_same_out_given_to_two_runs_at_once_goes_to_one_of_them(tmp_path):
     assert _run_folder(out, False) == out and (out / "config.json").exists()  # claimed by the first run
     with pytest.raises(UsageError, match="already holds a run"):
         _run_folder(out, False)
+
+
+# ---- found by a hostile review: nothing a user made may be lost or mixed ---------------------------
+
+
+def test_resume_refuses_a_run_whose_checkpoint_is_gone(tmp_path, capsys):
+    folder = tmp_path / "run"
+    assert main(["train", *TINY, "--no-figures", "--out", str(folder)]) == 0
+    weights = (folder / "model.npz").read_bytes()
+    (folder / "checkpoint.npz").unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(folder), "--epochs", "2"]) == 2
+    assert "nothing to continue from" in capsys.readouterr().err
+    assert (folder / "model.npz").read_bytes() == weights  # the trained weights are untouched
+
+
+def test_a_run_folder_being_trained_is_not_trained_by_a_second_process(tmp_path, capsys):
+    import fcntl
+
+    folder = tmp_path / "run"
+    assert main(["train", *TINY, "--no-figures", "--out", str(folder)]) == 0
+    with open(folder / ".lock", "a+") as held:  # stands for another process training it now
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        capsys.readouterr()
+        assert main(["train", "--resume", str(folder), "--epochs", "2"]) == 2
+        assert "being trained by another process" in capsys.readouterr().err
+
+
+def test_a_net_the_images_cannot_go_through_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / "images" / split / name).mkdir(parents=True)
+            Image.fromarray(np.full((8, 8, 3), 100, dtype=np.uint8)).save(tmp_path / "images" / split / name / "1.png")
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "images"), "--epochs", "1",
+                 "--no-figures", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--model seed cannot take the 3x8x8 images" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_train_and_test_splits_with_different_classes_are_refused(tmp_path, capsys):
+    from PIL import Image
+
+    for split, names in (("train", ("a", "b")), ("test", ("a", "c"))):
+        for name in names:
+            (tmp_path / "images" / split / name).mkdir(parents=True)
+            Image.fromarray(np.full((32, 32, 3), 100, dtype=np.uint8)).save(tmp_path / "images" / split / name / "1.png")
+    code = main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "images"), "--model", "cifar",
+                 "--epochs", "1", "--no-figures", "--out", str(tmp_path / "run")])
+    assert code == 1 and "classes (a, c) differ from the training images' (a, b)" in capsys.readouterr().err

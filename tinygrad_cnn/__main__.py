@@ -268,6 +268,31 @@ def _run_folder(out: Path | None, force: bool) -> Path:
     return folder
 
 
+def _hold_the_run(folder: Path):
+    """Take the run folder's lock for as long as this process trains it (released when the process
+    ends): a second ``train --resume`` of the same folder, or any other process training into it,
+    is refused instead of mixing its files with this one's."""
+    import fcntl
+
+    handle = open(folder / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise UsageError(f"{folder} is being trained by another process right now: wait for it to finish "
+                         "(or stop it with Ctrl-C), then --resume") from None
+    return handle
+
+
+def _check_environment() -> None:
+    """Read the variables the first op would read, before anything is written: a bad value is one
+    line and leaves no half-made run folder behind."""
+    from .kernels import active, memory
+
+    active()
+    memory._limit_from_environment()
+
+
 def _check_writable(folder: Path) -> None:
     """Fail before training, not after it, when the run folder cannot be written."""
     probe = folder / f".write-test-{os.getpid()}-{threading.get_ident()}"
@@ -430,6 +455,19 @@ def train_command(args) -> int:
     batch_norm = True if args.model == "cifar" else args.batch_norm
     model_config = models.model_config(args.model, input_shape, len(train_set.classes), batch_norm)
     model = models.build_model(model_config)
+    if list(test_set.classes) != list(train_set.classes):
+        raise data.DatasetError(f"the test images' classes ({', '.join(test_set.classes)}) differ from the training "
+                                f"images' ({', '.join(train_set.classes)}): give both splits the same class folders")
+    _check_environment()
+    try:  # one image through the net before anything is written: a net the images cannot go through is one line
+        with no_grad():
+            model.eval()
+            model(Tensor(train_set.images[:1]))
+    except ValueError as error:
+        raise UsageError(f"--model {args.model} cannot take the {'x'.join(map(str, input_shape))} images of "
+                         f"--dataset {args.dataset}: {error}") from None
+    finally:
+        model.train()
     optimizer = training.make_optimizer(args.optimizer, model.parameters(), args.lr, args.weight_decay)
     # no seed of its own: the loader shuffles from the library generator, the one a checkpoint saves
     train_loader = data.DataLoader(train_set, args.batch_size, shuffle=True,
@@ -453,7 +491,12 @@ def train_command(args) -> int:
     if args.resume is not None:
         folder = args.resume
         if lead:
+            lock = _hold_the_run(folder)  # noqa: F841 - held until the process ends
             _check_writable(folder)
+        if not (folder / CHECKPOINT_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
+            raise UsageError(f"--resume {folder}: its {WEIGHTS_FILE} is there but not its {CHECKPOINT_FILE}, so "
+                             "there is nothing to continue from and starting over would replace the weights; "
+                             "restore the checkpoint, or train a new run with --out")
         if (folder / CHECKPOINT_FILE).is_file():
             history, unfinished = training.load_checkpoint(folder / CHECKPOINT_FILE, model, optimizer, scheduler)
             if scheduler is not None:  # a new --epochs stretches the schedule from where it is
@@ -466,6 +509,7 @@ def train_command(args) -> int:
         say(f"resuming {folder} after {counted(done, 'epoch')}{within}", flush=True)
     elif lead:
         folder = _run_folder(args.out, args.force)
+        lock = _hold_the_run(folder)  # noqa: F841 - held until the process ends
     else:
         folder = args.out  # named in messages only: rank 0 writes the run
     if lead:

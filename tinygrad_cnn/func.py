@@ -22,6 +22,10 @@ still differentiating them.
 """
 from __future__ import annotations
 
+import contextvars
+import itertools
+import weakref
+
 import numpy as np
 
 from . import autograd, forward_ad
@@ -54,6 +58,39 @@ def _is_traced(x: Tensor) -> bool:
     return x.requires_grad or bool(forward_ad.active_levels() and x._tangents)
 
 
+_DEPTH = contextvars.ContextVar("tinygrad_cnn transform depth", default=0)
+
+
+def transforming() -> bool:
+    """Whether a function transform is running ``f`` in this thread (a layer that mutates state,
+    such as BatchNorm's running statistics in training mode, refuses then)."""
+    return _DEPTH.get() > 0
+
+
+class _running_f:
+    def __enter__(self):
+        self._token = _DEPTH.set(_DEPTH.get() + 1)
+
+    def __exit__(self, *exc):
+        _DEPTH.reset(self._token)
+        return False
+
+
+# Leaves the transforms made, numbered in creation order: a result that reaches only leaves made
+# after a transform began (by it, or by transforms nested in it) is cut from the graph as it
+# returns; one that reaches an older leaf (a captured parameter, or an outer transform's input)
+# stays in the graph for whoever differentiates it.
+_LEAF_NUMBER = itertools.count()
+_TRANSFORM_LEAVES: dict = {}  # id(leaf) -> its number, while the leaf is alive
+
+
+def _mark_transform_leaf(leaf: Tensor) -> Tensor:
+    key = id(leaf)
+    _TRANSFORM_LEAVES[key] = next(_LEAF_NUMBER)
+    weakref.finalize(leaf, _TRANSFORM_LEAVES.pop, key, None)
+    return leaf
+
+
 def _fresh_input(x: Tensor, what: str) -> Tensor:
     """A tensor with ``x``'s value that this transform differentiates with respect to: a new leaf,
     or an identity op of ``x`` when an outer transform differentiates ``x`` too (so the outer one
@@ -65,21 +102,27 @@ def _fresh_input(x: Tensor, what: str) -> Tensor:
             alias = Reshape.apply(x, x.shape)
         if not alias.requires_grad:  # x carries only tangents: make this copy a leaf of the graph
             alias.requires_grad = True
+            _mark_transform_leaf(alias)
         return alias
-    return Tensor._from_op(x.data, False, None).requires_grad_()
+    return _mark_transform_leaf(Tensor._from_op(x.data, False, None).requires_grad_())
 
 
-def _reaches_other_leaves(results, own) -> bool:
+def _reaches_other_leaves(results, own, since: int) -> bool:
     """Whether ``results`` depend on a tensor requiring grad other than this transform's own inputs
-    (a parameter captured by ``f``, say): then they stay in the graph, so the caller's backward
-    reaches it, as with torch.func."""
+    and the leaves transforms made since leaf number ``since`` (a parameter captured by ``f``, or an
+    outer transform's input): then they stay in the graph, so the caller's backward reaches it, as
+    with torch.func."""
     own_ids = {id(t) for t in own}
+
+    def outside(leaf) -> bool:
+        return id(leaf) not in own_ids and _TRANSFORM_LEAVES.get(id(leaf), -1) < since
+
     nodes = [r.grad_fn for r in results if r is not None and r.grad_fn is not None]
-    if any(r is not None and r.grad_fn is None and r.requires_grad and id(r) not in own_ids for r in results):
+    if any(r is not None and r.grad_fn is None and r.requires_grad and outside(r) for r in results):
         return True
     for node in autograd.topological_order(nodes) if nodes else ():
         for inp in node.inputs:
-            if getattr(inp, "grad_fn", None) is None and getattr(inp, "requires_grad", False) and id(inp) not in own_ids:
+            if getattr(inp, "grad_fn", None) is None and getattr(inp, "requires_grad", False) and outside(inp):
                 return True
     return False
 
@@ -119,8 +162,9 @@ def vjp(f, *primals, has_aux: bool = False):
     times."""
     primals = tuple(_as_tensor(p, "vjp") for p in primals)
     keep = any(_is_traced(p) for p in primals)
+    since = next(_LEAF_NUMBER)
     inputs = tuple(_fresh_input(p, "vjp") for p in primals)
-    with autograd.enable_grad():
+    with autograd.enable_grad(), _running_f():
         result, aux = _split_aux(f(*inputs), has_aux, "vjp")
     outputs = _outputs(result, "vjp")
 
@@ -139,10 +183,10 @@ def vjp(f, *primals, has_aux: bool = False):
             grads = list(autograd.grad([o for o, _ in live], inputs, grad_outputs=[c for _, c in live],
                                        retain_graph=True, create_graph=True, allow_unused=True))
         grads = [g if g is not None else Tensor(np.zeros(p.shape, p.dtype)) for g, p in zip(grads, primals)]
-        keep_grads = keep or _reaches_other_leaves(grads, inputs)
+        keep_grads = keep or _reaches_other_leaves(grads, inputs, since)
         return tuple(_finish(g, keep_grads) for g in grads)
 
-    keep_outputs = keep or _reaches_other_leaves(outputs, inputs)
+    keep_outputs = keep or _reaches_other_leaves(outputs, inputs, since)
     out = _restructure([_finish(o, keep_outputs) for o in outputs], result)
     return (out, vjp_fn, aux) if has_aux else (out, vjp_fn)
 
@@ -156,10 +200,11 @@ def grad_and_value(f, argnums=0, has_aux: bool = False):
         chosen = _argnums(argnums, len(args), "grad")
         args = tuple(_as_tensor(a, "grad") if i in chosen else a for i, a in enumerate(args))
         keep = any(_is_traced(args[i]) for i in chosen)
+        since = next(_LEAF_NUMBER)
         inputs = list(args)
         for i in chosen:
             inputs[i] = _fresh_input(args[i], "grad")
-        with autograd.enable_grad():
+        with autograd.enable_grad(), _running_f():
             result, aux = _split_aux(f(*inputs), has_aux, "grad")
         if not isinstance(result, Tensor):
             raise TypeError(f"grad: f must return a Tensor, got {type(result).__name__}")
@@ -172,10 +217,10 @@ def grad_and_value(f, argnums=0, has_aux: bool = False):
         else:
             grads = (None,) * len(chosen)
         grads = [g if g is not None else Tensor(np.zeros(args[i].shape, args[i].dtype)) for g, i in zip(grads, chosen)]
-        keep_grads = keep or _reaches_other_leaves(grads, own)
+        keep_grads = keep or _reaches_other_leaves(grads, own, since)
         grads = tuple(_finish(g, keep_grads) for g in grads)
         gradient = grads[0] if isinstance(argnums, int) else grads
-        value = _finish(result, keep or _reaches_other_leaves([result], own))
+        value = _finish(result, keep or _reaches_other_leaves([result], own, since))
         return (gradient, (value, aux)) if has_aux else (gradient, value)
 
     return wrapper
@@ -249,15 +294,17 @@ def jvp(f, primals, tangents, has_aux: bool = False):
     primals = tuple(_as_tensor(p, "jvp") for p in primals)
     tangents = tuple(_as_tensor(t, "jvp") for t in tangents)
     keep = any(_is_traced(p) for p in primals) or any(_is_traced(t) for t in tangents)
+    since = next(_LEAF_NUMBER)
     with forward_ad.dual_level() as level:
         duals = tuple(forward_ad.make_dual(p, t) for p, t in zip(primals, tangents))
-        result, aux = _split_aux(f(*duals), has_aux, "jvp")
+        with _running_f():
+            result, aux = _split_aux(f(*duals), has_aux, "jvp")
         outputs = _outputs(result, "jvp")
         unpacked = [forward_ad.unpack_dual(o, level=level) for o in outputs]
     # results that depend on a tensor requiring grad (captured by f) stay in the caller's graph
-    values = [_finish(p, keep or p.requires_grad) for p, _ in unpacked]
+    values = [_finish(p, keep or _reaches_other_leaves([p], (), since)) for p, _ in unpacked]
     derivatives = [t if t is not None else Tensor(np.zeros(p.shape, p.dtype)) for p, t in unpacked]
-    derivatives = [_finish(t, keep or t.requires_grad) for t in derivatives]
+    derivatives = [_finish(t, keep or _reaches_other_leaves([t], (), since)) for t in derivatives]
     out = (_restructure(values, result), _restructure(derivatives, result))
     return (*out, aux) if has_aux else out
 

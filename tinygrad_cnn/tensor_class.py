@@ -557,19 +557,19 @@ class Tensor:
     # ---- elementwise math ---------------------------------------------------------------------
 
     def exp(self):
-        return E.Exp.apply(self)
+        return E.Exp.apply(self._floating())
 
     def log(self):
-        return E.Log.apply(self)
+        return E.Log.apply(self._floating())
 
     def sqrt(self):
-        return E.Sqrt.apply(self)
+        return E.Sqrt.apply(self._floating())
 
     def tanh(self):
-        return E.Tanh.apply(self)
+        return E.Tanh.apply(self._floating())
 
     def sigmoid(self):
-        return E.Sigmoid.apply(self)
+        return E.Sigmoid.apply(self._floating())
 
     def relu(self):
         return E.Relu.apply(self)
@@ -580,7 +580,12 @@ class Tensor:
     absolute = abs
 
     def sin(self):
-        return TR.Sin.apply(self)
+        return TR.Sin.apply(self._floating())
+
+    def _floating(self):
+        """Itself, or for an integer or bool tensor a float32 copy: float math on integers gives
+        torch's default float dtype (NumPy would compute in float64, or in the integers)."""
+        return self if self.dtype.kind in "fc" else self.astype(np.float32)
 
     def softmax(self, dim):
         from .nn import functional as F  # nn is built on the Tensor, so it is imported when first used
@@ -593,7 +598,7 @@ class Tensor:
         return F.log_softmax(self, dim)
 
     def cos(self):
-        return TR.Cos.apply(self)
+        return TR.Cos.apply(self._floating())
 
     def clamp(self, min=None, max=None):
         """Limit the values to ``[min, max]``; the bounds are numbers or tensors (then elementwise,

@@ -201,6 +201,14 @@ class Ranks:
         distributed.all_reduce(summed)
         return summed
 
+    def same_buffers(self, model) -> None:
+        """Copy rank 0's buffers (BatchNorm's running statistics, which each rank updates from its
+        own share of the batch) to every rank."""
+        from . import distributed
+
+        for buffer in model.buffers():
+            distributed.broadcast(buffer, src=0)
+
     def largest(self, value: int) -> int:
         from . import distributed
 
@@ -309,6 +317,7 @@ def evaluate(model, loader, ranks: Ranks | None = None) -> dict:
 
 
 def _evaluate_shared(model, loader, ranks: Ranks) -> dict:
+    ranks.same_buffers(model)  # rank 0's running statistics, as the final evaluation on rank 0 uses
     was_training = model.training
     model.eval()
     loss_sum = correct = total = 0.0

@@ -71,3 +71,13 @@ def test_an_expected_error_ends_every_rank_with_one_line(tmp_path):
     done = train(2, "--epochs", "1", "--out", out, timeout=120)  # an existing run, without --force
     assert done.returncode != 0 and time.monotonic() - start < 60
     assert "already holds a run" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_evaluation_under_ranks_uses_rank_0s_batch_norm_statistics(tmp_path):
+    """Each rank updates its BatchNorm running statistics from its own share; the per-epoch
+    evaluation (shared between ranks) must use rank 0's, as the final one (rank 0 alone) does."""
+    done = train(2, "--epochs", "1", "--batch-size", "63", "--batch-norm", "--out", tmp_path / "bn")
+    assert done.returncode == 0, done.stderr[-2000:]
+    epoch_line = next(line for line in done.stdout.splitlines() if line.startswith("epoch 1/1"))
+    final_line = next(line for line in done.stdout.splitlines() if line.startswith("test accuracy"))
+    assert epoch_line.split("test accuracy ")[1].split("%")[0] == final_line.split("test accuracy ")[1].split("%")[0]

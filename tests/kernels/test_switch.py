@@ -109,4 +109,5 @@ def test_a_bad_environment_value_is_named_in_one_line(variable, value, expected,
                "--no-progress", "--out", str(tmp_path / "run")]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **environment}, timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()  # refused before any run folder was made
     assert done.stderr.strip().splitlines()[-1] == "error: " + expected

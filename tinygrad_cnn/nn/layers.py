@@ -17,6 +17,7 @@ from ..tensor_class import Tensor
 from . import functional as F
 from . import init
 from .hyperparameters import check_groups, check_non_negative, check_padding_mode, check_positive, default_stride, ints, pair
+from ..func import transforming
 from .module import Module, Parameter
 
 # ---- containers -----------------------------------------------------------------------------------
@@ -470,13 +471,20 @@ class Flatten(Module):
 
 
 class ReLU(Module):
+    """``inplace`` is accepted for torch's signature: the result is a new tensor either way."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
+        self.inplace = bool(inplace)  # accepted for torch's signature; the result is a new tensor
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -500,11 +508,12 @@ class Dropout(Module):
     """In training mode zero each element with probability p and scale the rest by 1/(1-p); in
     evaluation mode pass the input through."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be between 0 and 1, got {p}")
         self.p = p
+        self.inplace = bool(inplace)  # accepted for torch's signature; the result is a new tensor
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
@@ -557,14 +566,19 @@ class GELU(Module):
 
 
 class SiLU(Module):
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)  # accepted for torch's signature; the result is a new tensor
+
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x)
 
 
 class ELU(Module):
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
         self.alpha = float(alpha)
+        self.inplace = bool(inplace)  # accepted for torch's signature; the result is a new tensor
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)
@@ -746,6 +760,11 @@ class _BatchNorm(Module):
             centered = x - mean
             var = (centered * centered).mean(axis=axes, keepdims=True)  # biased: divides by count
             if self.training and self.track_running_stats:
+                if transforming():  # f runs once per column or row: the statistics would move each time
+                    raise RuntimeError(
+                        f"{name}: a function transform (tinygrad_cnn.func) would update the running statistics "
+                        "once per internal pass; call .eval() on the model first, or build the layer with "
+                        "track_running_stats=False (torch.func refuses this too)")
                 self._update_running_stats(mean.data.reshape(-1), var.data.reshape(-1) * (count / (count - 1)))
         else:
             centered = x - self.running_mean.data.reshape(channel_shape)
