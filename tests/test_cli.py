@@ -529,3 +529,14 @@ def test_train_and_test_splits_with_different_classes_are_refused(tmp_path, caps
     code = main(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "images"), "--model", "cifar",
                  "--epochs", "1", "--no-figures", "--out", str(tmp_path / "run")])
     assert code == 1 and "classes (a, c) differ from the training images' (a, b)" in capsys.readouterr().err
+
+
+def test_a_bad_pixel_limit_is_named_as_a_setting_not_blamed_on_the_image(run_folder, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "g.png")
+    monkeypatch.setenv("TINYGRAD_CNN_MAX_IMAGE_PIXELS", "abc")
+    capsys.readouterr()
+    assert main(["predict", str(run_folder / "model.npz"), str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: TINYGRAD_CNN_MAX_IMAGE_PIXELS='abc'") and "as an image" not in err

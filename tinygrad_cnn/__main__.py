@@ -789,6 +789,8 @@ def predict_command(args) -> int:
             raise RunError(f"no image file {path}")
         try:
             image = normalize(read_image(path, input_shape))
+        except EnvironmentVariableError:
+            raise  # a bad setting, not a bad image: main names the variable
         except (OSError, ValueError, EOFError, data.DatasetError) as error:
             # a text file, a truncated PNG, a .npy of the wrong shape or holding pickled objects
             raise RunError(f"cannot read {path} as an image ({' '.join(str(error).split())}): "

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..environment import EnvironmentVariableError
 from .errors import DatasetError
 
 MAX_IMAGE_PIXELS = 50_000_000
@@ -67,8 +68,8 @@ def pixel_limit(max_pixels: int | None = None) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise DatasetError(f"{MAX_PIXELS_ENV_VAR}={text!r} is not a positive whole number of pixels; "
-                           f"set it to e.g. 100000000, or unset it for the default {MAX_IMAGE_PIXELS:,}")
+        raise EnvironmentVariableError(f"{MAX_PIXELS_ENV_VAR}={text!r} is not a positive whole number of pixels; "
+                                       f"set it to e.g. 100000000, or unset it for the default {MAX_IMAGE_PIXELS:,}")
     return value
 
 
@@ -112,6 +113,8 @@ def read_picture(path: Path, channels: int = 3, max_pixels: int | None = None) -
             pixels = _scaled_pixels(picture, channels, path)
     except Image.DecompressionBombError as error:
         raise DatasetError(f"{path} is refused by Pillow's decompression-bomb check: {error}") from error
+    except EnvironmentVariableError:
+        raise  # a bad setting, not a bad image
     except (OSError, ValueError, SyntaxError, EOFError) as error:   # "cannot identify", "truncated"
         raise DatasetError(f"cannot read image {path}: {error}") from error
     return pixels.transpose(2, 0, 1) if pixels.ndim == 3 else pixels[None]
