@@ -16,9 +16,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinygrad_cnn as tg
 import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import Tensor
+
+from .test_elementwise import BINARY_OPS
 
 # ---- the oracle -------------------------------------------------------------------------------------
 
@@ -274,14 +275,7 @@ def test_pooling_padding_above_half_the_kernel_is_refused(case, op, data):
 # ---- broadcasting and matmul -------------------------------------------------------------------------
 
 shapes = st.lists(st.integers(0, 4), max_size=4).map(tuple)
-BINARY = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "pow": lambda a, b: a**b,
-    "maximum": tg.maximum,
-}
+BINARY = BINARY_OPS  # the binary ops, as the elementwise tests name them
 
 
 def broadcast_shape(a, b):

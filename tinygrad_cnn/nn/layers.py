@@ -318,32 +318,34 @@ class _Conv(Module):
         return s
 
 
-class Conv1d(_Conv):
+class _ForwardConv(_Conv):
+    """Conv1d and Conv2d: torch's signature, and a forward that pads as ``padding_mode`` says and
+    calls the class's convolution function, ``F.<_function>``."""
+
+    _function = ""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
+                         padding_mode=padding_mode)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, padding = self._padded(x)
+        convolution = getattr(F, self._function)
+        return convolution(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class Conv1d(_ForwardConv):
     """1-D convolution of (N, C, L) input; weight of shape (out_channels, in_channels/groups, k)."""
 
     _spatial_axes = 1
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
-                         padding_mode=padding_mode)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x, padding = self._padded(x)
-        return F.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+    _function = "conv1d"
 
 
-class Conv2d(_Conv):
+class Conv2d(_ForwardConv):
     """2-D convolution of NCHW input; weight of shape (out_channels, in_channels/groups, kH, kW)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=np.float32):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, dtype,
-                         padding_mode=padding_mode)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x, padding = self._padded(x)
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+    _function = "conv2d"
 
 
 class ConvTranspose2d(_Conv):
