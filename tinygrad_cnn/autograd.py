@@ -46,7 +46,7 @@ import weakref
 import numpy as np
 
 from .kernels import memory
-from .modes import backward_under_watch, check_finite, creation_site, is_anomaly_enabled, is_grad_enabled
+from .modes import _vmap_depth, backward_under_watch, check_finite, creation_site, is_anomaly_enabled, is_grad_enabled
 from .modes import (  # noqa: F401 - the engine's public names include the modes: import them from here too
     AnomalyError,
     detect_anomaly,
@@ -224,6 +224,8 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run ``forward`` on the arrays behind ``args`` and record the node when a gradient is needed."""
+        if _vmap_depth.get() and any(type(a) is _batched_type() for a in args):
+            return _batching().dispatch(cls, args, kwargs)  # inside vmap: the op's batching rule
         Tensor = _tensor_module.Tensor
         ctx = cls()
         if is_grad_enabled():
@@ -721,4 +723,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 # The engine creates Tensors and Tensors call the engine. Importing the module object (not the
 # class) at the bottom works whichever of the two modules is imported first.
 from . import forward_ad  # noqa: E402
+
+
+def _batching():
+    from . import batching
+
+    return batching
+
+
+def _batched_type():
+    return _batching().BatchedTensor
 from . import tensor_class as _tensor_module  # noqa: E402

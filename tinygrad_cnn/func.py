@@ -28,7 +28,7 @@ import weakref
 
 import numpy as np
 
-from . import autograd, forward_ad
+from . import autograd, batching, forward_ad
 from .ops.movement import Reshape
 from .tensor_class import Tensor
 
@@ -160,6 +160,12 @@ def vjp(f, *primals, has_aux: bool = False):
     """``(f(*primals), vjp_fn)``; ``vjp_fn(*cotangents)`` returns one gradient per primal: the
     cotangents (one per output, shaped like it) times the Jacobian. ``vjp_fn`` may be called many
     times."""
+    if batching.active_levels():
+        return _vjp_in_vmap(f, primals, has_aux)
+    return _vjp(f, primals, has_aux)
+
+
+def _vjp(f, primals: tuple, has_aux: bool):
     primals = tuple(_as_tensor(p, "vjp") for p in primals)
     keep = any(_is_traced(p) for p in primals)
     since = next(_LEAF_NUMBER)
@@ -198,32 +204,69 @@ def grad_and_value(f, argnums=0, has_aux: bool = False):
 
     def wrapper(*args):
         chosen = _argnums(argnums, len(args), "grad")
-        args = tuple(_as_tensor(a, "grad") if i in chosen else a for i, a in enumerate(args))
-        keep = any(_is_traced(args[i]) for i in chosen)
-        since = next(_LEAF_NUMBER)
-        inputs = list(args)
-        for i in chosen:
-            inputs[i] = _fresh_input(args[i], "grad")
-        with autograd.enable_grad(), _running_f():
-            result, aux = _split_aux(f(*inputs), has_aux, "grad")
-        if not isinstance(result, Tensor):
-            raise TypeError(f"grad: f must return a Tensor, got {type(result).__name__}")
-        if result.data.size != 1:
-            raise RuntimeError(f"grad: f must return a tensor with one element, got shape {result.shape} "
-                               "(use vjp or jacrev for other outputs)")
-        own = [inputs[i] for i in chosen]
-        if result.requires_grad:
-            grads = autograd.grad(result, own, create_graph=True, allow_unused=True)
-        else:
-            grads = (None,) * len(chosen)
-        grads = [g if g is not None else Tensor(np.zeros(args[i].shape, args[i].dtype)) for g, i in zip(grads, chosen)]
-        keep_grads = keep or _reaches_other_leaves(grads, own, since)
-        grads = tuple(_finish(g, keep_grads) for g in grads)
-        gradient = grads[0] if isinstance(argnums, int) else grads
-        value = _finish(result, keep or _reaches_other_leaves([result], own, since))
-        return (gradient, (value, aux)) if has_aux else (gradient, value)
+        if any(isinstance(args[i], (tuple, list, dict)) for i in chosen):
+            return _grad_and_value_of_structures(f, argnums, has_aux, args, chosen)
+        if batching.active_levels():
+            return _grad_and_value_in_vmap(f, argnums, has_aux, args)
+        return _grad_and_value(f, argnums, has_aux, args)
 
     return wrapper
+
+
+def _grad_and_value_of_structures(f, argnums, has_aux: bool, args: tuple, chosen: tuple):
+    """grad with respect to tuples, lists or dicts of tensors (a model's parameters by name, as
+    torch.func): each tensor in them is differentiated as an argument of its own, and each
+    gradient goes back in its place."""
+    leaves = {i: _flatten(args[i], None, "argnums") for i in chosen}
+    for i in chosen:
+        for path, leaf, _ in leaves[i]:
+            if not isinstance(leaf, Tensor):
+                raise TypeError(f"grad: argument {i}{path} is a {type(leaf).__name__}; "
+                                "the arguments differentiated must hold Tensors")
+    flat = list(args) + [leaf for i in chosen for _, leaf, _ in leaves[i]]
+
+    def of_leaves(*xs):
+        rebuilt, k = list(xs[: len(args)]), len(args)
+        for i in chosen:
+            rebuilt[i] = _rebuild(args[i], {path: xs[k + j] for j, (path, _, _) in enumerate(leaves[i])})
+            k += len(leaves[i])
+        return f(*rebuilt)
+
+    gradients, value = grad_and_value(of_leaves, tuple(range(len(args), len(flat))), has_aux)(*flat)
+    per_argument, k = [], 0
+    for i in chosen:
+        per_argument.append(_rebuild(args[i], {path: gradients[k + j] for j, (path, _, _) in enumerate(leaves[i])}))
+        k += len(leaves[i])
+    return (per_argument[0] if isinstance(argnums, int) else tuple(per_argument)), value
+
+
+def _grad_and_value(f, argnums, has_aux: bool, args: tuple):
+    """grad_and_value's work, on tensors that are not batched (see ``_grad_and_value_in_vmap``)."""
+    chosen = _argnums(argnums, len(args), "grad")
+    args = tuple(_as_tensor(a, "grad") if i in chosen else a for i, a in enumerate(args))
+    keep = any(_is_traced(args[i]) for i in chosen)
+    since = next(_LEAF_NUMBER)
+    inputs = list(args)
+    for i in chosen:
+        inputs[i] = _fresh_input(args[i], "grad")
+    with autograd.enable_grad(), _running_f():
+        result, aux = _split_aux(f(*inputs), has_aux, "grad")
+    if not isinstance(result, Tensor):
+        raise TypeError(f"grad: f must return a Tensor, got {type(result).__name__}")
+    if result.data.size != 1:
+        raise RuntimeError(f"grad: f must return a tensor with one element, got shape {result.shape} "
+                           "(use vjp or jacrev for other outputs)")
+    own = [inputs[i] for i in chosen]
+    if result.requires_grad:
+        grads = autograd.grad(result, own, create_graph=True, allow_unused=True)
+    else:
+        grads = (None,) * len(chosen)
+    grads = [g if g is not None else Tensor(np.zeros(args[i].shape, args[i].dtype)) for g, i in zip(grads, chosen)]
+    keep_grads = keep or _reaches_other_leaves(grads, own, since)
+    grads = tuple(_finish(g, keep_grads) for g in grads)
+    gradient = grads[0] if isinstance(argnums, int) else grads
+    value = _finish(result, keep or _reaches_other_leaves([result], own, since))
+    return (gradient, (value, aux)) if has_aux else (gradient, value)
 
 
 def grad(f, argnums=0, has_aux: bool = False):
@@ -291,6 +334,12 @@ def jvp(f, primals, tangents, has_aux: bool = False):
         raise TypeError("jvp: primals and tangents must be tuples (of Tensors), as in torch.func.jvp")
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s)")
+    if batching.active_levels():
+        return _jvp_in_vmap(f, tuple(primals), tuple(tangents), has_aux)
+    return _jvp(f, primals, tangents, has_aux)
+
+
+def _jvp(f, primals, tangents, has_aux: bool):
     primals = tuple(_as_tensor(p, "jvp") for p in primals)
     tangents = tuple(_as_tensor(t, "jvp") for t in tangents)
     keep = any(_is_traced(p) for p in primals) or any(_is_traced(t) for t in tangents)
@@ -381,3 +430,280 @@ def hvp(f, primals, tangents):
     _, product, value = jvp(gradient_and_value, primals, tangents, has_aux=True)
     value = value if keep else forward_ad.unpack_dual(value, level=None)[0].detach() if forward_ad.active_levels() else value.detach()
     return value, (product[0] if single else product)
+
+
+# ---- vmap -------------------------------------------------------------------------------------------
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None):
+    """``func`` mapped over a batch dimension of its inputs, as ``torch.func.vmap``: ``func`` is
+    written for one sample and runs once, on tensors that hold the whole batch (see batching.py);
+    each primitive computes all samples at once by its batching rule.
+
+    ``in_dims``: for each positional argument, the dimension to map over (an int), None to pass it
+    to every sample unchanged, or a nested tuple/list/dict matching the argument's structure; one
+    int or None applies to every argument. ``out_dims`` likewise for the outputs: where their
+    batch dimension goes (None for an output that does not depend on the mapped inputs).
+    ``randomness``: ``"error"`` (random ops such as dropout refuse, the default), ``"same"`` (one
+    draw shared by the samples) or ``"different"`` (a draw per sample). ``chunk_size``: map that
+    many samples at a time (less memory, the same results). Keyword arguments are passed unmapped.
+    Transforms nest: ``vmap(grad(f))`` gives per-sample gradients, ``vmap(vmap(f))`` maps twice."""
+    if randomness not in ("error", "same", "different"):
+        raise ValueError(f"vmap: randomness must be 'error', 'same' or 'different', got {randomness!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
+
+    def wrapped(*args, **kwargs):
+        dims = _dims_for_args(in_dims, args)
+        flat = _flatten(args, dims, "in_dims")
+        sizes = {}
+        for path, leaf, dim in flat:
+            if dim is None:
+                continue
+            if not isinstance(leaf, Tensor):
+                raise ValueError(f"vmap: in_dims gives {dim} for argument {path}, which is a "
+                                 f"{type(leaf).__name__}, not a Tensor: give None for it")
+            if not -leaf.ndim <= dim < leaf.ndim:
+                raise ValueError(f"vmap: in_dims {dim} is out of range for argument {path} of shape {leaf.shape}")
+            sizes[path] = leaf.shape[dim]
+        if not sizes:
+            raise ValueError("vmap: in_dims maps no input (all None): at least one Tensor argument must be mapped")
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{p}: {n}" for p, n in sizes.items())
+            raise ValueError(f"vmap: the mapped dimensions of the inputs differ in size ({listed}); they must be equal")
+        batch_size = next(iter(sizes.values()))
+        if chunk_size is not None and chunk_size < batch_size:
+            return _in_chunks(wrapped_once, args, kwargs, flat, batch_size)
+        return wrapped_once(args, kwargs, flat, batch_size)
+
+    def wrapped_once(args, kwargs, flat, batch_size):
+        with batching.open_level(batch_size, randomness) as level, _running_f():
+            batched = {path: batching.BatchedTensor(leaf, dim, level) for path, leaf, dim in flat if dim is not None}
+            result = func(*_rebuild(args, batched), **kwargs)
+            return _unbatch_outputs(result, out_dims, level, batch_size)
+
+    def _in_chunks(run, args, kwargs, flat, batch_size):
+        from .tensor_class import concatenate
+
+        pieces = []
+        for start in range(0, batch_size, chunk_size):
+            stop = min(start + chunk_size, batch_size)
+            chunk = {path: leaf.narrow(dim, start, stop - start) for path, leaf, dim in flat if dim is not None}
+            sliced = _rebuild(args, chunk)
+            pieces.append(run(sliced, kwargs, _flatten(sliced, _dims_for_args(in_dims, sliced), "in_dims"),
+                              stop - start))
+        leaves = [_flatten(p, out_dims, "out_dims") for p in pieces]
+        joined = {path: concatenate([ls[k][1] for ls in leaves], dim)
+                  for k, (path, leaf, dim) in enumerate(leaves[0]) if isinstance(leaf, Tensor) and dim is not None}
+        return _rebuild(pieces[0], joined)
+
+    return wrapped
+
+
+def _dims_for_args(in_dims, args: tuple):
+    if isinstance(in_dims, int) or in_dims is None:
+        return (in_dims,) * len(args)
+    if not isinstance(in_dims, (tuple, list)):
+        raise TypeError(f"vmap: in_dims must be an int, None or a tuple, got {type(in_dims).__name__}")
+    if len(in_dims) != len(args):
+        raise ValueError(f"vmap: in_dims has {len(in_dims)} entries for {len(args)} positional argument(s); "
+                         "give one per argument")
+    return tuple(in_dims)
+
+
+def _flatten(tree, dims, what: str, path: str = "") -> list:
+    """(path, leaf, dim) for every leaf of ``tree`` (tuples, lists and dicts of leaves), ``dims``
+    being an int/None for the whole subtree or a matching structure."""
+    if isinstance(tree, (tuple, list)):
+        if isinstance(dims, (tuple, list)):
+            if len(dims) != len(tree):
+                raise ValueError(f"vmap: {what} {dims!r} does not match the structure of {path or 'the arguments'}")
+            parts = zip(tree, dims)
+        else:
+            parts = ((t, dims) for t in tree)
+        return [leaf for k, (t, d) in enumerate(parts) for leaf in _flatten(t, d, what, f"{path}[{k}]")]
+    if isinstance(tree, dict):
+        if isinstance(dims, dict):
+            if set(dims) != set(tree):
+                raise ValueError(f"vmap: {what} has keys {sorted(dims)} where {path or 'the argument'} has {sorted(tree)}")
+            return [leaf for k in tree for leaf in _flatten(tree[k], dims[k], what, f"{path}[{k!r}]")]
+        return [leaf for k in tree for leaf in _flatten(tree[k], dims, what, f"{path}[{k!r}]")]
+    if isinstance(dims, (tuple, list, dict)):
+        raise ValueError(f"vmap: {what} gives a structure {dims!r} for {path or 'an argument'}, which is a single value")
+    if dims is not None and not isinstance(dims, int):
+        raise TypeError(f"vmap: {what} entries must be ints or None, got {dims!r}")
+    return [(path, tree, dims)]
+
+
+def _rebuild(tree, replaced: dict, path: str = ""):
+    if isinstance(tree, (tuple, list)):
+        items = [_rebuild(t, replaced, f"{path}[{k}]") for k, t in enumerate(tree)]
+        return type(tree)(items) if not hasattr(tree, "_fields") else type(tree)(*items)
+    if isinstance(tree, dict):
+        return type(tree)((k, _rebuild(v, replaced, f"{path}[{k!r}]")) for k, v in tree.items())
+    return replaced.get(path, tree)
+
+
+def _unbatch_outputs(result, out_dims, level: int, batch_size: int):
+    """The physical outputs of ``func``: each output's batch dimension moved to its ``out_dims``
+    entry, or added (repeated) for an output that does not depend on the mapped inputs."""
+    flat = _flatten(result, out_dims, "out_dims")
+    physical = {}
+    for path, leaf, dim in flat:
+        if not isinstance(leaf, Tensor):
+            if dim is not None:
+                raise ValueError(f"vmap: func returned a {type(leaf).__name__} at {path or 'its output'}; "
+                                 "it must return Tensors (or give out_dims None there)")
+            continue
+        value, bdim = batching._unwrap(leaf, level)
+        if dim is None:
+            if bdim is not None:
+                raise ValueError(f"vmap: out_dims is None for output {path or ''}, which depends on the mapped inputs; "
+                                 "give the dimension to put the batch in")
+            physical[path] = value
+            continue
+        if not -(value.ndim + (bdim is None)) <= dim < value.ndim + (bdim is None):
+            raise ValueError(f"vmap: out_dims {dim} is out of range for an output of {value.ndim - (bdim is not None)} dimension(s)")
+        value = batching.materialize(value, bdim, batch_size)
+        physical[path] = batching.move_to_front(value, 0) if dim == 0 else value.movedim(0, dim)
+    return _rebuild(result, physical)
+
+
+# ---- transforms inside vmap: run on the whole batch's tensors ----------------------------------------
+
+
+def _grad_and_value_in_vmap(f, argnums, has_aux: bool, args: tuple):
+    """grad inside vmap: differentiate the physical computation, each chosen input given a batch
+    dimension at every level (a shared input repeated, so each sample gets its own gradient). The
+    samples never mix, so the gradient of the sum of their values is each one's gradient."""
+    levels = batching.active_levels()
+    chosen = _argnums(argnums, len(args), "grad")
+    physical = tuple(batching.to_canonical(_as_tensor(a, "grad"), levels) if i in chosen else a
+                     for i, a in enumerate(args))
+
+    def summed(*xs):
+        logical = [batching.from_canonical(x, levels) if i in chosen else x for i, x in enumerate(xs)]
+        result, aux = _split_aux(f(*logical), has_aux, "grad")
+        if not isinstance(result, Tensor):
+            raise TypeError(f"grad: f must return a Tensor, got {type(result).__name__}")
+        if result.numel() != 1:
+            raise RuntimeError(f"grad: f must return a tensor with one element, got shape {result.shape} "
+                               "(use vjp or jacrev for other outputs)")
+        values = batching.to_canonical(result, levels)
+        return values.sum(), (values, aux)
+
+    gradient, (_, (values, aux)) = _grad_and_value(summed, argnums, True, physical)
+    gradients = (gradient,) if isinstance(argnums, int) else gradient
+    gradients = tuple(batching.from_canonical(g, levels) for g in gradients)
+    value = batching.from_canonical(values, levels)
+    gradient = gradients[0] if isinstance(argnums, int) else gradients
+    return (gradient, (value, aux)) if has_aux else (gradient, value)
+
+
+def _outputs_to_canonical(result, levels):
+    outputs = _outputs(result, "vjp")
+    return tuple(batching.to_canonical(o, levels) for o in outputs)
+
+
+def _vjp_in_vmap(f, primals: tuple, has_aux: bool):
+    levels = batching.active_levels()
+    physical = tuple(batching.to_canonical(_as_tensor(p, "vjp"), levels) for p in primals)
+    single = []
+
+    def on_batch(*xs):
+        result, aux = _split_aux(f(*(batching.from_canonical(x, levels) for x in xs)), has_aux, "vjp")
+        single.append(isinstance(result, Tensor))
+        outputs = _outputs_to_canonical(result, levels)
+        out = outputs[0] if single[0] else outputs
+        return (out, aux) if has_aux else out
+
+    results = _vjp(on_batch, physical, has_aux)
+    out, physical_fn = results[0], results[1]
+    outputs = (out,) if single[0] else out
+    logical = tuple(batching.from_canonical(o, levels) for o in outputs)
+
+    def vjp_fn(*cotangents):
+        if len(cotangents) == 1 and isinstance(cotangents[0], (tuple, list)) and not single[0]:
+            cotangents = tuple(cotangents[0])
+        if len(cotangents) != len(logical):
+            raise ValueError(f"vjp_fn: expected {len(logical)} cotangent(s), one per output of f, got {len(cotangents)}")
+        for o, c in zip(logical, cotangents):
+            if tuple(np.shape(c) if not isinstance(c, Tensor) else c.shape) != o.shape:
+                raise ValueError(f"vjp_fn: a cotangent has shape {_as_tensor(c, 'vjp_fn').shape}, its output {o.shape}")
+        grads = physical_fn(*(batching.to_canonical(_as_tensor(c, "vjp_fn"), levels) for c in cotangents))
+        return tuple(batching.from_canonical(g, levels) for g in grads)
+
+    out = logical[0] if single[0] else logical
+    return (out, vjp_fn, results[2]) if has_aux else (out, vjp_fn)
+
+
+def _jvp_in_vmap(f, primals: tuple, tangents: tuple, has_aux: bool):
+    levels = batching.active_levels()
+    physical = tuple(batching.to_canonical(_as_tensor(p, "jvp"), levels) for p in primals)
+    directions = tuple(batching.to_canonical(_as_tensor(t, "jvp"), levels) for t in tangents)
+    single = []
+
+    def on_batch(*xs):
+        result, aux = _split_aux(f(*(batching.from_canonical(x, levels) for x in xs)), has_aux, "jvp")
+        single.append(isinstance(result, Tensor))
+        outputs = _outputs_to_canonical(result, levels)
+        out = outputs[0] if single[0] else outputs
+        return (out, aux) if has_aux else out
+
+    results = _jvp(on_batch, physical, directions, has_aux)
+    wrap = (lambda t: batching.from_canonical(t, levels)) if single[0] else \
+        (lambda ts: tuple(batching.from_canonical(t, levels) for t in ts))
+    out = (wrap(results[0]), wrap(results[1]))
+    return (*out, results[2]) if has_aux else out
+
+
+# ---- modules as functions -----------------------------------------------------------------------------
+
+
+def functional_call(module, parameter_and_buffer_dicts, args=(), kwargs=None, *, tie_weights: bool = True,
+                    strict: bool = False):
+    """``module(*args, **kwargs)`` computed with the given tensors in place of the named parameters
+    and buffers (``{"features.0.weight": tensor, ...}``, or a tuple of such dicts), as
+    ``torch.func.functional_call``: the module is left as it was. With it, the parameters become
+    arguments a transform can differentiate or map over: ``grad(lambda p, x: loss(functional_call(
+    model, p, (x,))))``. ``strict=True`` requires every parameter and buffer to be given."""
+    dicts = parameter_and_buffer_dicts if isinstance(parameter_and_buffer_dicts, (tuple, list)) else (parameter_and_buffer_dicts,)
+    given = {}
+    for d in dicts:
+        for name, value in d.items():
+            if name in given:
+                raise ValueError(f"functional_call: {name!r} is given twice")
+            given[name] = value
+    if tie_weights is not True:
+        raise NotImplementedError("functional_call: only tie_weights=True (the default) is supported")
+    slots = dict(_named_slots(module))
+    unknown = sorted(set(given) - set(slots))
+    if unknown:
+        raise ValueError(f"functional_call: the module has no parameter or buffer named {unknown[0]!r}")
+    if strict:
+        missing = sorted(set(slots) - set(given))
+        if missing:
+            raise ValueError(f"functional_call(strict=True): no value given for {missing[0]!r}")
+    args = args if isinstance(args, tuple) else (args,)
+    saved = []
+    try:
+        for name, value in given.items():
+            registry, key = slots[name]
+            saved.append((registry, key, registry[key]))
+            registry[key] = value
+        return module(*args, **(kwargs or {}))
+    finally:
+        for registry, key, original in reversed(saved):
+            registry[key] = original
+
+
+def _named_slots(module, prefix: str = ""):
+    """(dotted name, (the dict holding it, its key)) for every parameter and buffer of ``module``."""
+    for kind in ("_parameters", "_buffers"):
+        registry = getattr(module, kind)
+        for key, value in registry.items():
+            if value is not None:
+                yield prefix + key, (registry, key)
+    for name, child in module._modules.items():
+        if child is not None:
+            yield from _named_slots(child, f"{prefix}{name}.")

@@ -34,6 +34,9 @@ _anomaly_enabled = contextvars.ContextVar("tinygrad_cnn anomaly mode", default=F
 # Under anomaly mode, the node whose backward this thread is running, if any: the op to blame for
 # a NaN made by one of the ops that backward is written with.
 _node_in_backward = contextvars.ContextVar("tinygrad_cnn node in backward", default=None)
+# How many vmap levels are open in this thread: while it is 0, Function.apply skips looking for
+# batched arguments (see batching.py).
+_vmap_depth = contextvars.ContextVar("tinygrad_cnn vmap depth", default=0)
 
 
 def is_grad_enabled() -> bool:

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import autograd
+from .modes import _vmap_depth
 from .ops import elementwise as E
 from .ops import indexing as IX
 from .ops import matmul as M
@@ -499,28 +500,29 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph
     def __lt__(self, other):
-        return Tensor(self.data < _data(other))
+        return _values_of(np.less, self, other)
 
     def __le__(self, other):
-        return Tensor(self.data <= _data(other))
+        return _values_of(np.less_equal, self, other)
 
     def __gt__(self, other):
-        return Tensor(self.data > _data(other))
+        return _values_of(np.greater, self, other)
 
     def __ge__(self, other):
-        return Tensor(self.data >= _data(other))
+        return _values_of(np.greater_equal, self, other)
 
     def __eq__(self, other):
-        return Tensor(self.data == _data(other))
+        return _values_of(np.equal, self, other)
 
     def __ne__(self, other):
-        return Tensor(self.data != _data(other))
+        return _values_of(np.not_equal, self, other)
 
     # logical (bool) and bitwise (integer) operators, outside the graph as comparisons are
     def _bitwise(self, ufunc, other, op: str):
-        if self.dtype.kind not in "biu" or np.asarray(_data(other)).dtype.kind not in "biu":
-            raise TypeError(f"{op}: only bool and integer tensors, got {self.dtype} and {np.asarray(_data(other)).dtype}")
-        return Tensor(ufunc(self.data, _data(other)))
+        other_dtype = other.dtype if isinstance(other, Tensor) else np.asarray(other).dtype
+        if self.dtype.kind not in "biu" or other_dtype.kind not in "biu":
+            raise TypeError(f"{op}: only bool and integer tensors, got {self.dtype} and {other_dtype}")
+        return _values_of(ufunc, self, other)
 
     def __and__(self, other):
         return self._bitwise(np.bitwise_and, other, "&")
@@ -536,10 +538,10 @@ class Tensor:
     def __invert__(self):
         if self.dtype.kind not in "biu":
             raise TypeError(f"~: only bool and integer tensors, got {self.dtype}")
-        return Tensor(np.invert(self.data))
+        return _values_of(np.invert, self)
 
     def logical_not(self):
-        return Tensor(np.logical_not(self.data))
+        return _values_of(np.logical_not, self)
 
     lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
     less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
@@ -549,10 +551,10 @@ class Tensor:
         return self.shape == np.shape(_data(other)) and builtins.bool(np.all(self.data == _data(other)))
 
     def isnan(self):
-        return Tensor(np.isnan(self.data))
+        return _values_of(np.isnan, self)
 
     def isfinite(self):
-        return Tensor(np.isfinite(self.data))
+        return _values_of(np.isfinite, self)
 
     # ---- elementwise math ---------------------------------------------------------------------
 
@@ -706,20 +708,19 @@ class Tensor:
         dim, keepdim = _dim_args(op, self.ndim, dim, axis, keepdim, keepdims, single=True)
         if dim is None:
             return self.amax() if op == "max" else self.amin()
-        find = np.argmax if op == "max" else np.argmin
-        indices = find(self.data, axis=dim, keepdims=True)
+        indices = _values_of(_ARG_EXTREMES[op], self, axis=dim, keepdims=True)
         values = self.gather(dim, indices)
         if not keepdim:
             values, indices = values.squeeze(dim), indices.squeeze(dim)
-        return ValuesIndices(values, Tensor(indices.astype(np.int64)))
+        return ValuesIndices(values, indices)
 
     def argmax(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         dim, keepdim = _dim_args("argmax", self.ndim, dim, axis, keepdim, keepdims, single=True)
-        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim).astype(np.int64))
+        return _values_of(_ARG_EXTREMES["max"], self, axis=dim, keepdims=keepdim)
 
     def argmin(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         dim, keepdim = _dim_args("argmin", self.ndim, dim, axis, keepdim, keepdims, single=True)
-        return Tensor(np.argmin(self.data, axis=dim, keepdims=keepdim).astype(np.int64))
+        return _values_of(_ARG_EXTREMES["min"], self, axis=dim, keepdims=keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim=None, *, correction=None, axis=None, keepdims=None, ddof=None):
         """Variance, unbiased by default as in torch: the squared deviations are divided by
@@ -757,7 +758,7 @@ class Tensor:
         (constant) maximum, so large values do not overflow."""
         dim, keepdim = _dim_args("logsumexp", self.ndim, dim, axis, keepdim, keepdims)
         shift = self.detach().amax(dim, keepdim=True)
-        shift = where(np.isfinite(shift.data), shift, 0.0)  # all -inf: log(0) = -inf, not nan
+        shift = where(shift.isfinite(), shift, 0.0)  # all -inf: log(0) = -inf, not nan
         out = (self - shift).exp().sum(dim, keepdim=True).log() + shift
         return out if keepdim else out.squeeze(dim if dim is not None else tuple(range(self.ndim)))
 
@@ -782,11 +783,11 @@ class Tensor:
 
     def all(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         dim, keepdim = _dim_args("all", self.ndim, dim, axis, keepdim, keepdims)
-        return Tensor(np.all(self.data, axis=dim, keepdims=keepdim))
+        return _values_of(np.all, self, axis=dim, keepdims=keepdim)
 
     def any(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         dim, keepdim = _dim_args("any", self.ndim, dim, axis, keepdim, keepdims)
-        return Tensor(np.any(self.data, axis=dim, keepdims=keepdim))
+        return _values_of(np.any, self, axis=dim, keepdims=keepdim)
 
     # ---- sorting ----------------------------------------------------------------------------------
 
@@ -864,15 +865,17 @@ class Tensor:
 
     def _dim_and_index(self, op: str, dim, index):
         dim = check_axis(op, dim, max(self.ndim, 1))
-        index = np.asarray(_data(index))
+        batched = _vmap_depth.get() and _batched(index)  # an index per sample, inside vmap
+        index = index if batched else np.asarray(_data(index))
         if index.dtype.kind not in "iu":
             raise TypeError(f"{op}: index must be an integer tensor, got dtype {index.dtype}")
         if index.ndim != self.ndim:
             raise ValueError(f"{op}: index must have as many dimensions as the tensor ({self.ndim}), got shape {index.shape}")
         n = self.shape[dim] if self.ndim else 1
-        if index.size and (index.min() < -n or index.max() >= n):
+        values = _batching().physical_values(index) if batched else index
+        if values.size and (values.min() < -n or values.max() >= n):
             raise IndexError(f"{op}: index out of range for dimension {dim} of size {n}")
-        return dim, index % max(n, 1)
+        return dim, _values_of(np.remainder, index, max(n, 1)) if batched else index % max(n, 1)
 
     def index_select(self, dim, index):
         """The slices ``index`` (1-D integers) along ``dim``: ``x.index_select(0, i)`` is ``x[i]``."""
@@ -882,7 +885,7 @@ class Tensor:
 
     def masked_fill(self, mask, value):
         """``value`` where ``mask`` (a boolean tensor broadcasting to this one) is true."""
-        mask = np.asarray(_data(mask))
+        mask = mask if isinstance(mask, Tensor) else np.asarray(mask)
         if mask.dtype != np.bool_:
             raise TypeError(f"masked_fill: mask must be a boolean tensor, got dtype {mask.dtype}")
         return where(mask, _operand(value) if isinstance(value, Tensor) else self.dtype.type(value), self)
@@ -937,6 +940,24 @@ class Tensor:
     def mT(self):
         """The last two dimensions swapped (a batch of matrices transposed)."""
         return self.transpose(-2, -1)
+
+    def movedim(self, source, destination):
+        """The dimensions ``source`` (an int or a tuple) moved to positions ``destination``, the
+        others keeping their order (torch's ``movedim``, NumPy's ``moveaxis``)."""
+        source = (source,) if isinstance(source, (int, np.integer)) else tuple(source)
+        destination = (destination,) if isinstance(destination, (int, np.integer)) else tuple(destination)
+        if len(source) != len(destination):
+            raise ValueError(f"movedim: {len(source)} source dimension(s) but {len(destination)} destination(s)")
+        source = [check_axis("movedim", d, self.ndim) for d in source]
+        destination = [check_axis("movedim", d, self.ndim) for d in destination]
+        if len(set(source)) != len(source) or len(set(destination)) != len(destination):
+            raise ValueError("movedim: repeated dimensions")
+        order = [d for d in range(self.ndim) if d not in source]
+        for dest, src in sorted(zip(destination, source)):
+            order.insert(dest, src)
+        return self.permute(*order)
+
+    moveaxis = movedim
 
     def flatten(self, start_dim=0, end_dim=-1):
         start, end = (check_axis("flatten", a, max(self.ndim, 1)) for a in (start_dim, end_dim))
@@ -1054,6 +1075,11 @@ class Tensor:
     def unbind(self, dim=0):
         return tuple(t.squeeze(dim) for t in self.split(1, dim))
 
+    def select(self, dim, index):
+        """The slice at ``index`` along ``dim``, that dimension removed (torch's ``select``)."""
+        dim = check_axis("select", dim, self.ndim)
+        return self[(slice(None),) * dim + (index,)]
+
     def narrow(self, dim, start, length):
         dim = check_axis("narrow", dim, self.ndim)
         return self[(slice(None),) * dim + (slice(start, start + length),)]
@@ -1109,6 +1135,40 @@ def _inplace_error(op: str, target: Tensor, value, error: Exception) -> Exceptio
 
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _values_of(fn, *operands, axis="elementwise", keepdims=False) -> Tensor:
+    """``fn`` of the operands' values, a Tensor outside the graph (comparisons, argmax, any):
+    ``fn`` broadcasts the operands, or with ``axis`` reduces the first along it. Inside vmap the
+    operands may hold a batch, which ``batching.values`` handles."""
+    if _vmap_depth.get():
+        from .batching import values
+
+        return values(fn, *operands, axis=axis, keepdims=keepdims)
+    arrays = [_data(o) for o in operands]
+    if axis == "elementwise":
+        return Tensor(fn(*arrays))
+    return Tensor(fn(arrays[0], axis=axis, keepdims=keepdims))
+
+
+def _batching():
+    from . import batching
+
+    return batching
+
+
+def _batched(x) -> bool:
+    return isinstance(x, _batching().BatchedTensor)
+
+
+def _arg_extreme(find):
+    def located(a, axis=None, keepdims=False):
+        return find(a, axis=axis, keepdims=keepdims).astype(np.int64)
+
+    return located
+
+
+_ARG_EXTREMES = {"max": _arg_extreme(np.argmax), "min": _arg_extreme(np.argmin)}
 
 
 _FAST_OPERAND_TYPES = (Tensor, float, int, np.ndarray)
@@ -1234,7 +1294,7 @@ def minimum(x, y) -> Tensor:
 
 
 def where(condition, x, y) -> Tensor:
-    return E.Where.apply(_data(condition), _operand(x), _operand(y))
+    return E.Where.apply(condition, _operand(x), _operand(y))  # a Tensor condition stays one: vmap batches it
 
 
 def concatenate(tensors, dim=None, *, axis=None) -> Tensor:

@@ -1,9 +1,11 @@
-"""Forward mode for every primitive: its JVP rule against central differences (``check_jvp``) and
-against its own VJP (``check_vjp_jvp_consistency``, to rounding precision), at first order and for
-the gradient map (forward over reverse), on Hypothesis-drawn shapes and hyperparameters.
+"""Forward mode and vmap for every primitive: its JVP rule against central differences
+(``check_jvp``) and against its own VJP (``check_vjp_jvp_consistency``, to rounding precision), at
+first order and for the gradient map (forward over reverse); and its batching rule against a loop
+over samples (``check_batching_rule``: values, both modes' derivatives, two nested vmaps), with
+each input mapped or shared; on Hypothesis-drawn shapes and hyperparameters.
 
-Each case names the primitive it reaches; ``test_every_primitive_has_a_jvp_rule`` keeps the list
-complete as primitives are added.
+Each case names the primitive it reaches; ``test_every_primitive_has_a_jvp_rule`` and
+``test_every_primitive_has_a_batching_rule`` keep the list complete as primitives are added.
 """
 import numpy as np
 import pytest
@@ -11,13 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn import Function, Tensor, forward_ad
+from tinygrad_cnn import Function, Tensor, forward_ad, stack
 from tinygrad_cnn.ops import conv, einsum, elementwise, indexing, matmul, movement, pool, product, reduce, scan, special, trigonometric
 from tinygrad_cnn.ops.conv import Conv2dInputGrad, Conv2dWeightGrad, ConvGeometry
 from tinygrad_cnn.ops.elementwise import BinaryOp, KeepWhere, LocallyConstant
 from tinygrad_cnn.ops.movement import Concatenate, GetItem, IndexAdd
 from tinygrad_cnn.ops.pool import WindowGather, WindowScatter
-from tinygrad_cnn.testing import check_gradients, check_jvp, check_vjp_jvp_consistency
+from tinygrad_cnn.testing import check_batching_rule, check_gradients, check_jvp, check_vjp_jvp_consistency
 from tinygrad_cnn.testing import strategies as S
 
 SHAPE = S.shapes(max_dims=3, max_side=3)
@@ -25,6 +27,22 @@ SHAPE = S.shapes(max_dims=3, max_side=3)
 
 def both_modes(fn, *inputs):
     check_gradients(fn, *inputs, order=2, modes=("fwd",))
+    batched(fn, *inputs)
+
+
+def batched(fn, *inputs):
+    """``check_batching_rule`` on a batch of two samples of each input (the drawn one and a changed
+    copy, which keeps the drawn constraints: positive, distinct, away from kinks), with every input
+    mapped, each one alone mapped (the others shared by the samples), and the first one mapped
+    along its last dimension."""
+    samples = [stack([x, x * 0.5 + 0.25], 0) for x in inputs]
+    check_batching_rule(fn, *samples, in_dims=0)
+    if len(inputs) > 1:
+        for k in range(len(inputs)):
+            check_batching_rule(fn, *(samples[i] if i == k else x for i, x in enumerate(inputs)),
+                                in_dims=tuple(0 if i == k else None for i in range(len(inputs))), nested=False)
+    last = stack([inputs[0], inputs[0] * 0.5 + 0.25], inputs[0].ndim)
+    check_batching_rule(fn, last, *samples[1:], in_dims=(inputs[0].ndim, *(0,) * (len(inputs) - 1)), nested=False)
 
 
 UNARY = {
@@ -52,6 +70,7 @@ def test_unary(name, data):
     if name == "Cast":  # the tangent passes through float32 too: float32 steps and rounding
         check_jvp(op, x, eps=1e-3, atol=1e-3, rtol=1e-2)
         check_vjp_jvp_consistency(op, x, atol=1e-6, rtol=1e-6)
+        batched(op, x)
         return
     both_modes(op, x)
 
@@ -187,6 +206,11 @@ def test_every_primitive_has_a_jvp_rule():
                                          "Gather", "ScatterAdd", "Cumsum", "Prod", "Einsum"}
     untested = sorted(cls.__name__ for cls in _primitives() if cls.__name__ not in tested)
     assert not untested, f"primitives whose JVP no test here checks: {untested}"
+
+
+def test_every_primitive_has_a_batching_rule():
+    missing = sorted(cls.__name__ for cls in _primitives() if getattr(cls, "vmap", None) is None)
+    assert not missing, f"primitives without a batching rule: {missing}"
 
 
 def test_a_function_without_a_jvp_rule_names_itself():

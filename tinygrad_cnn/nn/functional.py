@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .. import batching
 from ..ops import elementwise as E
 from ..ops import movement as MV
 from ..ops.conv import Conv2d, Conv2dInputGrad, ConvGeometry
@@ -461,13 +462,13 @@ def relu(x: Tensor) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    return where(x.data > 0, x, x * negative_slope)
+    return where(x > 0, x, x * negative_slope)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1). The exponential only sees min(x, 0): exp of a large
     positive x would overflow, and its inf times the zero gradient of the unused side is NaN."""
-    return where(x.data > 0, x, (E.Clip.apply(x, None, 0.0).exp() - 1) * float(alpha))
+    return where(x > 0, x, (E.Clip.apply(x, None, 0.0).exp() - 1) * float(alpha))
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
@@ -500,16 +501,22 @@ def _softmax_dim(op: str, x: Tensor, dim, axis) -> int:
     return check_axis(op, -1 if dim is None and axis is None else (dim if dim is not None else axis), x.ndim)
 
 
+def _constant_max(x: Tensor, axis: int):
+    """The maximum along ``axis`` (kept), a constant: an array, or inside vmap a batched tensor
+    outside the graph."""
+    return batching.constant(batching.values(np.max, x, axis=axis, keepdims=True))
+
+
 def log_softmax(x: Tensor, dim: int = None, *, axis: int = None) -> Tensor:
     # log softmax(x) = x - m - log sum exp(x - m) for any constant m; m = max keeps exp from overflowing
     axis = _softmax_dim("log_softmax", x, dim, axis)
-    shifted = x - x.data.max(axis=axis, keepdims=True)
+    shifted = x - _constant_max(x, axis)
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
 
 def softmax(x: Tensor, dim: int = None, *, axis: int = None) -> Tensor:
     axis = _softmax_dim("softmax", x, dim, axis)
-    shifted = (x - x.data.max(axis=axis, keepdims=True)).exp()
+    shifted = (x - _constant_max(x, axis)).exp()
     return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
@@ -530,8 +537,9 @@ def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
     return loss.sum() if reduction == "sum" else loss
 
 
-def _labels(target, op: str) -> np.ndarray:
-    labels = target.data if isinstance(target, Tensor) else np.asarray(target)
+def _labels(target, op: str):
+    """The class indices: a Tensor (which may hold a batch of them inside vmap) or an array."""
+    labels = target if isinstance(target, Tensor) else np.asarray(target)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{op}: targets must be integer class indices, got dtype {labels.dtype}")
     return labels
@@ -578,19 +586,26 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
     if labels.shape != expected:
         raise ValueError(f"{op}: input of shape {log_probs.shape} needs targets of shape {expected}, got {labels.shape}")
     n_classes = log_probs.shape[1]
-    flat = labels.reshape(-1)
-    kept = np.flatnonzero(flat != ignore_index)
-    bad = flat[kept][(flat[kept] < 0) | (flat[kept] >= n_classes)]
-    if bad.size:
-        raise ValueError(f"{op}: target {int(bad[0])} is out of range for {n_classes} classes (valid: 0..{n_classes - 1})")
     weights = _class_weights(weight, n_classes, log_probs.dtype, op)
-    coefficients = np.zeros((flat.size, n_classes), dtype=log_probs.dtype)
-    coefficients[kept, flat[kept]] = weights[flat[kept]] * (1 - label_smoothing)
-    if label_smoothing:
-        coefficients[kept] += weights * (label_smoothing / n_classes)
-    loss = -(_classes_last(log_probs) * coefficients).sum(axis=1)
+
+    def coefficients_of(labels: np.ndarray):
+        """(elements, classes) coefficients, and the total weight the mean divides by."""
+        flat = labels.reshape(-1)
+        kept = np.flatnonzero(flat != ignore_index)
+        bad = flat[kept][(flat[kept] < 0) | (flat[kept] >= n_classes)]
+        if bad.size:
+            raise ValueError(f"{op}: target {int(bad[0])} is out of range for {n_classes} classes (valid: 0..{n_classes - 1})")
+        coefficients = np.zeros((flat.size, n_classes), dtype=log_probs.dtype)
+        coefficients[kept, flat[kept]] = weights[flat[kept]] * (1 - label_smoothing)
+        if label_smoothing:
+            coefficients[kept] += weights * (label_smoothing / n_classes)
+        return coefficients, weights[flat[kept]].sum(dtype=log_probs.dtype)
+
+    # inside vmap the labels may differ per sample: batching.per_sample builds each sample's coefficients
+    coefficients, total_weight = batching.per_sample(coefficients_of, labels)
+    loss = -(_classes_last(log_probs) * batching.constant(coefficients)).sum(axis=1)
     if reduction == "mean":
-        return loss.sum() / float(weights[flat[kept]].sum())  # 0 / 0 = NaN when every target is ignored, as torch
+        return loss.sum() / batching.constant(total_weight)  # 0 / 0 = NaN when every target is ignored, as torch
     return loss.sum() if reduction == "sum" else loss.reshape(*labels.shape)
 
 
@@ -620,7 +635,7 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
     op = "cross_entropy"
     if not 0 <= label_smoothing <= 1:
         raise ValueError(f"{op}: label_smoothing must be between 0 and 1, got {label_smoothing}")
-    probabilities = target.data if isinstance(target, Tensor) else np.asarray(target)
+    probabilities = target if isinstance(target, Tensor) else np.asarray(target)
     if logits.ndim == 1 and probabilities.ndim in (0, 1):
         return _one_sample(lambda x, t: cross_entropy(x, t, weight, ignore_index, reduction, label_smoothing),
                            logits, target, reduction)
@@ -701,7 +716,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reducti
     derivatives do not add up to the smooth function's there."""
     op = "binary_cross_entropy_with_logits"
     target = _check_same_shape(input, target, op)
-    positive = input.data > 0
+    positive = input > 0
     minus_abs = where(positive, -input, input)
     softplus_of_minus_x = (minus_abs.exp() + 1).log() - where(positive, 0.0, input)
     if pos_weight is None:
@@ -759,7 +774,8 @@ def _dropout(x: Tensor, p: float, training: bool, mask_shape, op: str) -> Tensor
         return x
     if p == 1:
         return x * 0
-    keep = get_rng().random(mask_shape, dtype=np.float32) >= p
+    # inside vmap, batching.draw draws one mask per sample or one for all, as vmap's randomness says
+    keep = batching.draw(lambda shape: get_rng().random(shape, dtype=np.float32) >= p, mask_shape, op)
     return x * (keep.astype(x.dtype) / x.dtype.type(1 - p))
 
 

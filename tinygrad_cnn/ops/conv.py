@@ -12,10 +12,11 @@ CNN exact.
 Each ``forward`` calls the kernel of the same name: ``kernels/reference.py`` computes them with an
 ``einsum`` over window views; ``kernels/conv_gemm.py`` as matrix products over im2col columns.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import fold_into_samples, materialize
 from .elementwise import _sum_of, constant_in
 
 
@@ -86,6 +87,17 @@ class Conv2d(Function):
             tb.reshape(1, -1, 1, 1).expand(*ctx.output_shape) if tb is not None else None,
         ])
 
+    @staticmethod
+    def vmap(info, in_dims, x, w, b, geometry):
+        if in_dims[1] is None and in_dims[2] is None:  # shared weights: B·N images through one conv
+            return fold_into_samples(lambda xs: Conv2d.apply(xs, w, b, geometry), x), 0
+        # weights per sample: sample k's channels form groups of their own (B times the groups)
+        x, w = (materialize(t, d, info.batch_size) for t, d in zip((x, w), in_dims))
+        if b is not None:
+            b = materialize(b, in_dims[2], info.batch_size).reshape(-1)
+        out = Conv2d.apply(_channels_of_samples(x), _filters_of_samples(w), b, _times_groups(geometry, info.batch_size))
+        return _split_channels(out, info.batch_size), 1
+
 
 class Conv2dInputGrad(Function):
     """y = dL/dx of conv2d(x, w): y[n, c, s·oh + d·i − p, s·ow + d·j − p] += Σ over o of g[n, o, oh, ow] · w[o, c, i, j]
@@ -119,6 +131,17 @@ class Conv2dInputGrad(Function):
         return _sum_of([Conv2dInputGrad.apply(tg, w, ctx.x_shape, ctx.geometry) if tg is not None else None,
                         Conv2dInputGrad.apply(grad_out, tw, ctx.x_shape, ctx.geometry) if tw is not None else None])
 
+    @staticmethod
+    def vmap(info, in_dims, grad_out, w, x_shape, geometry):
+        if in_dims[1] is None:
+            return fold_into_samples(lambda gs: Conv2dInputGrad.apply(gs, w, (gs.shape[0], *x_shape[1:]), geometry),
+                                     grad_out), 0
+        grad_out, w = (materialize(t, d, info.batch_size) for t, d in zip((grad_out, w), in_dims))
+        n, c, h, width = x_shape
+        out = Conv2dInputGrad.apply(_channels_of_samples(grad_out), _filters_of_samples(w),
+                                    (n, info.batch_size * c, h, width), _times_groups(geometry, info.batch_size))
+        return _split_channels(out, info.batch_size), 1
+
 
 class Conv2dWeightGrad(Function):
     """y = dL/dw of conv2d(x, w): y[o, c, i, j] = Σ over n, oh, ow of g[n, o, oh, ow] · x_padded[n, c, s·oh + d·i, s·ow + d·j]
@@ -151,3 +174,34 @@ class Conv2dWeightGrad(Function):
         x, grad_out = ctx.saved_tensors
         return _sum_of([Conv2dWeightGrad.apply(tx, grad_out, ctx.w_shape, ctx.geometry) if tx is not None else None,
                         Conv2dWeightGrad.apply(x, tg, ctx.w_shape, ctx.geometry) if tg is not None else None])
+
+    @staticmethod
+    def vmap(info, in_dims, x, grad_out, w_shape, geometry):
+        # each sample's weight gradient sums over that sample's images only: groups, as Conv2d's rule
+        x, grad_out = (materialize(t, d, info.batch_size) for t, d in zip((x, grad_out), in_dims))
+        shape = (info.batch_size * w_shape[0], *w_shape[1:])
+        out = Conv2dWeightGrad.apply(_channels_of_samples(x), _channels_of_samples(grad_out), shape,
+                                     _times_groups(geometry, info.batch_size))
+        return out.reshape(info.batch_size, *w_shape), 0
+
+
+def _channels_of_samples(x):
+    """(B, N, C, H, W) -> (N, B·C, H, W): each sample's channels side by side."""
+    batch, n, c, h, w = x.shape
+    return x.permute(1, 0, 2, 3, 4).reshape(n, batch * c, h, w)
+
+
+def _filters_of_samples(w):
+    """(B, O, C/groups, kh, kw) -> (B·O, C/groups, kh, kw)."""
+    return w.reshape(w.shape[0] * w.shape[1], *w.shape[2:])
+
+
+def _split_channels(out, batch: int):
+    """(N, B·O, H, W) -> (N, B, O, H, W): the batch dimension is 1."""
+    n, channels, h, w = out.shape
+    return out.reshape(n, batch, channels // batch, h, w)
+
+
+def _times_groups(geometry: ConvGeometry, batch: int) -> ConvGeometry:
+    return replace(geometry, groups=geometry.groups * batch)
+

@@ -92,3 +92,12 @@ class Einsum(Function):
         for term in terms[1:]:
             total = total + term
         return total
+
+    @staticmethod
+    def vmap(info, in_dims, equation, *operands):
+        # the batch is one more letter, in every batched operand and in the output
+        letter = next(c for c in "zyxwvutsrqponmlkjihgfedcbaZYXWVUTSRQPONMLKJIHGFEDCBA" if c not in equation)
+        inputs, output = equation.split("->")
+        written = [(letter if d is not None else "") + s for s, d in zip(inputs.split(","), in_dims[1:])]
+        return Einsum.apply(",".join(written) + "->" + letter + output, *operands), 0
+

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..autograd import Function, InputEdge, is_grad_enabled
 from ..kernels import active
+from .batching import broadcast_operands, elementwise, materialize
 from .movement import sum_to_shape
 
 # ---- selection ----------------------------------------------------------------------------------
@@ -44,6 +45,13 @@ class KeepWhere(Function):
     def jvp(ctx, t, _):
         return KeepWhere.apply(t, ctx.mask)
 
+    @staticmethod
+    def vmap(info, in_dims, x, mask):
+        if in_dims[1] is not None:  # a mask per sample: every sample of x gets its own
+            x = materialize(x, in_dims[0], info.batch_size)
+            x, mask = broadcast_operands((0, 0), (x, mask), (0, 1))
+        return KeepWhere.apply(x, mask), 0
+
 
 class LocallyConstant(Function):
     """y = v, where v does not change with x near the point where it was computed
@@ -67,6 +75,10 @@ class LocallyConstant(Function):
     def jvp(ctx, tv, _tx):
         return tv
 
+    @staticmethod
+    def vmap(info, in_dims, v, x):
+        return LocallyConstant.apply(v, x), in_dims[0]  # y is v; x only ties it to the graph
+
 
 def constant_in(grad_input, ctx, index: int):
     """``grad_input``, the gradient ``ctx``'s op sends to its input ``index``, tied to that input by
@@ -88,6 +100,8 @@ class Neg(Function):
     dL/dx = −g
     JVP: dy = −dx"""
 
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
+
     @staticmethod
     def forward(ctx, x):
         return active().elementwise(np.negative, x)
@@ -105,6 +119,8 @@ class Exp(Function):
     """y = exp x
     dL/dx = g · y
     JVP: dy = dx · y"""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @staticmethod
     def forward(ctx, x):
@@ -128,6 +144,8 @@ class Log(Function):
     dL/dx = g / x
     JVP: dy = dx / x"""
 
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -148,6 +166,8 @@ class Sqrt(Function):
     """y = √x
     dL/dx = g / (2y)
     JVP: dy = dx / (2 y)"""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @staticmethod
     def forward(ctx, x):
@@ -171,6 +191,8 @@ class Tanh(Function):
     dL/dx = g · (1 − y²)
     JVP: dy = dx · (1 − y²)"""
 
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
+
     @staticmethod
     def forward(ctx, x):
         out = active().elementwise(np.tanh, x)
@@ -193,6 +215,8 @@ class Sigmoid(Function):
     dL/dx = g · y · (1 − y)
     JVP: dy = dx · y · (1 − y)"""
 
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
+
     @staticmethod
     def forward(ctx, x):
         out = active().sigmoid(x)
@@ -214,6 +238,8 @@ class Relu(Function):
     """y = max(x, 0)
     dL/dx = g where x > 0, else 0
     JVP: dy = dx where x > 0, else 0"""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @staticmethod
     def forward(ctx, x):
@@ -239,6 +265,8 @@ class Abs(Function):
     dL/dx = g · sign x
     JVP: dy = dx · sign x"""
 
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -260,6 +288,8 @@ class Cast(Function):
     dL/dx = g converted to x's dtype
     JVP: dy = dx converted to ``dtype``"""
 
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
+
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.input_dtype = x.dtype
@@ -280,6 +310,8 @@ class Clip(Function):
     JVP: dy = dx where low ≤ x ≤ high, else 0
 
     The slope is 1 at the bounds themselves, as torch.clamp's."""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @staticmethod
     def forward(ctx, x, low, high):
@@ -333,6 +365,8 @@ class BinaryOp(Function):
     A subclass states its forward (``compute``) and its two partial derivatives, each already
     multiplied by the incoming gradient g (``grad_x``, ``grad_y``), at the broadcast shape. This base
     computes only the ones ``needs_input_grad`` asks for, and sums each back to its input's shape."""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @classmethod
     def forward(cls, ctx, x, y):
@@ -497,6 +531,8 @@ class Where(Function):
     JVP: dz = dx where c, else dy
 
     The condition c is a constant boolean array."""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @staticmethod
     def forward(ctx, condition, x, y):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import materialize, shift_axis
 
 
 class Gather(Function):
@@ -31,6 +32,11 @@ class Gather(Function):
     @staticmethod
     def jvp(ctx, t, _dim, _index):
         return Gather.apply(t, ctx.dim, ctx.index)
+
+    @staticmethod
+    def vmap(info, in_dims, x, dim, index):
+        x, index = materialize(x, in_dims[0], info.batch_size), materialize(index, in_dims[2], info.batch_size)
+        return Gather.apply(x, shift_axis(dim, x.ndim - 1), index), 0
 
 
 class ScatterAdd(Function):
@@ -61,3 +67,9 @@ class ScatterAdd(Function):
         if tbase is None:
             tbase = np.zeros(ctx.base_shape, ctx.base_dtype)
         return ScatterAdd.apply(tbase, ctx.dim, ctx.index, tsrc)
+
+    @staticmethod
+    def vmap(info, in_dims, base, dim, index, src):
+        base, index, src = (materialize(t, d, info.batch_size) for t, d in zip((base, index, src), (in_dims[0], in_dims[2], in_dims[3])))
+        return ScatterAdd.apply(base, shift_axis(dim, base.ndim - 1), index, src), 0
+

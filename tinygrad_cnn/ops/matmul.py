@@ -7,6 +7,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import broadcast_operands
 from .movement import sum_to_shape
 
 
@@ -60,3 +61,21 @@ class MatMul(Function):
         terms = [MatMul.apply(ta, b) if ta is not None else None, MatMul.apply(a, tb) if tb is not None else None]
         terms = [t if t.shape == ctx.output_shape else t.expand(*ctx.output_shape) for t in terms if t is not None]
         return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    @staticmethod
+    def vmap(info, in_dims, a, b):
+        # A sample's vector becomes a one-row (a) or one-column (b) matrix, so that NumPy's batched
+        # matmul sees the batch as a batch dimension; the extra dimension is dropped afterwards.
+        a_vector, b_vector = in_dims[0] is not None and a.ndim == 2, in_dims[1] is not None and b.ndim == 2
+        if a_vector:
+            a = a.unsqueeze(1)
+        if b_vector:
+            b = b.unsqueeze(2)
+        a, b = broadcast_operands(in_dims, (a, b), (0, 1))
+        out = MatMul.apply(a, b)
+        if b_vector:
+            out = out.squeeze(-1)
+        if a_vector:  # its row is the last dimension once b's column is gone (or b was a shared vector)
+            out = out.squeeze(-1 if b_vector or b.ndim == 1 else -2)
+        return out, 0
+

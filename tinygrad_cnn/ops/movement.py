@@ -7,6 +7,7 @@ reshape/reshape, permute/inverse permute, expand/sum, pad/slice, gather (``GetIt
 import numpy as np
 
 from ..autograd import Function
+from .batching import materialize, pad_rank, shift_axis, without_ellipsis
 
 
 def sum_to_shape(grad, shape):
@@ -48,6 +49,10 @@ class Reshape(Function):
     def jvp(ctx, t, _):
         return Reshape.apply(t, ctx.output_shape)
 
+    @staticmethod
+    def vmap(info, in_dims, x, shape):
+        return Reshape.apply(x, (x.shape[0], *shape)), 0
+
 
 class Permute(Function):
     """y = x with its axes reordered: y.shape[i] = x.shape[axes[i]]
@@ -66,6 +71,10 @@ class Permute(Function):
     @staticmethod
     def jvp(ctx, t, _):
         return Permute.apply(t, ctx.axes)
+
+    @staticmethod
+    def vmap(info, in_dims, x, axes):
+        return Permute.apply(x, (0, *(a + 1 for a in axes))), 0
 
 
 class Expand(Function):
@@ -86,6 +95,11 @@ class Expand(Function):
     def jvp(ctx, t, _):
         return Expand.apply(t, ctx.output_shape)
 
+    @staticmethod
+    def vmap(info, in_dims, x, shape):
+        x = pad_rank(x, len(shape))  # new leading dimensions of a sample go after the batch's
+        return Expand.apply(x, (x.shape[0], *shape)), 0
+
 
 class Pad(Function):
     """y = x surrounded by ``value``: ``pad_width`` is NumPy's ((before, after), ...) per axis
@@ -105,6 +119,10 @@ class Pad(Function):
     @staticmethod
     def jvp(ctx, t, _pad_width, _value=None):
         return Pad.apply(t, ctx.pad_width, 0)  # the padding is constant
+
+    @staticmethod
+    def vmap(info, in_dims, x, pad_width, value=0):
+        return Pad.apply(x, ((0, 0), *pad_width), value), 0
 
 
 def _is_advanced(index) -> bool:
@@ -131,6 +149,14 @@ class GetItem(Function):
     def jvp(ctx, t, _):
         return GetItem.apply(t, ctx.index)
 
+    @staticmethod
+    def vmap(info, in_dims, x, index):
+        # With the batch dimension last, the sample's index applies to the leading dimensions as it
+        # is, and NumPy keeps an unindexed trailing dimension last, wherever advanced indexing puts
+        # the indexed ones.
+        moved = Permute.apply(x, (*range(1, x.ndim), 0))
+        return GetItem.apply(moved, without_ellipsis(index, x.ndim - 1)), -1
+
 
 class IndexAdd(Function):
     """y = zeros of ``shape``, with v[k] added at index[k] (repeated indices accumulate)
@@ -154,6 +180,11 @@ class IndexAdd(Function):
     @staticmethod
     def jvp(ctx, t, _index, _shape):
         return IndexAdd.apply(t, ctx.index, ctx.output_shape)
+
+    @staticmethod
+    def vmap(info, in_dims, values, index, shape):
+        moved = Permute.apply(values, (*range(1, values.ndim), 0))  # batch last, as in GetItem's rule
+        return IndexAdd.apply(moved, without_ellipsis(index, len(shape)), (*shape, info.batch_size)), -1
 
 
 class Concatenate(Function):
@@ -180,3 +211,9 @@ class Concatenate(Function):
     def jvp(ctx, _axis, *tangents):
         pieces = [t if t is not None else _zeros_like_array(a) for t, a in zip(tangents, ctx._jvp_args[1:])]
         return Concatenate.apply(ctx.axis, *pieces)
+
+    @staticmethod
+    def vmap(info, in_dims, axis, *arrays):
+        arrays = [materialize(a, d, info.batch_size) for a, d in zip(arrays, in_dims[1:])]
+        return Concatenate.apply(shift_axis(axis, arrays[0].ndim - 1), *arrays), 0
+

@@ -14,6 +14,7 @@ pooling needs no primitive: it is a depthwise convolution with constant weights
 """
 from ..autograd import Function
 from ..kernels import active
+from .batching import fold_into_samples, materialize
 from .elementwise import constant_in
 
 
@@ -40,6 +41,10 @@ class MaxPool2d(Function):
     def jvp(ctx, t, _):
         return constant_in(WindowGather.apply(t, ctx.argmax, ctx.geometry), ctx, 0)  # dx at each argmax
 
+    @staticmethod
+    def vmap(info, in_dims, x, geometry):
+        return fold_into_samples(lambda xs: MaxPool2d.apply(xs, geometry), x), 0
+
 
 class WindowScatter(Function):
     """y = zeros of the input's shape, plus g[n, c, oh, ow] added at the position argmax[n, c, oh, ow] names
@@ -59,6 +64,13 @@ class WindowScatter(Function):
     def jvp(ctx, t, _argmax, _input_shape, _geometry):
         return WindowScatter.apply(t, ctx.argmax, ctx.input_shape, ctx.geometry)  # linear in g
 
+    @staticmethod
+    def vmap(info, in_dims, grad, argmax, input_shape, geometry):
+        argmax = _per_sample_argmax(argmax, in_dims[1], info.batch_size)
+        return fold_into_samples(
+            lambda gs, am: WindowScatter.apply(gs, am, (gs.shape[0], *input_shape[1:]), geometry),
+            materialize(grad, in_dims[0], info.batch_size), argmax), 0
+
 
 class WindowGather(Function):
     """y[n, c, oh, ow] = x at the position argmax[n, c, oh, ow] names in its window
@@ -77,3 +89,16 @@ class WindowGather(Function):
     @staticmethod
     def jvp(ctx, t, _argmax, _geometry):
         return WindowGather.apply(t, ctx.argmax, ctx.geometry)  # linear in x
+
+    @staticmethod
+    def vmap(info, in_dims, x, argmax, geometry):
+        argmax = _per_sample_argmax(argmax, in_dims[1], info.batch_size)
+        return fold_into_samples(lambda xs, am: WindowGather.apply(xs, am, geometry),
+                                 materialize(x, in_dims[0], info.batch_size), argmax), 0
+
+
+def _per_sample_argmax(argmax, bdim, batch: int):
+    """The argmax (B, N, C, OH, OW) as (B·N, C, OH, OW), for ``fold_into_samples``."""
+    argmax = materialize(argmax, bdim, batch)
+    return argmax.reshape(-1, *argmax.shape[2:])
+

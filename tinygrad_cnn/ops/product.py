@@ -3,6 +3,7 @@ import numpy as np
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import reduction
 
 
 class Prod(Function):
@@ -12,6 +13,8 @@ class Prod(Function):
 
     The product of the others is taken directly (not as ``y / x_i``), so it is right where some
     ``x_i`` is zero: it is the product over a square of copies of ``x`` whose diagonal is set to 1."""
+
+    vmap = reduction  # batching rule (ops/batching.py): the same op one axis further
 
     @staticmethod
     def forward(ctx, x, dim, keepdim=False):

@@ -6,6 +6,7 @@ that shape and expand it back over the reduced axes.
 import numpy as np
 
 from ..autograd import Function
+from .batching import reduction
 from .elementwise import constant_in
 
 
@@ -17,6 +18,8 @@ class Sum(Function):
     """y = Σ x over ``axis``
     dL/dx = g, repeated over the summed axes
     JVP: dy = Σ dx over ``axis``"""
+
+    vmap = reduction  # batching rule (ops/batching.py): the same op one axis further
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -39,6 +42,8 @@ class Max(Function):
     JVP: dy = Σ dx · [x is a maximum] / (number of maxima) over ``axis``
 
     Tied maxima share the gradient equally (as torch's ``amax``)."""
+
+    vmap = reduction  # batching rule (ops/batching.py): the same op one axis further
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):

@@ -3,12 +3,15 @@ import numpy as np
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import reduction
 
 
 class Cumsum(Function):
     """y_i = Σ_{j ≤ i} x_j along ``dim``
     dL/dx_j = Σ_{i ≥ j} g_i: the running sum taken from the other end, flip(cumsum(flip(g)))
     JVP: dy = cumsum(dx)"""
+
+    vmap = reduction  # batching rule (ops/batching.py): the same op one axis further
 
     @staticmethod
     def forward(ctx, x, dim):

@@ -16,6 +16,7 @@ import math
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import elementwise
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
@@ -24,6 +25,8 @@ class Erf(Function):
     """y = erf x
     dL/dx = g · 2/√π · exp(−x²)
     JVP: dy = dx · 2/√π · exp(−x²)"""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch
 
     @staticmethod
     def forward(ctx, x):

@@ -3,12 +3,15 @@ import numpy as np
 
 from ..autograd import Function
 from ..kernels import active
+from .batching import elementwise
 
 
 class Sin(Function):
     """y = sin x
     dL/dx = g · cos x
     JVP: dy = dx · cos x"""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch
 
     @staticmethod
     def forward(ctx, x):
@@ -30,6 +33,8 @@ class Cos(Function):
     """y = cos x
     dL/dx = −g · sin x
     JVP: dy = −dx · sin x"""
+
+    vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch
 
     @staticmethod
     def forward(ctx, x):

@@ -4,6 +4,8 @@
   derivatives (NumPy only);
 - ``check_jvp``, ``check_vjp_jvp_consistency``: forward mode, against central differences and
   against reverse mode (``check_gradients(..., modes=("rev", "fwd"))`` runs every check);
+- ``check_batching_rule``: ``vmap(f)`` against a loop over the samples, in value, in both modes of
+  derivatives and under two nested vmaps (``testing/batching.py``);
 - ``check_dtype_preserved``: float32 in, float32 out, for results and gradients;
 - ``tinygrad_cnn.testing.strategies``: Hypothesis strategies for shapes, tensors, kink-free and
   tie-free values, and valid convolution/pooling hyperparameters. It needs the optional
@@ -19,5 +21,7 @@ from .gradcheck import (
     gradgradcheck,
 )
 
-__all__ = ["GradcheckError", "check_dtype_preserved", "check_gradients", "check_jvp", "check_vjp_jvp_consistency",
-           "gradcheck", "gradgradcheck"]
+from .batching import check_batching_rule
+
+__all__ = ["GradcheckError", "check_batching_rule", "check_dtype_preserved", "check_gradients", "check_jvp",
+           "check_vjp_jvp_consistency", "gradcheck", "gradgradcheck"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd, forward_ad
+from .. import autograd, batching, forward_ad
 from ..autograd import Function, enable_grad, is_grad_enabled, no_grad
 from ..ops.movement import Reshape
 from ..random import get_rng
@@ -111,6 +111,8 @@ def checkpoint(function, *args, use_reentrant: bool = False, preserve_rng_state:
         raise TypeError(f"checkpoint: the first argument must be a function, got {type(function).__name__}")
     if not is_grad_enabled() and not forward_ad.active_levels():  # nothing will differentiate it
         return function(*args)
+    if batching.is_batched(*args):
+        return _checkpoint_of_batch(function, args, preserve_rng_state)
     state = get_rng().bit_generator.state if preserve_rng_state else None
     # Run it once on cut-off copies of the arguments, recording, to learn which other tensors it
     # uses that need a gradient; that graph (and every activation in it) is dropped on return.
@@ -125,6 +127,22 @@ def checkpoint(function, *args, use_reentrant: bool = False, preserve_rng_state:
         if not forward_ad.active_levels():
             return probe.detach()
     return Checkpoint.apply(function, state, probe.data, len(args), *args, *captured)
+
+
+def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
+    """checkpoint inside vmap: checkpoint the whole batch's computation, ``function`` mapped over
+    the batch dimensions of the physical tensors (one ``vmap`` per open level). The recomputation
+    then maps ``function`` again by itself, even when it runs after the enclosing vmap has ended
+    (``grad(vmap(f))``)."""
+    from ..func import vmap
+
+    levels = batching.active_levels()
+    physical = [batching.to_canonical(a, levels) if isinstance(a, Tensor) else a for a in args]
+    dims = tuple(0 if isinstance(a, Tensor) else None for a in args)
+    mapped = function
+    for _, _, randomness in reversed(levels):
+        mapped = vmap(mapped, in_dims=dims, randomness=randomness)
+    return batching.from_canonical(checkpoint(mapped, *physical, preserve_rng_state=preserve_rng_state), levels)
 
 
 def _captured(out: Tensor, arguments, first_node: int) -> list:
