@@ -1,10 +1,11 @@
-"""Write docs/derivatives.md: every primitive's forward, gradient and tangent, read from its docstring.
+"""Write docs/derivatives.md: every primitive's forward, gradient, tangent and batching rule, read from its docstring.
 
 Each primitive in ``tinygrad_cnn/ops/`` opens its docstring with its formulas, one a line, up to the
 first blank line: the forward (``y = tanh x``), one gradient per input (``dL/dx = g · (1 − y²)``),
 where g is the gradient arriving at the output, and the tangent forward mode computes from the
-inputs' tangents (``JVP: dy = dx · (1 − y²)``). This script gathers them into one table per module,
-in the order of the modules' source, so the table cannot drift from the code.
+inputs' tangents (``JVP: dy = dx · (1 − y²)``), and its batching rule in words (``vmap: ...``).
+This script gathers them into one table per module, in the order of the modules' source, so the
+table cannot drift from the code.
 
     python scripts/make_derivatives.py          # rewrite docs/derivatives.md
     python scripts/make_derivatives.py --check  # exit 1 if it is out of date (tests/ops/test_derivatives_doc.py)
@@ -24,7 +25,9 @@ HEADER = """# Derivatives of the primitives
 Every op the graph records is one of these primitives; everything else (mean, softmax,
 cross-entropy, average pooling, ...) is composed from them. For each: the forward, and the gradient
 sent to each input (reverse mode), where **g** is dL/dy, the gradient arriving at the output; and the
-tangent of the output given the inputs' tangents **dx** (forward mode, the JVP). A gradient or
+tangent of the output given the inputs' tangents **dx** (forward mode, the JVP); and how it computes
+a batch of B samples at once under `func.vmap` (its batching rule, the `vmap` method next to
+`backward` and `jvp`; `tinygrad_cnn/ops/batching.py` has the ones families share). A gradient or
 tangent written with another primitive (`Conv2dInputGrad`, `WindowScatter`, ...) is computed by
 that primitive, so it can be differentiated again. Where an input is itself a gradient (named g),
 the gradient arriving at the output is g'.
@@ -35,13 +38,15 @@ those, not this file (`tests/ops/test_derivatives_doc.py` checks that it is curr
 
 
 def formulas(cls) -> tuple:
-    """(forward lines, gradient lines, tangent lines) from the first paragraph of ``cls``'s docstring."""
+    """(forward lines, gradient lines, tangent lines, batching lines) from the first paragraph of
+    ``cls``'s docstring."""
     first_paragraph = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
     lines = [line.strip() for line in first_paragraph.splitlines() if line.strip()]
     gradients = [line for line in lines if line.startswith("dL/d")]
     tangents = [line[len("JVP:"):].strip() for line in lines if line.startswith("JVP:")]
-    forward = [line for line in lines if not line.startswith(("dL/d", "JVP:"))]
-    return forward, gradients, tangents
+    batching = [line[len("vmap:"):].strip() for line in lines if line.startswith("vmap:")]
+    forward = [line for line in lines if not line.startswith(("dL/d", "JVP:", "vmap:"))]
+    return forward, gradients, tangents, batching
 
 
 def primitives(module) -> list:
@@ -67,10 +72,10 @@ def render() -> str:
     for name in MODULES:
         module = importlib.import_module(f"tinygrad_cnn.ops.{name}")
         parts.append(f"\n## {name} (`tinygrad_cnn/ops/{name}.py`)\n\n| Primitive | Forward | Gradient (reverse mode) "
-                     "| Tangent (forward mode) |\n|---|---|---|---|\n")
+                     "| Tangent (forward mode) | Batching rule (vmap) |\n|---|---|---|---|---|\n")
         for cls in primitives(module):
-            forward, gradients, tangents = formulas(cls)
-            parts.append(f"| `{cls.__name__}` | {cell(forward)} | {cell(gradients)} | {cell(tangents)} |\n")
+            forward, gradients, tangents, batching = formulas(cls)
+            parts.append(f"| `{cls.__name__}` | {cell(forward)} | {cell(gradients)} | {cell(tangents)} | {cell(batching)} |\n")
     return "".join(parts)
 
 

@@ -15,6 +15,7 @@ EXPECTED = {
     "lenet.py": "final test accuracy",
     "cifar10.py": "final test accuracy",
     "mlp_vs_cnn.py": "shifted by 2 px",
+    "per_sample_gradients.py": "test accuracy after DP-SGD",
 }
 
 

@@ -25,11 +25,11 @@ def test_the_table_is_current():
 
 
 @pytest.mark.parametrize("name", load_script().MODULES)
-def test_every_primitive_states_its_forward_gradient_and_tangent(name):
+def test_every_primitive_states_its_forward_gradient_tangent_and_batching_rule(name):
     script = load_script()
     module = importlib.import_module(f"tinygrad_cnn.ops.{name}")
     for cls in vars(module).values():
         if inspect.isclass(cls) and issubclass(cls, Function) and cls.__module__ == module.__name__ and cls is not BinaryOp:
-            forward, gradients, tangents = script.formulas(cls)
-            assert forward and gradients and tangents, \
-                f"{cls.__name__}: its docstring must open with its forward, gradient and tangent (JVP:) formulas"
+            forward, gradients, tangents, batching = script.formulas(cls)
+            assert forward and gradients and tangents and batching, \
+                f"{cls.__name__}: its docstring must open with its forward, gradient, tangent (JVP:) and batching rule (vmap:)"

@@ -55,6 +55,7 @@ class Conv2d(Function):
     dL/dw = Conv2dWeightGrad(x, g)
     dL/db = Σ g over n, oh, ow
     JVP: dy = conv2d(dx, w) + conv2d(x, dw) + db
+    vmap: the batch folded into the images (B·N); with weights per sample, into the groups (B·groups)
 
     c runs over the input channels of o's group."""
 
@@ -104,6 +105,7 @@ class Conv2dInputGrad(Function):
     dL/dg = Conv2d(g', w)
     dL/dw = Conv2dWeightGrad(g', g)
     JVP: dy = Conv2dInputGrad(dg, w) + Conv2dInputGrad(g, dw)
+    vmap: the batch folded into the images; with weights per sample, into the groups
 
     The transposed convolution of the output gradient g."""
 
@@ -148,6 +150,7 @@ class Conv2dWeightGrad(Function):
     dL/dx = Conv2dInputGrad(g, g')
     dL/dg = Conv2d(x, g')
     JVP: dy = Conv2dWeightGrad(dx, g) + Conv2dWeightGrad(x, dg)
+    vmap: the batch folded into the groups (each sample's gradient sums its own images)
 
     The correlation of the input with the output gradient g, summed over the batch."""
 

@@ -52,6 +52,7 @@ class Einsum(Function):
     """y = einsum("ab,bc->ac", x_1, x_2, ...)
     dL/dx_k = einsum(the other operands and g -> the letters of x_k)
     JVP: dy = Σ_k einsum(the equation, x_1, ..., dx_k, ..., x_n)
+    vmap: one more letter for the batch, in each batched operand and in the output
 
     Any explicit equation without ``...`` or a letter repeated within one operand
     (``tinygrad_cnn.einsum`` writes the user's equation in that form). The gradient of x_k is the

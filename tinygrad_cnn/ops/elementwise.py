@@ -25,6 +25,7 @@ class KeepWhere(Function):
     """y = x where mask, else 0
     dL/dx = g where mask, else 0
     JVP: dy = dx where mask, else 0
+    vmap: the same op, a per-sample mask lined up after the batch's dimension
 
     ``mask`` is a constant boolean array that broadcasts to ``x``: the gradient of ops that pass
     some values through and block the rest (relu, clamp, where). A blocked value gives 0 even when
@@ -58,6 +59,7 @@ class LocallyConstant(Function):
     dL/dv = g
     dL/dx = 0
     JVP: dy = dv
+    vmap: v, batched as v is
 
     The gradient of a piecewise-linear op at x is such a v: this ties it to x in the graph, so a
     second derivative with respect to x is zeros (away from the kinks, where it is defined)."""
@@ -98,7 +100,8 @@ def constant_in(grad_input, ctx, index: int):
 class Neg(Function):
     """y = −x
     dL/dx = −g
-    JVP: dy = −dx"""
+    JVP: dy = −dx
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -118,7 +121,8 @@ class Neg(Function):
 class Exp(Function):
     """y = exp x
     dL/dx = g · y
-    JVP: dy = dx · y"""
+    JVP: dy = dx · y
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -142,7 +146,8 @@ class Exp(Function):
 class Log(Function):
     """y = ln x
     dL/dx = g / x
-    JVP: dy = dx / x"""
+    JVP: dy = dx / x
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -165,7 +170,8 @@ class Log(Function):
 class Sqrt(Function):
     """y = √x
     dL/dx = g / (2y)
-    JVP: dy = dx / (2 y)"""
+    JVP: dy = dx / (2 y)
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -189,7 +195,8 @@ class Sqrt(Function):
 class Tanh(Function):
     """y = tanh x
     dL/dx = g · (1 − y²)
-    JVP: dy = dx · (1 − y²)"""
+    JVP: dy = dx · (1 − y²)
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -213,7 +220,8 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + exp(−x))
     dL/dx = g · y · (1 − y)
-    JVP: dy = dx · y · (1 − y)"""
+    JVP: dy = dx · y · (1 − y)
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -237,7 +245,8 @@ class Sigmoid(Function):
 class Relu(Function):
     """y = max(x, 0)
     dL/dx = g where x > 0, else 0
-    JVP: dy = dx where x > 0, else 0"""
+    JVP: dy = dx where x > 0, else 0
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -263,7 +272,8 @@ class Relu(Function):
 class Abs(Function):
     """y = |x|
     dL/dx = g · sign x
-    JVP: dy = dx · sign x"""
+    JVP: dy = dx · sign x
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -286,7 +296,8 @@ class Abs(Function):
 class Cast(Function):
     """y = x converted to ``dtype``
     dL/dx = g converted to x's dtype
-    JVP: dy = dx converted to ``dtype``"""
+    JVP: dy = dx converted to ``dtype``
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
@@ -308,6 +319,7 @@ class Clip(Function):
     """y = min(max(x, low), high)
     dL/dx = g where low ≤ x ≤ high, else 0
     JVP: dy = dx where low ≤ x ≤ high, else 0
+    vmap: the same op on the batch
 
     The slope is 1 at the bounds themselves, as torch.clamp's."""
 
@@ -395,7 +407,8 @@ class Add(BinaryOp):
     """z = x + y
     dL/dx = g
     dL/dy = g
-    JVP: dz = dx + dy"""
+    JVP: dz = dx + dy
+    vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -414,7 +427,8 @@ class Sub(BinaryOp):
     """z = x − y
     dL/dx = g
     dL/dy = −g
-    JVP: dz = dx − dy"""
+    JVP: dz = dx − dy
+    vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -433,7 +447,8 @@ class Mul(BinaryOp):
     """z = x · y
     dL/dx = g · y
     dL/dy = g · x
-    JVP: dz = dx · y + x · dy"""
+    JVP: dz = dx · y + x · dy
+    vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -453,7 +468,8 @@ class Div(BinaryOp):
     """z = x / y
     dL/dx = g / y
     dL/dy = −g · x / y²
-    JVP: dz = dx / y − x · dy / y²"""
+    JVP: dz = dx / y − x · dy / y²
+    vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -474,7 +490,8 @@ class Pow(BinaryOp):
     """z = x ** y
     dL/dx = g · y · x ** (y − 1)
     dL/dy = g · z · ln x
-    JVP: dz = dx · y · x ** (y − 1) + dy · z · ln x"""
+    JVP: dz = dx · y · x ** (y − 1) + dy · z · ln x
+    vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
     def compute(ctx, x, y):
@@ -505,6 +522,7 @@ class Maximum(BinaryOp):
     dL/dx = g · ([x > y] + ½ [x = y])
     dL/dy = g · ([x < y] + ½ [x = y])
     JVP: dz = dx · ([x > y] + ½ [x = y]) + dy · ([x < y] + ½ [x = y])
+    vmap: the same op, each batched operand's dimensions lined up after the batch's
 
     At a tie each side gets half the gradient, as torch.maximum's."""
 
@@ -529,6 +547,7 @@ class Where(Function):
     dL/dx = g where c, else 0
     dL/dy = g where not c, else 0
     JVP: dz = dx where c, else dy
+    vmap: the same op, each batched operand's dimensions lined up after the batch's
 
     The condition c is a constant boolean array."""
 

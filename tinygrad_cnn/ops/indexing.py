@@ -16,6 +16,7 @@ class Gather(Function):
     """y[i][j][k] = x[index[i][j][k]][j][k]   (dim = 0; likewise along any dim)
     dL/dx = ScatterAdd(0, dim, index, g)
     JVP: dy = Gather(dx, dim, index)
+    vmap: the same op one axis further along, a shared index repeated
 
     Each read element gets back the gradients of every place it was copied to."""
 
@@ -43,7 +44,8 @@ class ScatterAdd(Function):
     """y = base, plus src[i][j][k] added at y[index[i][j][k]][j][k]   (dim = 0; likewise along any dim)
     dL/dbase = g
     dL/dsrc = Gather(g, dim, index), zeros where src is larger than index
-    JVP: dy = ScatterAdd(dbase, dim, index, dsrc)"""
+    JVP: dy = ScatterAdd(dbase, dim, index, dsrc)
+    vmap: the same op one axis further along, shared inputs repeated"""
 
     @staticmethod
     def forward(ctx, base, dim, index, src):

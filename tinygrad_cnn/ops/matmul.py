@@ -37,6 +37,7 @@ class MatMul(Function):
     dL/dA = G @ Bᵀ
     dL/dB = Aᵀ @ G
     JVP: dz = da @ b + a @ db
+    vmap: a batched matmul, a sample's vector taken as a one-row or one-column matrix
 
     Broadcast batch dimensions are summed back."""
 

@@ -34,7 +34,8 @@ def _zeros_like_array(a):
 class Reshape(Function):
     """y = x with the same elements, in row-major order, seen as ``shape``
     dL/dx = g reshaped to x's shape
-    JVP: dy = dx reshaped"""
+    JVP: dy = dx reshaped
+    vmap: reshaped to (B, *shape)"""
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -57,7 +58,8 @@ class Reshape(Function):
 class Permute(Function):
     """y = x with its axes reordered: y.shape[i] = x.shape[axes[i]]
     dL/dx = g with the inverse permutation
-    JVP: dy = dx with its axes permuted"""
+    JVP: dy = dx with its axes permuted
+    vmap: the axes one further, the batch's first"""
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -80,7 +82,8 @@ class Permute(Function):
 class Expand(Function):
     """y = x repeated along its axes of length 1 (and new leading axes) up to ``shape``
     dL/dx = g summed over the repeated axes (``sum_to_shape``)
-    JVP: dy = dx broadcast to ``shape``"""
+    JVP: dy = dx broadcast to ``shape``
+    vmap: expanded to (B, *shape), a sample's new dimensions after the batch's"""
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -104,7 +107,8 @@ class Expand(Function):
 class Pad(Function):
     """y = x surrounded by ``value``: ``pad_width`` is NumPy's ((before, after), ...) per axis
     dL/dx = g with the padding sliced off
-    JVP: dy = dx surrounded by zeros"""
+    JVP: dy = dx surrounded by zeros
+    vmap: the batch dimension not padded"""
 
     @staticmethod
     def forward(ctx, x, pad_width, value=0):
@@ -133,7 +137,8 @@ def _is_advanced(index) -> bool:
 class GetItem(Function):
     """y = x[index], basic or advanced indexing (NumPy semantics)
     dL/dx = IndexAdd(g, index): zeros with g added at the selected positions
-    JVP: dy = dx[index]"""
+    JVP: dy = dx[index]
+    vmap: the index applied with the batch dimension moved last"""
 
     @staticmethod
     def forward(ctx, x, index):
@@ -161,7 +166,8 @@ class GetItem(Function):
 class IndexAdd(Function):
     """y = zeros of ``shape``, with v[k] added at index[k] (repeated indices accumulate)
     dL/dv = g[index] (GetItem)
-    JVP: dy = zeros of ``shape``, plus dv added at ``index``"""
+    JVP: dy = zeros of ``shape``, plus dv added at ``index``
+    vmap: the index applied with the batch dimension moved last"""
 
     @staticmethod
     def forward(ctx, values, index, shape):
@@ -190,7 +196,8 @@ class IndexAdd(Function):
 class Concatenate(Function):
     """y = x₁, x₂, … joined along ``axis``
     dL/dxₖ = the slice of g where xₖ was put
-    JVP: dy = the tangents joined along ``axis`` (zeros for an input without one)"""
+    JVP: dy = the tangents joined along ``axis`` (zeros for an input without one)
+    vmap: joined one axis further along, an unbatched input repeated"""
 
     @staticmethod
     def forward(ctx, axis, *arrays):

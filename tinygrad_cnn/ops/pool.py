@@ -22,6 +22,7 @@ class MaxPool2d(Function):
     """y[n, c, oh, ow] = max over i, j of x_padded[n, c, s·oh + d·i, s·ow + d·j]   (padding: −∞)
     dL/dx = WindowScatter(g, argmax)
     JVP: dy = WindowGather(dx, argmax)
+    vmap: the batch folded into the images (B·N)
 
     ``argmax`` is the offset k = i·kw + j of each window's maximum: the first of tied maxima, the
     last NaN of a window that holds one (as torch)."""
@@ -49,7 +50,8 @@ class MaxPool2d(Function):
 class WindowScatter(Function):
     """y = zeros of the input's shape, plus g[n, c, oh, ow] added at the position argmax[n, c, oh, ow] names
     dL/dg = WindowGather(g', argmax)
-    JVP: dy = WindowScatter(dg, argmax)"""
+    JVP: dy = WindowScatter(dg, argmax)
+    vmap: the batch folded into the images (B·N)"""
 
     @staticmethod
     def forward(ctx, grad, argmax, input_shape, geometry):
@@ -75,7 +77,8 @@ class WindowScatter(Function):
 class WindowGather(Function):
     """y[n, c, oh, ow] = x at the position argmax[n, c, oh, ow] names in its window
     dL/dx = WindowScatter(g, argmax)
-    JVP: dy = WindowGather(dx, argmax)"""
+    JVP: dy = WindowGather(dx, argmax)
+    vmap: the batch folded into the images (B·N)"""
 
     @staticmethod
     def forward(ctx, x, argmax, geometry):

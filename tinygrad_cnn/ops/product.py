@@ -10,6 +10,7 @@ class Prod(Function):
     """y = Π_j x_j along ``dim``
     dL/dx_i = g · Π_{j ≠ i} x_j
     JVP: dy = Σ_i dx_i · Π_{j ≠ i} x_j
+    vmap: the same op one axis further along
 
     The product of the others is taken directly (not as ``y / x_i``), so it is right where some
     ``x_i`` is zero: it is the product over a square of copies of ``x`` whose diagonal is set to 1."""

@@ -17,7 +17,8 @@ def _drop_axes(kept: np.ndarray, axis, keepdims: bool) -> np.ndarray:
 class Sum(Function):
     """y = Σ x over ``axis``
     dL/dx = g, repeated over the summed axes
-    JVP: dy = Σ dx over ``axis``"""
+    JVP: dy = Σ dx over ``axis``
+    vmap: the same op one axis further along"""
 
     vmap = reduction  # batching rule (ops/batching.py): the same op one axis further
 
@@ -40,6 +41,7 @@ class Max(Function):
     """y = max x over ``axis``
     dL/dx = g / (number of maxima) at each maximum, else 0
     JVP: dy = Σ dx · [x is a maximum] / (number of maxima) over ``axis``
+    vmap: the same op one axis further along
 
     Tied maxima share the gradient equally (as torch's ``amax``)."""
 

@@ -9,7 +9,8 @@ from .batching import reduction
 class Cumsum(Function):
     """y_i = Σ_{j ≤ i} x_j along ``dim``
     dL/dx_j = Σ_{i ≥ j} g_i: the running sum taken from the other end, flip(cumsum(flip(g)))
-    JVP: dy = cumsum(dx)"""
+    JVP: dy = cumsum(dx)
+    vmap: the same op one axis further along"""
 
     vmap = reduction  # batching rule (ops/batching.py): the same op one axis further
 

@@ -24,7 +24,8 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 class Erf(Function):
     """y = erf x
     dL/dx = g · 2/√π · exp(−x²)
-    JVP: dy = dx · 2/√π · exp(−x²)"""
+    JVP: dy = dx · 2/√π · exp(−x²)
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch
 

@@ -9,7 +9,8 @@ from .batching import elementwise
 class Sin(Function):
     """y = sin x
     dL/dx = g · cos x
-    JVP: dy = dx · cos x"""
+    JVP: dy = dx · cos x
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch
 
@@ -32,7 +33,8 @@ class Sin(Function):
 class Cos(Function):
     """y = cos x
     dL/dx = −g · sin x
-    JVP: dy = −dx · sin x"""
+    JVP: dy = −dx · sin x
+    vmap: the same op on the batch"""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch
 
