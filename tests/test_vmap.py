@@ -297,3 +297,61 @@ def test_vmap_levels_belong_to_their_thread():
     thread.start()
     same(func.vmap(mapped)(x), np.full((3, 2), 2.0))
     assert other == ["Tensor(2,)"]
+
+
+def test_a_tensor_kept_from_inside_vmap_names_the_problem():
+    kept = []
+    func.vmap(lambda a: kept.append(a) or a)(ours(np.ones((3, 2))))
+    with pytest.raises(RuntimeError, match="from inside a vmap that has returned"):
+        kept[0] * 2
+
+
+def _library_cases():
+    rng = np.random.default_rng(6)
+    T = lambda *s: ours(rng.standard_normal(s))  # noqa: E731
+    ints = lambda high, shape: tg.Tensor(rng.integers(0, high, shape))  # noqa: E731
+    probabilities = lambda *s: ours(rng.random(s))  # noqa: E731
+    return {
+        "sort, topk, argsort": (lambda a: a.sort(1).values + a.topk(5, 1).values + a.argsort(1).astype(a.dtype), T(3, 4, 5)),
+        "flip, roll, repeat": (lambda a: a.flip(1).roll(1, 1).repeat(2, 1), T(3, 4, 5)),
+        "split, chunk, unbind, narrow": (lambda a: a.split(2, 1)[0] + a.chunk(2, 1)[1] + a.unbind(0)[1][:2] + a.narrow(0, 1, 1)[:, :2],
+                                         T(3, 4, 4)),
+        "masked_fill, where, clamp": (lambda a, b: a.masked_fill(a > 0, 0.0) + tg.where(b > 0, a, b) + a.clamp(min=b), T(3, 4), T(3, 4)),
+        "layer_norm": (lambda a: F.layer_norm(a, (5,)), T(3, 4, 5)),
+        "adaptive and average pooling": (lambda a: F.adaptive_avg_pool2d(a, 2) + F.avg_pool2d(a, 2, ceil_mode=True), T(3, 1, 2, 4, 4)),
+        "interpolate": (lambda a: F.interpolate(a, scale_factor=2), T(3, 1, 2, 3, 3)),
+        "conv_transpose2d, conv1d": (lambda a, b: F.conv_transpose2d(a, ours(np.ones((2, 3, 3, 3)))).sum() + F.conv1d(b, ours(np.ones((3, 2, 3)))).sum(),
+                                     T(3, 1, 2, 4, 4), T(3, 1, 2, 6)),
+        "embedding": (lambda i: F.embedding(i, ours(np.arange(20.0).reshape(5, 4)), padding_idx=1), ints(5, (3, 2))),
+        "advanced index per sample": (lambda a, i: a[i].sum(1) + a[i, i], T(3, 5, 5), ints(5, (3, 2))),
+        "gather and sort with per-sample indices": (lambda a, i: a.gather(0, i).sort(0).values, T(3, 4, 2), ints(4, (3, 1, 2))),
+        "softmax family": (lambda a: F.gelu(a) + F.silu(a) + F.log_softmax(a, 0) + F.softmax(a, 1) + a.logsumexp(1, keepdim=True), T(3, 4, 2)),
+        "regression losses": (lambda a, b: F.mse_loss(a, b) + F.l1_loss(a, b) + F.binary_cross_entropy_with_logits(a, b.sigmoid()),
+                              T(3, 4), T(3, 4)),
+        "binary_cross_entropy": (lambda a, p: F.binary_cross_entropy(a.sigmoid(), p), T(3, 4), probabilities(3, 4)),
+        "nll_loss, cross_entropy with weights": (lambda a, y: F.nll_loss(F.log_softmax(a, 1), y, weight=ours([1.0, 2, 3, 4]))
+                                                 + F.cross_entropy(a, y, ignore_index=0), T(3, 2, 4), ints(4, (3, 2))),
+        "cross_entropy with probabilities": (lambda a, p: F.cross_entropy(a, p), T(3, 2, 4), probabilities(3, 2, 4)),
+        "reductions": (lambda a: a.mean(0) + a.var(0) + a.std() + a.min() + a.norm(1) + a.prod(1).sum() + a.cumsum(0).sum(0), T(3, 4, 5)),
+        "argmax compared with labels": (lambda a, y: (a.argmax(1) == y).astype(a.dtype).mean(), T(3, 4, 5), ints(5, (3, 4))),
+        "matrix products": (lambda a, b: a @ b + tg.einsum("ij,jk->ik", a, b) + a.mT.mT @ b, T(3, 2, 4), T(3, 4, 2)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_library_cases()))
+def test_library_functions_under_vmap_match_a_loop(name):
+    f, *inputs = _library_cases()[name]
+    modes = ("rev", "fwd") if all(x.dtype.kind == "f" for x in inputs) else ()
+    assert check_batching_rule(f, *inputs, modes=modes)
+
+
+def test_composites_that_need_each_samples_values_loop_and_say_so():
+    rng = np.random.default_rng(7)
+    x, index = ours(rng.standard_normal((3, 1, 2, 5, 5))), tg.Tensor(rng.integers(0, 4, (3, 1, 2)))
+    with pytest.warns(RuntimeWarning, match="adaptive_max_pool2d has no batching rule"):
+        same(func.vmap(lambda a: F.adaptive_max_pool2d(a, 2))(x), loop(lambda a: F.adaptive_max_pool2d(a, 2), x))
+    y = ours(rng.standard_normal((3, 4, 2)))
+    with pytest.warns(RuntimeWarning, match="scatter has no batching rule"):
+        same(func.vmap(lambda a, i: a.scatter(0, i, 1.0))(y, index), tg.stack([y[b].scatter(0, index[b], 1.0) for b in range(3)]))
+    with pytest.raises(RuntimeError, match="boolean mask that differs per sample"):
+        func.vmap(lambda a: a[a > 0])(y)

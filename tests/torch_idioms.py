@@ -135,6 +135,13 @@ IDIOMS = {
     ],
 }
 
+IDIOMS["Function transforms (torch.func)"] = [
+    ("vmap over a batch, in_dims and out_dims", "f = lambda v: (v * v).sum()\nassert torch.allclose(torch.func.vmap(f)(x), (x * x).sum(1))\nassert torch.func.vmap(lambda v: v * 2, in_dims=1, out_dims=1)(x).shape == (3, 4)"),
+    ("per-sample gradients: vmap(grad(...)) with functional_call", "model = nn.Linear(4, 2)\nparams = {k: v.detach() for k, v in model.named_parameters()}\ndef loss(p, xi, yi):\n    return F.cross_entropy(torch.func.functional_call(model, p, (xi[None],)), yi[None])\ng = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0, 0))(params, x, labels % 2)\nassert g['weight'].shape == (3, 2, 4) and g['bias'].shape == (3, 2)"),
+    ("grad, jacrev, jacfwd, hessian", "v = x[0].double()\nassert torch.allclose(torch.func.grad(lambda t: (t ** 3).sum())(v), 3 * v ** 2)\nassert torch.func.jacrev(lambda t: t.sin())(v).shape == (4, 4) and torch.func.jacfwd(lambda t: t.sin())(v).shape == (4, 4)\nassert torch.allclose(torch.func.hessian(lambda t: (t ** 3).sum())(v), torch.diag(6 * v))"),
+    ("jvp and vjp", "v = x[0].double()\nout, tangent = torch.func.jvp(lambda t: t.exp(), (v,), (torch.ones_like(v),))\nassert torch.allclose(tangent, v.exp())\nout, pullback = torch.func.vjp(lambda t: t.exp(), v)\nassert torch.allclose(pullback(torch.ones_like(v))[0], v.exp())"),
+]
+
 # Idioms that need torchvision on the PyTorch side (not installed with the bench extra, so they are
 # checked against torchvision's documented results only).
 VISION_IDIOMS = {

@@ -21,11 +21,11 @@ from .creation import (
     rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
 from .functions import (
-    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, cat, chunk, clamp, clip, concat,
-    concatenate, cos, cumsum, div, einsum, eq, equal, exp, flatten, flip, gather, ge, gt, index_select, is_tensor,
-    isnan, le, log, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm, mul, narrow, ne,
-    neg, norm, numel, permute, pow, prod, relu, reshape, roll, scatter, scatter_add, sigmoid, sin, log_softmax, softmax,
-    sort, split,
+    abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, bmm, cat, ceil, chunk, clamp, clip, concat,
+    concatenate, cos, cumsum, diag, div, einsum, eq, equal, exp, flatten, flip, floor, floor_divide, gather, ge, gt,
+    index_select, is_tensor, isnan, le, log, logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mm,
+    mul, narrow, ne, neg, norm, numel, permute, pow, prod, relu, remainder, reshape, roll, round, scatter,
+    scatter_add, sigmoid, sign, sin, log_softmax, softmax, sort, split,
     sqrt, squeeze, stack, std, sub, sum, t, tanh, topk, transpose, unbind, unsqueeze, var, where,
 )
 from .dtypes import (
@@ -68,6 +68,7 @@ __all__ = [
     "maximum", "mean", "minimum", "mm", "mul", "narrow", "ne", "neg", "norm", "numel", "permute", "prod", "relu",
     "reshape", "roll", "scatter", "scatter_add", "sigmoid", "sin", "sort", "split", "sqrt", "squeeze", "stack",
     "std", "sub", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where", "softmax", "log_softmax",
+    "ceil", "diag", "floor", "floor_divide", "remainder", "sign",
     # dtypes
     "bool_", "double", "float16", "float32", "float64", "get_default_dtype", "half", "int8",
     "int16", "int32", "int64", "long", "short", "uint8",

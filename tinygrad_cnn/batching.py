@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .modes import _vmap_depth
+from .ops.batching import broadcast_operands, materialize, move_to_front, rank_of, shift_axis
+from .ops.batching import pad_rank as pad_rank_after_batch
 from .tensor_class import Tensor, check_axis
 
 _LEVELS = contextvars.ContextVar("tinygrad_cnn vmap levels", default=())  # ((level, batch size, randomness), ...)
@@ -75,6 +77,10 @@ class open_level:
         return False
 
 
+_ESCAPED = ("vmap: a tensor from inside a vmap that has returned was used (kept in a variable or a closure); "
+            "return what you need from the function vmap maps, or pass it in as an argument")
+
+
 # ---- the batched tensor ---------------------------------------------------------------------------
 
 
@@ -92,6 +98,8 @@ class BatchedTensor(Tensor):
 
     @property
     def data(self):
+        if all(level != self.level for level, _, _ in _LEVELS.get()):
+            raise RuntimeError(_ESCAPED)
         raise RuntimeError(
             "vmap: this code reads a tensor's NumPy values (.data, .item(), .numpy(), a Python bool or "
             "number), but inside vmap a tensor holds a whole batch of them. Write the function with tensor "
@@ -162,23 +170,6 @@ def _unwrap(x, level: int):
     return x, None
 
 
-def move_to_front(x: Tensor, bdim) -> Tensor:
-    """``x`` with its batch dimension ``bdim`` first (``x`` itself when it is already, or None)."""
-    if bdim is None or bdim == 0:
-        return x
-    order = (bdim,) + tuple(i for i in range(x.ndim) if i != bdim)
-    return x.permute(*order)
-
-
-def materialize(x, bdim, batch_size: int) -> Tensor:
-    """``x`` with a batch dimension first: moved there, or ``x`` repeated ``batch_size`` times
-    (a broadcast view, no copy) when it has none."""
-    if bdim is not None:
-        return move_to_front(x, bdim)
-    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
-    return x.unsqueeze(0).expand(batch_size, *x.shape)
-
-
 # ---- dispatch ---------------------------------------------------------------------------------------
 
 _WARNED = set()
@@ -190,7 +181,10 @@ def dispatch(cls, args: tuple, kwargs: dict):
     """Apply primitive ``cls`` to arguments some of which are batched: unwrap the innermost level,
     run ``cls.vmap`` (or the loop fallback) on the physical tensors, wrap the result."""
     level = max(a.level for a in args if isinstance(a, BatchedTensor))
-    batch_size, randomness = next((n, r) for lv, n, r in _LEVELS.get() if lv == level)
+    open_levels = {lv: (n, r) for lv, n, r in _LEVELS.get()}
+    if level not in open_levels:
+        raise RuntimeError(_ESCAPED)
+    batch_size, randomness = open_levels[level]
     unwrapped = [_unwrap(a, level) for a in args]
     physical = tuple(move_to_front(x, d) for x, d in unwrapped)
     in_dims = tuple(None if d is None else 0 for _, d in unwrapped)
@@ -209,58 +203,71 @@ def dispatch(cls, args: tuple, kwargs: dict):
 
 def _loop_fallback(cls, info, in_dims, args, kwargs):
     """Run the op once per sample and stack the results: correct for any op, but a Python loop."""
-    if cls.__name__ not in _WARNED:
-        _WARNED.add(cls.__name__)
-        warnings.warn(
-            f"vmap: {cls.__name__} has no batching rule, so vmap runs it once per sample in a Python loop "
-            f"(slow); define vmap(info, in_dims, *args) on {cls.__name__} to batch it",
-            RuntimeWarning, stacklevel=4)
+    _warn_once(cls.__name__, f"{cls.__name__} has no batching rule, so vmap runs it once per sample in a Python "
+                             f"loop (slow); define vmap(info, in_dims, *args) on {cls.__name__} to batch it")
+    results = [cls.apply(*[a[b] if d is not None else a for a, d in zip(args, in_dims)], **kwargs)
+               for b in range(info.batch_size)]
+    return _stacked(results), 0
+
+
+def _warn_once(name: str, message: str) -> None:
+    if name not in _WARNED:
+        _WARNED.add(name)
+        warnings.warn(f"vmap: {message}", RuntimeWarning, stacklevel=5)
+
+
+def _stacked(results: list):
+    """Per-sample results (Tensors, or tuples of them) stacked along a new first dimension."""
     from .tensor_class import stack
 
-    results = []
-    for b in range(info.batch_size):
-        sample = [a[b] if d is not None else a for a, d in zip(args, in_dims)]
-        results.append(cls.apply(*sample, **kwargs))
-    return stack(results, 0), 0
+    if isinstance(results[0], Tensor):
+        return stack(results, 0)
+    return type(results[0])(*(stack([r[k] for r in results], 0) for k in range(len(results[0]))))
 
 
-# ---- shared pieces of rules -------------------------------------------------------------------------
+def loop_over_batch(fn, *args, what: str):
+    """``fn(*args)`` one sample at a time, for library code that needs each sample's values to
+    decide what to compute (a scatter's last writes, an adaptive max-pool's windows): the loop
+    fallback for a composite op, warning once naming ``what``. Results are Tensors (or a tuple)."""
+    level = max(a.level for a in args if isinstance(a, BatchedTensor))
+    batch_size = next(n for lv, n, _ in _LEVELS.get() if lv == level)
+    _warn_once(what, f"{what} has no batching rule, so vmap runs it once per sample in a Python loop (slow)")
+    unwrapped = [_unwrap(a, level) for a in args]
+    results = [fn(*[v.select(d, b) if d is not None else v for v, d in unwrapped]) for b in range(batch_size)]
+    stacked = _stacked(results)
+    if isinstance(stacked, Tensor):
+        return BatchedTensor(stacked, 0, level)
+    return type(stacked)(*(BatchedTensor(t, 0, level) for t in stacked))
 
 
-def rank_of(x, bdim) -> int:
-    """The rank one sample of ``x`` has (``x`` physical, batch first when ``bdim`` is not None)."""
-    ndim = x.ndim if isinstance(x, Tensor) else np.ndim(x)
-    return ndim - (bdim is not None)
+def getitem(x: Tensor, index):
+    """``x[index]`` inside vmap, where the index may hold tensors of indices per sample. An index
+    made only of integer tensors and arrays (``x[i]``, an embedding's rows, ``x[i, j]``) is one
+    advanced index over the whole batch: each sample's indices lined up after the batch dimension,
+    and ``arange(B)`` in front when ``x`` is batched too. Other indices with per-sample tensors run
+    once per sample."""
+    from .ops.movement import GetItem
+    from .tensor_class import _normalize_index
 
-
-def pad_rank(x: Tensor, rank: int) -> Tensor:
-    """A batch-first ``x`` with size-1 dimensions inserted after the batch dimension, so one sample
-    has ``rank`` dimensions: then NumPy's right-aligned broadcasting lines up the samples' own
-    dimensions, and the batch dimension stays first."""
-    missing = rank - (x.ndim - 1)
-    if missing <= 0:
-        return x
-    return x.reshape(x.shape[0], *(1,) * missing, *x.shape[1:])
-
-
-def broadcast_operands(in_dims, args, operands) -> list:
-    """``args`` with each batched operand padded to the rank of the broadcast result (see ``pad_rank``);
-    ``operands`` are the positions that broadcast against each other."""
-    rank = max(rank_of(args[i], in_dims[i]) for i in operands if args[i] is not None)
-    out = list(args)
-    for i in operands:
-        if in_dims[i] is not None:
-            out[i] = pad_rank(args[i], rank)
-    return out
-
-
-def shift_axis(axis, ndim: int):
-    """A sample's axis (or tuple of axes, or None for all) as the axis of the batch-first physical tensor."""
-    if axis is None:
-        return tuple(range(1, ndim + 1))
-    if isinstance(axis, (tuple, list)):
-        return tuple(int(a) % max(ndim, 1) + 1 for a in axis)
-    return int(axis) % max(ndim, 1) + 1
+    parts = index if isinstance(index, tuple) else (index,)
+    batched = [p for p in parts if isinstance(p, BatchedTensor)]
+    if not batched:
+        return GetItem.apply(x, _normalize_index(index))
+    if any(p.dtype == bool for p in batched):
+        raise RuntimeError("vmap: indexing with a boolean mask that differs per sample would give each sample a "
+                           "different shape; use where(mask, x, 0) or masked_fill instead")
+    if all(isinstance(p, (Tensor, np.ndarray)) and p.dtype.kind in "iu" for p in parts):
+        level = max(t.level for t in (x, *batched) if isinstance(t, BatchedTensor))
+        batch_size = next(n for lv, n, _ in _LEVELS.get() if lv == level)
+        x_value, x_dim = _unwrap(x, level)
+        unwrapped = [_unwrap(p, level) for p in parts]
+        rank = max(rank_of(v, d) for v, d in unwrapped)
+        physical = [pad_rank_after_batch(move_to_front(v, d), rank) if d is not None else v for v, d in unwrapped]
+        if x_dim is not None:
+            samples = np.arange(batch_size).reshape(batch_size, *(1,) * rank)
+            return BatchedTensor(move_to_front(x_value, x_dim)[(samples, *physical)], 0, level)
+        return BatchedTensor(x_value[tuple(physical)], 0, level)
+    return loop_over_batch(lambda x, *ps: x[ps if isinstance(index, tuple) else ps[0]], x, *parts, what="indexing")
 
 
 # ---- transforms inside vmap: the physical view --------------------------------------------------------
@@ -317,13 +324,12 @@ def values(fn, *operands, axis="elementwise", keepdims=False):
         physical = broadcast_operands(dims, physical, range(len(physical)))
         result = values(fn, *physical, axis="elementwise")
     else:
-        (x,), ndim = physical, rank_of(physical[0], dims[0])
-        result = values(fn, x, axis=shift_axis(axis, ndim) if axis is not None else _all_after_batch(x), keepdims=keepdims)
+        x = physical[0]  # the operand reduced: batched, its batch dimension first
+        if axis is None and not keepdims:  # over all of a sample's values: one row per sample
+            result = values(fn, x.reshape(x.shape[0], -1), axis=1)
+        else:
+            result = values(fn, x, axis=shift_axis(axis, rank_of(x, 0)), keepdims=keepdims)
     return BatchedTensor(result, 0, level)
-
-
-def _all_after_batch(x) -> tuple:
-    return tuple(range(1, x.ndim))
 
 
 def constant(x: Tensor):
@@ -363,14 +369,6 @@ def _as_tensors(result):
     if isinstance(result, tuple):
         return tuple(Tensor(np.asarray(r)) for r in result)
     return Tensor(np.asarray(result))
-
-
-def _batched_at(x, level: int) -> bool:
-    while isinstance(x, BatchedTensor):
-        if x.level == level:
-            return True
-        x = x.value
-    return False
 
 
 def draw(sample, shape, what: str) -> np.ndarray | Tensor:

@@ -6,6 +6,8 @@ in one place, tensor_class.py), and accepts a NumPy array or a number where a Te
 """
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from .ops import einsum as EIN
@@ -338,3 +340,45 @@ def einsum(equation: str, *operands):
     operands = [x.expand(*(sizes[c] for c in letters)) if x.shape != tuple(sizes[c] for c in letters) else x
                 for x, letters in zip(operands, inputs)]
     return EIN.Einsum.apply(explicit, *operands)
+
+
+def floor(input):
+    return _t(input).floor()
+
+
+def ceil(input):
+    return _t(input).ceil()
+
+
+def round(input, decimals=0):  # noqa: A001
+    return _t(input).round(decimals)
+
+
+def sign(input):
+    return _t(input).sign()
+
+
+def remainder(input, other):
+    return _t(input).remainder(other)
+
+
+def floor_divide(input, other):
+    return _t(input).floor_divide(other)
+
+
+def diag(input, diagonal=0):
+    """A 1-D tensor as the ``diagonal``-th diagonal of a square matrix (zeros elsewhere), or a 2-D
+    tensor's ``diagonal``-th diagonal as a 1-D tensor, as ``torch.diag``. Differentiable both ways."""
+    from .ops.movement import IndexAdd
+
+    x = _t(input)
+    if x.ndim == 1:
+        n = x.shape[0] + builtins.abs(diagonal)
+        steps = np.arange(x.shape[0])
+        return IndexAdd.apply(x, (steps + builtins.max(-diagonal, 0), steps + builtins.max(diagonal, 0)), (n, n))
+    if x.ndim == 2:
+        rows, cols = x.shape
+        length = builtins.max(0, builtins.min(rows + builtins.min(diagonal, 0), cols - builtins.max(diagonal, 0)))
+        steps = np.arange(length)
+        return x[steps + builtins.max(-diagonal, 0), steps + builtins.max(diagonal, 0)]
+    raise ValueError(f"diag: expected a 1-D or 2-D tensor, got shape {x.shape}")

@@ -462,6 +462,29 @@ class Tensor:
     def __rpow__(self, other):
         return E.Pow.apply(_operand(other), self)
 
+    def remainder(self, other):
+        """``self - other * floor(self / other)``: the sign of ``other``, as Python's and torch's ``%``.
+        Integers stay integers (outside the graph); for floats the gradient is 1 for ``self`` and
+        ``-floor(self / other)`` for ``other``, as in torch."""
+        if self.dtype.kind in "iu" and _dtype_kind(other) in "iu":
+            return _values_of(np.remainder, self, other)
+        return self - other * (self / other).floor()
+
+    def __rmod__(self, other):
+        return _as_tensor(other, self.dtype if _dtype_kind(other) == "f" else None).remainder(self)
+
+    def floor_divide(self, other):
+        """``floor(self / other)`` (torch's ``//``): integers for integers; for floats a step
+        function, whose gradient is zero."""
+        if self.dtype.kind in "iu" and _dtype_kind(other) in "iu":
+            return _values_of(np.floor_divide, self, other)
+        return (self / other).floor()
+
+    def __rfloordiv__(self, other):
+        return _as_tensor(other).floor_divide(self)
+
+    __mod__, __floordiv__ = remainder, floor_divide
+
     def __matmul__(self, other):
         return self.matmul(other)
 
@@ -557,6 +580,28 @@ class Tensor:
         return _values_of(np.isfinite, self)
 
     # ---- elementwise math ---------------------------------------------------------------------
+
+    def _step(self, fn):
+        """``fn`` of the values, a step function (floor, ceil, round, sign): constant between its
+        jumps, so its gradient is zero, as torch's (and the result stays in the graph)."""
+        values = _values_of(fn, self)
+        return E.LocallyConstant.apply(values.astype(self.dtype), self) if self.requires_grad else values
+
+    def floor(self):
+        return self._step(np.floor) if self.dtype.kind == "f" else self
+
+    def ceil(self):
+        return self._step(np.ceil) if self.dtype.kind == "f" else self
+
+    def trunc(self):
+        return self._step(np.trunc) if self.dtype.kind == "f" else self
+
+    def round(self, decimals: int = 0):
+        """Halves to even, as torch and NumPy."""
+        return self._step(lambda a: np.round(a, decimals)) if self.dtype.kind == "f" else self
+
+    def sign(self):
+        return self._step(np.sign)
 
     def exp(self):
         return E.Exp.apply(self._floating())
@@ -794,11 +839,9 @@ class Tensor:
     def argsort(self, dim=-1, descending=False, stable=False):
         """Indices that sort along ``dim``; always stable (ties keep their order, also descending)."""
         dim = check_axis("argsort", dim, max(self.ndim, 1))
-        data = self.data.reshape(1) if self.ndim == 0 else self.data
-        if descending:  # sort the negation, so ties stay in their original order
-            data = -(data.astype(np.int64) if data.dtype.kind in "bu" else data)
-        indices = np.argsort(data, axis=dim, kind="stable").astype(np.int64)
-        return Tensor(indices.reshape(self.shape))
+        if self.ndim == 0:
+            return Tensor(np.zeros((), np.int64))
+        return _values_of(_SORTERS[bool(descending)], self, axis=dim)
 
     def sort(self, dim=-1, descending=False, stable=False):
         """``(values, indices)`` sorted along ``dim``; the gradient of each value goes back to the
@@ -834,6 +877,9 @@ class Tensor:
     def scatter(self, dim, index, src=None, *, value=None):
         """A copy of ``self`` with ``src`` (a tensor, or the number ``value``) written at ``index``
         along ``dim``; at a repeated index the last write wins."""
+        if _vmap_depth.get() and any(_batched(t) for t in (self, index, src)):  # the last writes differ per sample
+            return _batching().loop_over_batch(lambda x, i, s: x.scatter(dim, i, s, value=value), self, index, src,
+                                               what="scatter")
         dim, index = self._dim_and_index("scatter", dim, index)
         if src is None and value is None:
             raise TypeError("scatter: give src (a tensor) or value (a number)")
@@ -1006,6 +1052,8 @@ class Tensor:
         return MV.Pad.apply(self, pad_width, value)
 
     def __getitem__(self, index):
+        if _vmap_depth.get():  # inside vmap the index may hold a tensor of indices per sample
+            return _batching().getitem(self, index)
         return MV.GetItem.apply(self, _normalize_index(index))
 
     def view_as(self, other):
@@ -1151,6 +1199,10 @@ def _values_of(fn, *operands, axis="elementwise", keepdims=False) -> Tensor:
     return Tensor(fn(arrays[0], axis=axis, keepdims=keepdims))
 
 
+def _dtype_kind(x) -> str:
+    return x.dtype.kind if isinstance(x, (Tensor, np.ndarray)) else np.asarray(x).dtype.kind
+
+
 def _batching():
     from . import batching
 
@@ -1169,6 +1221,18 @@ def _arg_extreme(find):
 
 
 _ARG_EXTREMES = {"max": _arg_extreme(np.argmax), "min": _arg_extreme(np.argmin)}
+
+
+def _sorter(descending: bool):
+    def order(a, axis, keepdims=False):
+        if descending:  # sort the negation, so ties stay in their original order
+            a = -(a.astype(np.int64) if a.dtype.kind in "bu" else a)
+        return np.argsort(a, axis=axis, kind="stable").astype(np.int64)
+
+    return order
+
+
+_SORTERS = {False: _sorter(False), True: _sorter(True)}
 
 
 _FAST_OPERAND_TYPES = (Tensor, float, int, np.ndarray)

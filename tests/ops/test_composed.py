@@ -220,3 +220,44 @@ def test_sort_is_stable_in_both_directions():
     x = tg.tensor([2.0, 1.0, 2.0, 1.0])
     assert x.sort().indices.tolist() == [1, 3, 0, 2]
     assert x.sort(descending=True).indices.tolist() == [0, 2, 1, 3]
+
+
+# ---- step functions, remainders, diagonals --------------------------------------------------------
+
+
+@given(data=st.data())
+def test_floor_ceil_round_trunc_sign_have_zero_gradient(data):
+    # away from the jumps (integers, and half-integers for round), where each is differentiable
+    x = data.draw(S.away_from_kinks(data.draw(S.shapes(max_dims=2, max_side=3)), kinks=tuple(np.arange(-4, 4.5, 0.5)), margin=0.05))
+    for name in ("floor", "ceil", "round", "trunc", "sign"):
+        op = lambda t, name=name: getattr(t, name)()  # noqa: E731
+        check(op, op, getattr(np, "rint" if name == "round" else name)(x.data), x)
+
+
+@given(data=st.data())
+def test_remainder_and_floor_divide_follow_the_sign_of_the_divisor(data):
+    shape = data.draw(S.shapes(max_dims=2, max_side=3))
+    x = data.draw(S.tensors(shape, elements=st.floats(-9, 9)))
+    y = data.draw(S.away_from_kinks(shape, kinks=(0.0,), margin=0.5))
+    # away from the jumps of floor(x / y): there the remainder is x - y * (a constant)
+    quotient = x.data / y.data
+    if np.any(np.abs(quotient - np.round(quotient)) < 1e-3):
+        return
+    np.testing.assert_allclose((x % y).data, np.remainder(x.data, y.data), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose((x // y).data, np.floor_divide(x.data, y.data))
+    check_gradients(lambda a: a % y, x)
+    assert_matches_torch(lambda a: a % y, lambda a: a % __import__("torch").tensor(y.data), x)
+    i = data.draw(S.arrays(shape, elements=st.integers(-9, 9), dtype=np.int64))
+    j = data.draw(S.arrays(shape, elements=st.integers(1, 4), dtype=np.int64)) * data.draw(st.sampled_from([1, -1]))
+    assert (tg.Tensor(i) % tg.Tensor(j)).tolist() == np.remainder(i, j).tolist()
+    assert (tg.Tensor(i) // 3).dtype == np.int64 and (tg.Tensor(i) // 3).tolist() == (i // 3).tolist()
+    assert (7 % tg.Tensor(j)).tolist() == np.remainder(7, j).tolist()
+
+
+@given(data=st.data())
+def test_diag_builds_and_reads_diagonals(data):
+    diagonal = data.draw(st.integers(-3, 3))
+    v = data.draw(S.tensors((data.draw(st.integers(1, 4)),)))
+    check(lambda t: tg.diag(t, diagonal), lambda t: __import__("torch").diag(t, diagonal), np.diag(v.data, diagonal), v)
+    m = data.draw(S.tensors(data.draw(S.shapes(min_dims=2, max_dims=2, max_side=4))))
+    check(lambda t: tg.diag(t, diagonal), lambda t: __import__("torch").diag(t, diagonal), np.diag(m.data, diagonal), m)

@@ -290,6 +290,8 @@ def adaptive_max_pool2d(x: Tensor, output_size, return_indices=False):
     ``max_pool2d``."""
     op = "adaptive_max_pool2d"
     check_input(x, op)
+    if batching.is_batched(x):  # the windows' maxima are found in NumPy: one sample at a time
+        return batching.loop_over_batch(lambda x: adaptive_max_pool2d(x, output_size, return_indices), x, what=op)
     (out_h, out_w), (n, c, h, w) = _adaptive_output_size(output_size, x.shape[2:], op), x.shape
     indices = np.empty((n, c, out_h, out_w), dtype=np.int64)
     for i, (r0, r1) in enumerate(_adaptive_windows(h, out_h)):
@@ -657,14 +659,14 @@ def cross_entropy(logits: Tensor, target, weight=None, ignore_index: int = -100,
 
 def _check_same_shape(input: Tensor, target, op: str):
     """The target as a Tensor (kept, so it can be differentiated) or as an array of the input's dtype."""
-    target_array = target.data if isinstance(target, Tensor) else np.asarray(target)
-    if target_array.shape != input.shape:
-        raise ValueError(f"{op}: input shape {input.shape} and target shape {target_array.shape} differ")
-    return target if isinstance(target, Tensor) else target_array.astype(input.dtype)
+    target_shape = target.shape if isinstance(target, Tensor) else np.shape(target)
+    if target_shape != input.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target_shape} differ")
+    return target if isinstance(target, Tensor) else np.asarray(target).astype(input.dtype)
 
 
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
-    target_shape = np.shape(target.data if isinstance(target, Tensor) else target)
+    target_shape = target.shape if isinstance(target, Tensor) else np.shape(target)
     if target_shape != input.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target_shape} differ")
     diff = input - target
@@ -680,7 +682,7 @@ def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
 def _weighted(loss: Tensor, weight, op: str) -> Tensor:
     if weight is None:
         return loss
-    weights = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    weights = weight if isinstance(weight, Tensor) else np.asarray(weight)
     try:
         np.broadcast_shapes(weights.shape, loss.shape)
     except ValueError:
@@ -693,9 +695,10 @@ def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "m
     -100, as torch does, so a confident mistake costs 100 instead of inf."""
     op = "binary_cross_entropy"
     target = _check_same_shape(input, target, op)
-    if input.data.size and not (0 <= input.data.min() and input.data.max() <= 1):
+    input_values = batching.physical_values(input)  # each value alone must be a probability, batched or not
+    if input_values.size and not (0 <= input_values.min() and input_values.max() <= 1):
         raise ValueError(f"{op}: input must hold probabilities in [0, 1]; for logits use binary_cross_entropy_with_logits")
-    target_values = target.data if isinstance(target, Tensor) else target
+    target_values = batching.physical_values(target) if isinstance(target, Tensor) else target
     if target_values.size and not (0 <= target_values.min() and target_values.max() <= 1):
         raise ValueError(f"{op}: target must hold probabilities in [0, 1]")
     with np.errstate(divide="ignore"):  # log(0) = -inf is expected here: it is clamped to -100
@@ -722,7 +725,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, reducti
     if pos_weight is None:
         scale = 1
     else:
-        positive = (pos_weight.data if isinstance(pos_weight, Tensor) else np.asarray(pos_weight)).astype(input.dtype)
+        positive = (pos_weight if isinstance(pos_weight, Tensor) else np.asarray(pos_weight)).astype(input.dtype)
         scale = (target * (positive - 1)) + 1
     loss = (1 - target) * input + softplus_of_minus_x * scale
     return _reduce(_weighted(loss, weight, op), reduction, op)
@@ -756,8 +759,9 @@ def embedding(indices, weight: Tensor, padding_idx: int = None) -> Tensor:
     """Rows of ``weight`` (num_embeddings, dim) picked by integer ``indices`` (any shape); the gradient
     adds up in the rows picked. The row ``padding_idx`` gets no gradient (its value is still read)."""
     labels = _labels(indices, "embedding")
-    if labels.size and (labels.min() < 0 or labels.max() >= weight.shape[0]):
-        bad = labels[(labels < 0) | (labels >= weight.shape[0])]
+    values = batching.physical_values(labels) if isinstance(labels, Tensor) else labels  # every sample's, in vmap
+    if values.size and (values.min() < 0 or values.max() >= weight.shape[0]):
+        bad = values[(values < 0) | (values >= weight.shape[0])]
         raise ValueError(f"embedding: index {int(bad[0])} is out of range for {weight.shape[0]} embeddings")
     rows = weight[labels]
     if padding_idx is None:
