@@ -137,13 +137,20 @@ is (softmax - one-hot) / $batch, so it sums to zero (the script checks it).
 """)
 
 
-def build_step():
-    """The seed CNN, a batch, and its loss, built one layer at a time to see what each records."""
+def seed_cnn_batch():
+    """The seed CNN and the batch every walkthrough uses: BATCH random grey 28x28 images from seed
+    0 (after the model's initialisation, from the same seed) and the labels 0, 1, 2, ..."""
     tg.manual_seed(0)
     model = models.seed_net()
     images = tg.randn(BATCH, 1, 28, 28)
     images.name = "images"
     labels = np.arange(BATCH) % 10
+    return model, images, labels
+
+
+def build_step():
+    """The seed CNN, a batch, and its loss, built one layer at a time to see what each records."""
+    model, images, labels = seed_cnn_batch()
     layers, seen, h = [], set(), images
     for name, layer in model.named_children():
         h = layer(h)

@@ -43,8 +43,10 @@ Why a function of ``f`` and not ``explain(output)`` of a dual tensor: forward mo
 of what it did (that is its point: a tangent lives and dies with its value), so there is nothing to
 read afterwards; ``explain_jvp`` has to run the pass itself, as ``explain`` runs backward.
 
-"Alive" counts distinct buffers: a tangent that is a view of another (a reshape's) adds nothing,
-and a tensor counts until Python drops its last reference. The rule's time is measured around the
+"Alive" counts the memory the pass made, once per buffer: a tangent that is a view of another (a
+reshape's) adds nothing, a view of a primal or tangent passed in (a weight's transpose) counts
+nothing, and a tensor counts until Python drops its last reference. The ``bytes`` column is the
+logical size of the output and its tangent, views included. The rule's time is measured around the
 JVP rule alone (``Function.jvp``, at every level the op carries), not the op's forward kernel.
 
 ``tinygrad_cnn.explain`` is the function; import the rest with ``from tinygrad_cnn.explain import
@@ -316,7 +318,8 @@ def explain_jvp(f, primals, tangents, has_aux: bool = False) -> JvpReport:
     own level and its rules are not rows here. See the module docstring for what the columns count.
     """
     _watch_jvp_rules()
-    watch = _JvpWatch(set(forward_ad.active_levels()))
+    given = [x.data if isinstance(x, Tensor) else np.asarray(x) for x in (*primals, *tangents)]
+    watch = _JvpWatch(set(forward_ad.active_levels()), {id(_buffer(a)) for a in given})
     token = _WATCHES.set(_WATCHES.get() + (watch,))
     start = perf_counter()
     try:
@@ -330,11 +333,14 @@ def explain_jvp(f, primals, tangents, has_aux: bool = False) -> JvpReport:
 class _JvpWatch:
     """Collects the rows of one ``explain_jvp`` pass."""
 
-    def __init__(self, levels_before: set):
+    def __init__(self, levels_before: set, given_buffers: set):
         self.levels_before = levels_before  # the pass's own level is the first one opened after these
+        self.given_buffers = given_buffers  # ids of the primals' and tangents' memory: not made by the pass
         self.level = None
         self.rows = []
-        self.made = []  # (weakref to the tensor, its buffer, is a tangent) for everything made so far
+        # (weakref to the tensor, id of its buffer, the buffer's bytes, is a tangent) for everything made
+        # so far; the buffers themselves are not kept, or the report would keep alive what it measures
+        self.made = []
 
     def saw(self, cls, ctx, args, result, levels, seconds) -> None:
         new = [level for level in levels if level not in self.levels_before]
@@ -345,12 +351,14 @@ class _JvpWatch:
         if self.level not in levels or self.level not in (result._tangents or {}):
             return
         tangent = result._tangents[self.level]
-        self.made.append((weakref.ref(result), _buffer(result.data), False))
-        self.made.append((weakref.ref(tangent), _buffer(tangent.data), True))
-        alive = {}
-        for ref, buffer, is_tangent in self.made:
+        for tensor, is_tangent in ((result, False), (tangent, True)):
+            buffer = _buffer(tensor.data)
+            if id(buffer) not in self.given_buffers:
+                self.made.append((weakref.ref(tensor), id(buffer), int(buffer.nbytes), is_tangent))
+        alive = {}  # buffer id -> (bytes, whether a tangent uses it); the tensors alive keep their buffers alive
+        for ref, buffer, nbytes, is_tangent in self.made:
             if ref() is not None:
-                alive[id(buffer)] = (buffer.nbytes, is_tangent or alive.get(id(buffer), (0, False))[1])
+                alive[buffer] = (nbytes, is_tangent or alive.get(buffer, (0, False))[1])
         recorded = result.grad_fn is ctx
         self.rows.append(JvpStep(
             step=len(self.rows) + 1,
