@@ -45,8 +45,10 @@ read afterwards; ``explain_jvp`` has to run the pass itself, as ``explain`` runs
 
 "Alive" counts the memory the pass made, once per buffer: a tangent that is a view of another (a
 reshape's) adds nothing, a view of a primal or tangent passed in (a weight's transpose) counts
-nothing, and a tensor counts until Python drops its last reference. The ``bytes`` column is the
-logical size of the output and its tangent, views included. The rule's time is measured around the
+nothing, and a tensor counts until Python drops its last reference. Sizes are logical, as
+everywhere in ``explain`` (``nbytes`` of the tensors using a buffer, the largest of them), so they
+do not depend on the kernels: a kernel may return a view of a somewhat larger workspace. The
+``bytes`` column is the logical size of the output and its tangent, views included. The rule's time is measured around the
 JVP rule alone (``Function.jvp``, at every level the op carries), not the op's forward kernel.
 
 ``tinygrad_cnn.explain`` is the function; import the rest with ``from tinygrad_cnn.explain import
@@ -338,8 +340,8 @@ class _JvpWatch:
         self.given_buffers = given_buffers  # ids of the primals' and tangents' memory: not made by the pass
         self.level = None
         self.rows = []
-        # (weakref to the tensor, id of its buffer, the buffer's bytes, is a tangent) for everything made
-        # so far; the buffers themselves are not kept, or the report would keep alive what it measures
+        # (weakref to the tensor, id of its buffer, its bytes, is a tangent) for everything made so far;
+        # the buffers themselves are not kept, or the report would keep alive what it measures
         self.made = []
 
     def saw(self, cls, ctx, args, result, levels, seconds) -> None:
@@ -352,13 +354,16 @@ class _JvpWatch:
             return
         tangent = result._tangents[self.level]
         for tensor, is_tangent in ((result, False), (tangent, True)):
-            buffer = _buffer(tensor.data)
-            if id(buffer) not in self.given_buffers:
-                self.made.append((weakref.ref(tensor), id(buffer), int(buffer.nbytes), is_tangent))
-        alive = {}  # buffer id -> (bytes, whether a tangent uses it); the tensors alive keep their buffers alive
+            buffer = id(_buffer(tensor.data))
+            if buffer not in self.given_buffers:
+                self.made.append((weakref.ref(tensor), buffer, int(tensor.data.nbytes), is_tangent))
+        # buffer id -> (bytes, whether a tangent uses it); a tensor alive keeps its buffer alive, so
+        # the ids of the buffers of live tensors are distinct buffers
+        alive = {}
         for ref, buffer, nbytes, is_tangent in self.made:
             if ref() is not None:
-                alive[buffer] = (nbytes, is_tangent or alive.get(buffer, (0, False))[1])
+                before_bytes, before_tangent = alive.get(buffer, (0, False))
+                alive[buffer] = (max(before_bytes, nbytes), before_tangent or is_tangent)
         recorded = result.grad_fn is ctx
         self.rows.append(JvpStep(
             step=len(self.rows) + 1,
