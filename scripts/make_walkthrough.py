@@ -134,6 +134,12 @@ summed over every path into it, and a returned tensor replaces it. A hook on the
 convolution's captured output saw a gradient of shape $hooked_grad_shape, and
 `retain_grad()` on the logits kept `logits.grad` of shape $logits_grad_shape. Each of its rows
 is (softmax - one-hot) / $batch, so it sums to zero (the script checks it).
+
+## The other modes
+
+This is reverse mode. [autodiff_modes.md](autodiff_modes.md) takes the same loss through forward
+mode (one directional derivative, no graph) and forward-over-reverse (a Hessian-vector product),
+and compares what the three compute, store and cost.
 """)
 
 
