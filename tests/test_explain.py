@@ -327,6 +327,16 @@ def test_a_report_inside_an_outer_jvp_lists_only_its_own_level():
     np.testing.assert_allclose(second.data, np.exp(x.data) * v.data * outer.data)
 
 
+def test_a_jvp_nested_inside_f_is_not_listed_even_when_it_runs_first():
+    def f(x):
+        _, inner = func.jvp(lambda c: c.exp(), (Tensor([1.0]),), (Tensor([1.0]),))  # its own level, on a constant
+        return x.sin() * inner
+
+    report = explain_jvp(f, (Tensor([0.5]),), (Tensor([2.0]),))
+    assert [(r.op, r.tangent_from) for r in report.rows] == [("Sin", (0,)), ("Mul", (0,))]
+    np.testing.assert_allclose(report.tangent.data, np.cos(0.5) * 2.0 * np.e)
+
+
 def test_the_watch_is_per_thread():
     barrier = threading.Barrier(2, timeout=30)
 

@@ -162,17 +162,7 @@ class BackwardReport:
             lines.extend(["", "", "", more, "", "", ""] for more in saved[1:])
         total = ["", "total", f"{len(self.rows)} nodes", "", f"{self.saved_bytes:,}", f"{self.new_bytes:,}",
                  f"{self.backward_seconds * 1e3:.3f}"]
-        columns = len(headers)  # without times the last cell of each line is dropped
-        widths = [max(len(line[i]) for line in [headers, *lines, total]) for i in range(columns)]
-
-        def fmt(cells):
-            numeric = (0, 4, 5, 6)
-            return "  ".join(
-                cell.rjust(width) if i in numeric else cell.ljust(width) for i, (cell, width) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        rule = "  ".join("-" * width for width in widths)
-        text = [fmt(headers), rule, *map(fmt, lines), rule, fmt(total)]
+        text = _aligned(headers, lines, total, numeric=(0, 4, 5, 6))
         text.append(
             f"Distinct arrays kept for backward: {self.unique_saved_bytes:,} bytes ({_human(self.unique_saved_bytes)}); "
             f"kept only for backward: {self.new_bytes:,} bytes ({_human(self.new_bytes)})."
@@ -187,6 +177,22 @@ class BackwardReport:
         return self.table()
 
     __repr__ = __str__  # so that explain(loss) at the prompt shows the table
+
+
+def _aligned(headers, lines, total, numeric) -> list:
+    """The lines of a text table: the header, a rule, the lines, a rule, the total; the columns in
+    ``numeric`` aligned right. There are as many columns as headers: a line's cells past them (its
+    time, in a table without times) are left out."""
+    columns = len(headers)
+    widths = [max(len(line[i]) for line in [headers, *lines, total]) for i in range(columns)]
+
+    def fmt(cells):
+        return "  ".join(
+            cell.rjust(width) if i in numeric else cell.ljust(width) for i, (cell, width) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return [fmt(headers), rule, *map(fmt, lines), rule, fmt(total)]
 
 
 def _human(n: int) -> str:
@@ -283,17 +289,7 @@ class JvpReport:
         total = ["", "total", f"{len(self.rows)} rules", "", "",
                  f"{sum(r.output_bytes + r.tangent_bytes for r in self.rows):,}", f"{self.graph_bytes:,}",
                  f"peak {self.peak_alive_bytes:,}", f"{self.jvp_seconds * 1e3:.3f}"]
-        columns = len(headers)
-        widths = [max(len(line[i]) for line in [headers, *lines, total]) for i in range(columns)]
-
-        def fmt(cells):
-            numeric = (0, 5, 6, 7, 8)
-            return "  ".join(
-                cell.rjust(width) if i in numeric else cell.ljust(width) for i, (cell, width) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        rule = "  ".join("-" * width for width in widths)
-        text = [fmt(headers), rule, *map(fmt, lines), rule, fmt(total)]
+        text = _aligned(headers, lines, total, numeric=(0, 5, 6, 7, 8))
         text.append(
             f"Tangents made: {self.tangent_bytes:,} bytes ({_human(self.tangent_bytes)}); at most "
             f"{self.peak_alive_tangent_bytes:,} bytes ({_human(self.peak_alive_tangent_bytes)}) of them alive at once. "
@@ -336,23 +332,20 @@ class _JvpWatch:
     """Collects the rows of one ``explain_jvp`` pass."""
 
     def __init__(self, levels_before: set, given_buffers: set):
-        self.levels_before = levels_before  # the pass's own level is the first one opened after these
+        self.levels_before = levels_before  # the pass's own level is the outermost one opened after these
         self.given_buffers = given_buffers  # ids of the primals' and tangents' memory: not made by the pass
-        self.level = None
         self.rows = []
         # (weakref to the tensor, id of its buffer, its bytes, is a tangent) for everything made so far;
         # the buffers themselves are not kept, or the report would keep alive what it measures
         self.made = []
 
     def saw(self, cls, ctx, args, result, levels, seconds) -> None:
-        new = [level for level in levels if level not in self.levels_before]
-        if not new:
+        # Levels are listed outermost first. Inside a JVP rule of this pass's level, that level is
+        # not active (the rule's own ops carry only the tangents of outer levels): no row for them.
+        level = next((level for level in forward_ad.active_levels() if level not in self.levels_before), None)
+        if level is None or level not in levels or level not in (result._tangents or {}):
             return
-        if self.level is None:
-            self.level = min(new)
-        if self.level not in levels or self.level not in (result._tangents or {}):
-            return
-        tangent = result._tangents[self.level]
+        tangent = result._tangents[level]
         for tensor, is_tangent in ((result, False), (tangent, True)):
             buffer = id(_buffer(tensor.data))
             if buffer not in self.given_buffers:
@@ -370,7 +363,7 @@ class _JvpWatch:
             op=cls.__name__,
             output_shape=tuple(result.shape),
             output_dtype=result.dtype,
-            tangent_from=tuple(i for i, a in enumerate(args) if forward_ad.tangent_of(a, self.level) is not None),
+            tangent_from=tuple(i for i, a in enumerate(args) if forward_ad.tangent_of(a, level) is not None),
             tangent_shape=tuple(tangent.shape),
             output_bytes=int(result.data.nbytes),
             tangent_bytes=int(tangent.data.nbytes),
@@ -390,9 +383,9 @@ def _buffer(array: np.ndarray) -> np.ndarray:
 
 # The engine gives a primitive's output its tangents in ``autograd._attach_tangents``. To watch the
 # rules run without changing the engine, ``explain_jvp`` puts a pass-through wrapper in its place,
-# once per process: the wrapper does nothing more than call the engine's function unless this
-# thread (context) has a watch open, so no other pass, in this thread or another, behaves or times
-# differently.
+# once per process: unless this thread (context) has a watch open, the wrapper only calls the
+# engine's function, so no other pass, in this thread or another, behaves differently (it costs
+# one more call and a context-variable look-up per primitive that carries a tangent).
 _WATCHES = contextvars.ContextVar("tinygrad_cnn explain_jvp watches", default=())
 _INSTALL = threading.Lock()
 _engine_attach_tangents = None  # the engine's own function, once the wrapper is in its place
