@@ -11,9 +11,9 @@ in it is computed here, by running the seed CNN's loss through ``explain``, ``ex
 with finite differences) and stops if they do not. All of it is deterministic: counts and bytes
 depend only on shapes, dtypes and the kernel set (the document is written with the default fast
 kernels: the reference kernels save some arrays in other dtypes), values (float64, printed to 6
-significant digits) only on the seeds. The exception is the wall times, measured on the machine running the script: they go
-between the TIMES_BEGIN and TIMES_END lines, and ``--check`` (and tests/test_modes_walkthrough.py)
-compare everything else.
+significant digits) only on the seeds. The exception is the wall times, measured on the machine
+running the script: they go between the TIMES_BEGIN and TIMES_END lines, and ``--check`` (and
+tests/test_modes_walkthrough.py) compare everything else.
 """
 import argparse
 import inspect
