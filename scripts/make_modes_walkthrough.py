@@ -95,7 +95,8 @@ why training uses reverse mode: the loss is one number and the parameters are ma
 ## 2. Forward mode: one directional derivative
 
 v is a direction in parameter space: one random tensor per parameter (NumPy seed 0), scaled so
-that ‖v‖ = 1. `report = explain_jvp(loss_of, params, v)` runs `func.jvp`: each parameter carries
+that ‖v‖ = 1. `report = explain_jvp(loss_of, params, v)` (`from tinygrad_cnn.explain import
+explain_jvp`) runs `func.jvp` and reports what it did: each parameter carries
 its part of v as a *tangent*, and each primitive, as it computes its output, computes the output's
 tangent from its JVP rule. `print(report.table(times=False))`:
 

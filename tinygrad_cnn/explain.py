@@ -311,6 +311,10 @@ def explain_jvp(f, primals, tangents, has_aux: bool = False) -> JvpReport:
     per primitive whose JVP rule ran, in order, with ``report.output`` and ``report.tangent`` (and
     ``report.aux``) the results ``func.jvp`` gives.
 
+    It takes ``f`` rather than an output, unlike ``explain``: forward mode leaves nothing behind to
+    read once a dual output exists, so the report must watch the pass as it runs, and ``func.jvp``'s
+    signature is the one a user of forward mode already calls.
+
     Only this thread's pass is reported (as every engine mode, the watch is per thread), and only
     the rules of this pass's own level: a JVP nested inside ``f``, or one around this call, has its
     own level and its rules are not rows here. See the module docstring for what the columns count.
