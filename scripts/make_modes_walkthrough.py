@@ -116,11 +116,10 @@ $fwd_peak_alive bytes are alive at once, $fwd_peak_tangents of them tangents, wh
 makes $fwd_tangent_bytes bytes of tangents in all. The `Permute` rows are the dense layers'
 weight transposes: views of a parameter and of its part of v, so they add nothing.
 
-What it costs: one pass, with every primitive doing the work of its JVP rule as well (a
-convolution's JVP is two more convolutions, one linear in the input, one in the weight). But it
+What it costs: one pass, with every primitive doing the work of its JVP rule as well (the JVP
+of a convolution whose input and weight both carry tangents is two more convolutions). But it
 gives one number: the whole gradient this way would take one pass per parameter, $param_count of
-them.
-Forward mode wins the other way round, for functions with few inputs and many outputs.
+them. Forward mode wins the other way round, for functions with few inputs and many outputs.
 
 ## 3. Forward-over-reverse: a Hessian-vector product
 
