@@ -277,6 +277,12 @@ def test_a_jvp_of_a_small_cnn_lists_one_rule_per_primitive_in_order_with_tangent
     assert permute.alive_bytes == flatten.alive_bytes == 2 * 8 * 2 * 12
 
 
+def test_aux_passes_through_as_with_func_jvp():
+    report = explain_jvp(lambda t: (t.exp(), {"note": 1}), (Tensor([0.0]),), (Tensor([3.0]),), has_aux=True)
+    assert report.aux == {"note": 1} and [r.op for r in report.rows] == ["Exp"]
+    np.testing.assert_allclose(report.tangent.data, [3.0])
+
+
 def test_only_the_arguments_that_carry_tangents_run_rules():
     primals, tangents = small_cnn_arguments()
     zero = [Tensor(np.zeros(p.shape)) for p in primals]
