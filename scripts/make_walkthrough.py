@@ -134,16 +134,29 @@ summed over every path into it, and a returned tensor replaces it. A hook on the
 convolution's captured output saw a gradient of shape $hooked_grad_shape, and
 `retain_grad()` on the logits kept `logits.grad` of shape $logits_grad_shape. Each of its rows
 is (softmax - one-hot) / $batch, so it sums to zero (the script checks it).
+
+## The other modes
+
+This is reverse mode. [autodiff_modes.md](autodiff_modes.md) takes the same loss through forward
+mode (one directional derivative, no graph) and forward-over-reverse (a Hessian-vector product),
+and compares what the three compute, store and cost.
 """)
 
 
-def build_step():
-    """The seed CNN, a batch, and its loss, built one layer at a time to see what each records."""
+def seed_cnn_batch():
+    """The seed CNN and the batch every walkthrough uses: BATCH random grey 28x28 images from seed
+    0 (after the model's initialisation, from the same seed) and the labels 0, 1, 2, ..."""
     tg.manual_seed(0)
     model = models.seed_net()
     images = tg.randn(BATCH, 1, 28, 28)
     images.name = "images"
     labels = np.arange(BATCH) % 10
+    return model, images, labels
+
+
+def build_step():
+    """The seed CNN, a batch, and its loss, built one layer at a time to see what each records."""
+    model, images, labels = seed_cnn_batch()
     layers, seen, h = [], set(), images
     for name, layer in model.named_children():
         h = layer(h)

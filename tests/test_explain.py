@@ -1,11 +1,15 @@
-"""explain(loss): the backward walk as rows, saved bytes per node, and the same gradients as backward."""
+"""explain(loss): the backward walk as rows, saved bytes per node, and the same gradients as backward;
+explain_jvp(f, primals, tangents): a forward-mode pass as rows, one per JVP rule, and the same
+results as func.jvp."""
+import threading
+
 import numpy as np
 import pytest
 
 import tinygrad_cnn.nn.functional as F
-from tinygrad_cnn import Function, Tensor, explain
+from tinygrad_cnn import Function, Tensor, explain, func
 from tinygrad_cnn.autograd import GraphFreedError, topological_order
-from tinygrad_cnn.explain import BackwardReport, saved_arrays
+from tinygrad_cnn.explain import BackwardReport, JvpReport, explain_jvp, saved_arrays
 
 
 def small_cnn(seed=0):
@@ -225,3 +229,150 @@ def test_table_has_one_line_per_row_and_per_extra_saved_array():
     assert report.backward_seconds <= report.wall_seconds
     assert "ms" not in report.table(times=False).splitlines()[0].split()
     assert repr(report) == str(report)
+
+
+# ---- explain_jvp: a forward-mode pass ------------------------------------------------------------------
+
+
+def small_cnn_logits(x, conv_w, conv_b, fc_w, fc_b):
+    """Conv -> relu -> max-pool -> flatten -> linear, as a function of all its tensors."""
+    h = F.max_pool2d(F.relu(F.conv2d(x, conv_w, conv_b)), 2).flatten(1)
+    return F.linear(h, fc_w, fc_b)
+
+
+def small_cnn_arguments(seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = [(2, 1, 6, 6), (3, 1, 3, 3), (3,), (4, 12), (4,)]
+    primals = tuple(Tensor(rng.standard_normal(s)) for s in shapes)
+    tangents = tuple(Tensor(rng.standard_normal(s)) for s in shapes)
+    return primals, tangents
+
+
+def test_a_jvp_of_a_small_cnn_lists_one_rule_per_primitive_in_order_with_tangent_shapes():
+    primals, tangents = small_cnn_arguments()
+    report = explain_jvp(small_cnn_logits, primals, tangents)
+    assert isinstance(report, JvpReport)
+    expected = [  # (op, output and tangent shape, arguments that brought a tangent)
+        ("Conv2d", (2, 3, 4, 4), (0, 1, 2)),
+        ("Relu", (2, 3, 4, 4), (0,)),
+        ("MaxPool2d", (2, 3, 2, 2), (0,)),
+        ("Reshape", (2, 12), (0,)),  # flatten
+        ("Permute", (12, 4), (0,)),  # the transpose of the dense weight
+        ("MatMul", (2, 4), (0, 1)),
+        ("Add", (2, 4), (0, 1)),  # the bias
+    ]
+    assert [(r.op, r.tangent_shape, r.tangent_from) for r in report.rows] == expected
+    assert [r.output_shape for r in report.rows] == [shape for _, shape, _ in expected]
+    assert [r.step for r in report.rows] == list(range(1, 8))
+    for r in report.rows:
+        assert r.output_bytes == r.tangent_bytes == 8 * int(np.prod(r.output_shape))
+        assert r.graph_bytes is None  # forward mode alone records no graph
+    out, tangent = func.jvp(small_cnn_logits, primals, tangents)
+    np.testing.assert_allclose(report.output.data, out.data, rtol=1e-12)
+    np.testing.assert_allclose(report.tangent.data, tangent.data, rtol=1e-12)
+    assert report.graph_nodes == report.graph_bytes == 0
+    # the transpose of the dense weight is a view of a primal, its tangent a view of a tangent passed
+    # in: no memory made, so nothing more alive than after the flatten (itself a view of the pool's)
+    flatten, permute = report.rows[3], report.rows[4]
+    assert permute.alive_bytes == flatten.alive_bytes == 2 * 8 * 2 * 12
+
+
+def test_aux_passes_through_as_with_func_jvp():
+    report = explain_jvp(lambda t: (t.exp(), {"note": 1}), (Tensor([0.0]),), (Tensor([3.0]),), has_aux=True)
+    assert report.aux == {"note": 1} and [r.op for r in report.rows] == ["Exp"]
+    np.testing.assert_allclose(report.tangent.data, [3.0])
+
+
+def test_only_the_arguments_that_carry_tangents_run_rules():
+    primals, tangents = small_cnn_arguments()
+    zero = [Tensor(np.zeros(p.shape)) for p in primals]
+    only_image = (tangents[0], *zero[1:])
+    ops = [r.op for r in explain_jvp(lambda x: small_cnn_logits(x, *primals[1:]), primals[:1], only_image[:1]).rows]
+    assert ops == ["Conv2d", "Relu", "MaxPool2d", "Reshape", "MatMul", "Add"]  # no Permute: the weight is a constant
+
+
+def test_a_tangent_lives_as_long_as_its_value():
+    x, v = Tensor(np.ones(1000)), Tensor(np.full(1000, 0.5))
+    report = explain_jvp(lambda t: t.exp().exp().exp(), (x,), (v,))
+    assert [r.op for r in report.rows] == ["Exp"] * 3
+    assert report.tangent_bytes == 3 * 8000
+    # while exp k runs, exp k - 1 (its argument) and its tangent are alive; the one before is gone
+    assert [r.alive_tangent_bytes for r in report.rows] == [8000, 16000, 16000]
+    assert [r.alive_bytes for r in report.rows] == [16000, 32000, 32000]
+    assert report.peak_alive_tangent_bytes == 16000 < report.tangent_bytes
+
+
+def test_forward_over_reverse_lists_the_backward_primitives_and_the_graph_they_record():
+    primals, tangents = small_cnn_arguments(seed=1)
+    x, w = primals[0], primals[1]
+
+    def loss(weight):
+        return (small_cnn_logits(x, weight, *primals[2:]) ** 2).sum()
+
+    report = explain_jvp(func.grad(loss), (w,), (tangents[1],))
+    _, hvp = func.hvp(loss, (w,), (tangents[1],))
+    np.testing.assert_allclose(report.tangent.data, hvp[0].data, rtol=1e-10)
+    ops = [r.op for r in report.rows]
+    assert ops.index("Conv2d") < ops.index("Sum") < ops.index("Conv2dWeightGrad") == len(ops) - 1  # forward, then backward
+    assert report.graph_nodes > 0 and report.graph_bytes > 0  # grad needs the forward's graph
+    conv = report.rows[ops.index("Conv2d")]
+    assert conv.tangent_from == (1,) and conv.graph_bytes > 0
+
+
+def test_a_report_inside_an_outer_jvp_lists_only_its_own_level():
+    x, v, outer = Tensor(np.array([0.5, 1.0])), Tensor(np.array([1.0, 2.0])), Tensor(np.array([1.0, 0.0]))
+    reports = []
+
+    def inner(t):
+        reports.append(explain_jvp(lambda y: y.exp(), (t,), (v,)))
+        return reports[-1].tangent
+
+    _, second = func.jvp(inner, (x,), (outer,))
+    (report,) = reports
+    assert [r.op for r in report.rows] == ["Exp"]  # not the Mul of Exp's rule, carrying the outer tangent
+    np.testing.assert_allclose(second.data, np.exp(x.data) * v.data * outer.data)
+
+
+def test_a_jvp_nested_inside_f_is_not_listed_even_when_it_runs_first():
+    def f(x):
+        _, inner = func.jvp(lambda c: c.exp(), (Tensor([1.0]),), (Tensor([1.0]),))  # its own level, on a constant
+        return x.sin() * inner
+
+    report = explain_jvp(f, (Tensor([0.5]),), (Tensor([2.0]),))
+    assert [(r.op, r.tangent_from) for r in report.rows] == [("Sin", (0,)), ("Mul", (0,))]
+    np.testing.assert_allclose(report.tangent.data, np.cos(0.5) * 2.0 * np.e)
+
+
+def test_the_watch_is_per_thread():
+    barrier = threading.Barrier(2, timeout=30)
+
+    def mine(t):
+        y = t.exp()
+        barrier.wait()  # the other thread runs its JVP now
+        barrier.wait()
+        return y.sin()
+
+    def other():
+        barrier.wait()
+        func.jvp(lambda t: t.tanh().cos(), (Tensor([1.0]),), (Tensor([1.0]),))
+        barrier.wait()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    report = explain_jvp(mine, (Tensor([0.5]),), (Tensor([1.0]),))
+    thread.join()
+    assert [r.op for r in report.rows] == ["Exp", "Sin"]
+
+
+def test_the_jvp_table_has_a_line_per_rule_and_totals():
+    primals, tangents = small_cnn_arguments()
+    report = explain_jvp(small_cnn_logits, primals, tangents)
+    lines = report.table(times=False).splitlines()
+    assert lines[0].split()[:5] == ["step", "op", "output", "tangent", "from"] and "ms" not in lines[0].split()
+    body = lines[2 : 2 + len(report.rows)]
+    assert [line.split()[1] for line in body] == [r.op for r in report.rows]
+    assert "input 0, input 1, input 2" in body[0] and "(2, 3, 4, 4)" in body[0]
+    total = lines[3 + len(report.rows)]
+    assert total.split()[:3] == ["total", "7", "rules"] and f"peak {report.peak_alive_bytes:,}" in total
+    assert f"Tangents made: {report.tangent_bytes:,} bytes" in lines[-1]
+    assert str(report).splitlines()[0].split()[-1] == "ms" and repr(report) == str(report)

@@ -1,6 +1,7 @@
 """The testing kit proves gradients only if it can also *disprove* them: a wrong backward must fail
 with a message that points at the input and element, and gives both values; a backward that is right
-at first order but not differentiable correctly must fail the second-order check. And the
+at first order but not differentiable correctly must fail the second-order check, and one right up
+to order k must pass every order up to k and fail order k + 1, naming it, in both modes. And the
 strategies must draw what they promise."""
 import os
 import pathlib
@@ -125,14 +126,127 @@ def test_gradcheck_works_on_copies_and_needs_something_to_check():
         gradcheck(Cube.apply, (Tensor([1.0]),))
 
 
-def test_check_gradients_rejects_other_orders():
-    with pytest.raises(ValueError, match="order"):
-        check_gradients(Cube.apply, Tensor([1.0], requires_grad=True), order=3)
+def test_check_gradients_rejects_orders_that_are_not_whole_numbers_from_one():
+    for order in (0, -1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=r"^check_gradients: order must be a whole number >= 1, got"):
+            check_gradients(Cube.apply, Tensor([1.0], requires_grad=True), order=order)
 
 
 def test_constant_and_integer_inputs_pass_through():
     logits = Tensor(np.array([[0.5, -1.0, 2.0]]), requires_grad=True)
     assert check_gradients(lambda t, labels: F.cross_entropy(t, labels), logits, np.array([2]))
+
+
+# ---- any order: x^n whose derivatives are right up to some order -----------------------------------------
+
+
+class Monomial(Function):
+    """``x ** n``, whose derivative ``n x^(n-1)`` is another Monomial for the next ``exact - 1``
+    orders and then a NumPy constant: the first ``exact`` derivatives are right in both modes, and
+    the graph loses the one after (a backward written on ``.data``, one level down)."""
+
+    @staticmethod
+    def forward(ctx, x, n, exact):
+        ctx.save_for_backward(x)
+        ctx.n, ctx.exact = n, exact
+        return x**n
+
+    @staticmethod
+    def derivative(ctx, x):
+        if ctx.exact > 1:
+            return ctx.n * Monomial.apply(x, ctx.n - 1, ctx.exact - 1)
+        return Tensor(ctx.n * x.data ** (ctx.n - 1))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * Monomial.derivative(ctx, x), None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        (x,) = ctx.saved_tensors
+        return tangent * Monomial.derivative(ctx, x)
+
+
+# positive and away from 0, where x^n and its derivatives (of degree >= 1 here) are well scaled
+monomial_inputs = S.tensors(S.shapes(max_dims=2, max_side=2), elements=st.floats(0.5, 1.5))
+MODES = [("rev",), ("fwd",)]
+
+
+@pytest.mark.parametrize("modes", MODES)
+@given(x=monomial_inputs, exact=st.integers(1, 3))
+def test_a_rule_right_up_to_order_k_passes_up_to_k_and_fails_k_plus_1_naming_it(modes, x, exact):
+    def quintic(t):
+        return Monomial.apply(t, 5, exact)
+
+    assert check_gradients(quintic, x, order=exact, modes=modes)
+    first_wrong = exact + 1
+    check = "gradcheck" if modes == ("rev",) else "check_jvp"
+    label = {(2, "gradcheck"): "gradgradcheck"}.get((first_wrong, check), f"order-{first_wrong} {check}")
+    where = "input 0" if check == "gradcheck" else r"output 0 \(the derivative with respect to input 0\)"
+    with pytest.raises(GradcheckError, match=f"^{label}: {where}"):
+        check_gradients(quintic, x, order=exact + 1, modes=modes)
+    with pytest.raises(GradcheckError, match=f"^{label}: "):  # a higher order asked: the lowest wrong one is named
+        check_gradients(quintic, x, order=4, modes=modes)
+
+
+class CubeGradient(Function):
+    """The backward of a cube, ``g * 3 x^2``, as an op of its own whose backward is right in value
+    but cuts its incoming gradient from the graph in the part that goes to ``g``: orders 1 and 2
+    pass, and order 3 sees that the second backward pass is not linear in its cotangent."""
+
+    @staticmethod
+    def forward(ctx, g, x):
+        ctx.save_for_backward(g, x)
+        return g * 3 * x**2
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, x = ctx.saved_tensors
+        return grad.detach() * 3 * x * x, grad * g * 6 * x
+
+
+class CubeWithBackwardOp(Cube):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return CubeGradient.apply(grad, x)
+
+
+@given(x=cube_inputs)
+def test_order_3_names_the_cotangent_of_the_second_backward_pass(x):
+    assert check_gradients(CubeWithBackwardOp.apply, x, order=2)
+    with pytest.raises(GradcheckError, match=r"^order-3 gradcheck: grad_outputs\[0\] of backward pass 2 \(shape"):
+        check_gradients(CubeWithBackwardOp.apply, x, order=3)
+
+
+def small(shape=None):
+    """Tensors of at most 4 elements: an order-4 check runs four nested backward passes per probe."""
+    return S.tensors(S.shapes(min_dims=1, max_dims=2, max_side=2) if shape is None else shape)
+
+
+@given(x=small(), y=small())
+def test_orders_3_and_4_pass_on_a_product_with_a_sine_in_both_modes(x, y):
+    def fn(a, b):
+        return a * b.sin()
+
+    assert check_gradients(fn, x, y, order=3, modes=("rev", "fwd"))
+    assert check_gradients(fn, x, y, order=4, modes=("rev", "fwd"))
+
+
+@given(data=st.data())
+def test_order_3_passes_on_tanh_of_a_matmul_in_both_modes(data):
+    n, k, m = data.draw(st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 2)))
+    a, b = data.draw(small((n, k))), data.draw(small((k, m)))
+    assert check_gradients(lambda p, q: (p @ q).tanh(), a, b, order=3, modes=("rev", "fwd"))
+
+
+def test_order_4_passes_on_a_tiny_convolution_through_tanh_in_both_modes():
+    rng = np.random.default_rng(0)
+    image = Tensor(rng.standard_normal((1, 1, 3, 3)), requires_grad=True)
+    weight = Tensor(rng.standard_normal((2, 1, 2, 2)), requires_grad=True)
+    bias = Tensor(rng.standard_normal(2), requires_grad=True)
+    assert check_gradients(lambda i, w, b: F.conv2d(i, w, b).tanh(), image, weight, bias, order=4, modes=("rev", "fwd"))
 
 
 # ---- check_dtype_preserved ------------------------------------------------------------------------------------

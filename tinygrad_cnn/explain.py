@@ -1,5 +1,6 @@
 """``explain(loss)``: run backward and say what it did, one row per graph node, in the order
-backward visited them.
+backward visited them; ``explain_jvp(f, primals, tangents)``: the same for a forward-mode pass,
+one row per JVP rule, in the order they ran.
 
 Call ``explain(loss)`` instead of ``loss.backward()``: it is the same backward pass (same arguments,
 same gradients, the graph freed the same way), and it returns a ``BackwardReport`` whose ``rows``
@@ -29,17 +30,41 @@ counts the others, the memory that exists only because backward will need it.
 Timings come from ``time.perf_counter`` around each node's ``backward`` and the routing of its
 gradients; leaves' ``.grad`` are written after the walk and count only in ``wall_seconds``.
 
+Forward mode: ``explain_jvp``
+----------------------------
+``explain_jvp(f, primals, tangents)`` is ``func.jvp(f, primals, tangents)`` (same arguments, same
+results) that also says what the forward-mode pass did: one row per primitive whose JVP rule ran,
+in the order they ran, with the shape of the tangent the rule made, which inputs brought a tangent,
+the bytes of the output and of its tangent, whether a graph node was recorded too (under
+forward-over-reverse, where ``f`` itself takes gradients), and how many bytes of the outputs and
+tangents made so far were still alive when it finished.
+
+Why a function of ``f`` and not ``explain(output)`` of a dual tensor: forward mode keeps no record
+of what it did (that is its point: a tangent lives and dies with its value), so there is nothing to
+read afterwards; ``explain_jvp`` has to run the pass itself, as ``explain`` runs backward.
+
+"Alive" counts the memory the pass made, once per buffer: a tangent that is a view of another (a
+reshape's) adds nothing, a view of a primal or tangent passed in (a weight's transpose) counts
+nothing, and a tensor counts until Python drops its last reference. Sizes are logical, as
+everywhere in ``explain`` (``nbytes`` of the tensors using a buffer, the largest of them), so they
+do not depend on the kernels: a kernel may return a view of a somewhat larger workspace. The
+``bytes`` column is the logical size of the output and its tangent, views included. The rule's time is measured around the
+JVP rule alone (``Function.jvp``, at every level the op carries), not the op's forward kernel.
+
 ``tinygrad_cnn.explain`` is the function; import the rest with ``from tinygrad_cnn.explain import
-BackwardReport, saved_arrays``.
+BackwardReport, saved_arrays, explain_jvp, JvpReport``.
 """
 from __future__ import annotations
 
+import contextvars
+import threading
+import weakref
 from dataclasses import dataclass
 from time import perf_counter
 
 import numpy as np
 
-from . import autograd
+from . import autograd, forward_ad, func
 from .tensor_class import Tensor
 
 @dataclass(frozen=True)
@@ -137,17 +162,7 @@ class BackwardReport:
             lines.extend(["", "", "", more, "", "", ""] for more in saved[1:])
         total = ["", "total", f"{len(self.rows)} nodes", "", f"{self.saved_bytes:,}", f"{self.new_bytes:,}",
                  f"{self.backward_seconds * 1e3:.3f}"]
-        columns = len(headers)  # without times the last cell of each line is dropped
-        widths = [max(len(line[i]) for line in [headers, *lines, total]) for i in range(columns)]
-
-        def fmt(cells):
-            numeric = (0, 4, 5, 6)
-            return "  ".join(
-                cell.rjust(width) if i in numeric else cell.ljust(width) for i, (cell, width) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        rule = "  ".join("-" * width for width in widths)
-        text = [fmt(headers), rule, *map(fmt, lines), rule, fmt(total)]
+        text = _aligned(headers, lines, total, numeric=(0, 4, 5, 6))
         text.append(
             f"Distinct arrays kept for backward: {self.unique_saved_bytes:,} bytes ({_human(self.unique_saved_bytes)}); "
             f"kept only for backward: {self.new_bytes:,} bytes ({_human(self.new_bytes)})."
@@ -162,6 +177,22 @@ class BackwardReport:
         return self.table()
 
     __repr__ = __str__  # so that explain(loss) at the prompt shows the table
+
+
+def _aligned(headers, lines, total, numeric) -> list:
+    """The lines of a text table: the header, a rule, the lines, a rule, the total; the columns in
+    ``numeric`` aligned right. There are as many columns as headers: a line's cells past them (its
+    time, in a table without times) are left out."""
+    columns = len(headers)
+    widths = [max(len(line[i]) for line in [headers, *lines, total]) for i in range(columns)]
+
+    def fmt(cells):
+        return "  ".join(
+            cell.rjust(width) if i in numeric else cell.ljust(width) for i, (cell, width) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return [fmt(headers), rule, *map(fmt, lines), rule, fmt(total)]
 
 
 def _human(n: int) -> str:
@@ -187,3 +218,197 @@ def explain(tensor, gradient=None, retain_graph=None, create_graph=False) -> Bac
     wall = perf_counter() - start
     rows = [BackwardStep(step, *before[node], seconds) for step, (node, seconds) in enumerate(visits, 1)]
     return BackwardReport(rows, sum(unique.values()), wall)
+
+
+# ---- forward mode ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JvpStep:
+    """One primitive of a forward-mode pass: its JVP rule ran and gave its output a tangent."""
+
+    step: int  # 1 for the first primitive that carried a tangent
+    op: str
+    output_shape: tuple
+    output_dtype: np.dtype
+    tangent_from: tuple  # positions of the arguments that brought a tangent
+    tangent_shape: tuple
+    output_bytes: int
+    tangent_bytes: int
+    graph_bytes: int | None  # what the node keeps for backward, when one was recorded (else None)
+    alive_bytes: int  # outputs and tangents of the steps so far still alive after this one
+    alive_tangent_bytes: int  # the tangents among them
+    seconds: float  # time in the JVP rule
+
+
+class JvpReport:
+    """What ``explain_jvp`` returns: ``output`` and ``tangent`` (``func.jvp``'s results), ``rows``
+    (``JvpStep``s in the order the rules ran) and totals; ``str(report)`` is the table,
+    ``report.table(times=False)`` the same without timings."""
+
+    def __init__(self, output, tangent, rows, wall_seconds: float, aux=None):
+        self.output, self.tangent, self.rows, self.aux = output, tangent, rows, aux
+        self.wall_seconds = wall_seconds  # the whole pass: forward kernels and JVP rules
+
+    @property
+    def tangent_bytes(self) -> int:
+        """Every tangent the pass made, as if none were ever freed."""
+        return sum(row.tangent_bytes for row in self.rows)
+
+    @property
+    def peak_alive_tangent_bytes(self) -> int:
+        return max((row.alive_tangent_bytes for row in self.rows), default=0)
+
+    @property
+    def peak_alive_bytes(self) -> int:
+        return max((row.alive_bytes for row in self.rows), default=0)
+
+    @property
+    def graph_nodes(self) -> int:
+        return sum(row.graph_bytes is not None for row in self.rows)
+
+    @property
+    def graph_bytes(self) -> int:
+        return sum(row.graph_bytes or 0 for row in self.rows)
+
+    @property
+    def jvp_seconds(self) -> float:
+        return sum(row.seconds for row in self.rows)
+
+    def table(self, times: bool = True) -> str:
+        """The rows as a text table, then the totals."""
+        headers = ["step", "op", "output", "tangent from", "tangent", "bytes", "graph bytes", "alive bytes"]
+        headers += ["ms"] if times else []
+        lines = [
+            [str(r.step), r.op, f"{format_shape(r.output_shape)} {r.output_dtype}",
+             ", ".join(f"input {i}" for i in r.tangent_from), format_shape(r.tangent_shape),
+             f"{r.output_bytes + r.tangent_bytes:,}", "-" if r.graph_bytes is None else f"{r.graph_bytes:,}",
+             f"{r.alive_bytes:,}", f"{r.seconds * 1e3:.3f}"]
+            for r in self.rows
+        ]
+        total = ["", "total", f"{len(self.rows)} rules", "", "",
+                 f"{sum(r.output_bytes + r.tangent_bytes for r in self.rows):,}", f"{self.graph_bytes:,}",
+                 f"peak {self.peak_alive_bytes:,}", f"{self.jvp_seconds * 1e3:.3f}"]
+        text = _aligned(headers, lines, total, numeric=(0, 5, 6, 7, 8))
+        text.append(
+            f"Tangents made: {self.tangent_bytes:,} bytes ({_human(self.tangent_bytes)}); at most "
+            f"{self.peak_alive_tangent_bytes:,} bytes ({_human(self.peak_alive_tangent_bytes)}) of them alive at once. "
+            f"Graph nodes recorded: {self.graph_nodes}, keeping {self.graph_bytes:,} bytes for backward."
+        )
+        if times:
+            text.append(f"The pass took {self.wall_seconds * 1e3:.3f} ms in all, {self.jvp_seconds * 1e3:.3f} ms of it "
+                        "in the JVP rules.")
+        return "\n".join(text)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    __repr__ = __str__
+
+
+def explain_jvp(f, primals, tangents, has_aux: bool = False) -> JvpReport:
+    """``func.jvp(f, primals, tangents, has_aux)``, returning a ``JvpReport`` of the pass: one row
+    per primitive whose JVP rule ran, in order, with ``report.output`` and ``report.tangent`` (and
+    ``report.aux``) the results ``func.jvp`` gives.
+
+    It takes ``f`` rather than an output, unlike ``explain``: forward mode leaves nothing behind to
+    read once a dual output exists, so the report must watch the pass as it runs, and ``func.jvp``'s
+    signature is the one a user of forward mode already calls.
+
+    Only this thread's pass is reported (as every engine mode, the watch is per thread), and only
+    the rules of this pass's own level: a JVP nested inside ``f``, or one around this call, has its
+    own level and its rules are not rows here. See the module docstring for what the columns count.
+    """
+    _watch_jvp_rules()
+    given = [x.data if isinstance(x, Tensor) else np.asarray(x) for x in (*primals, *tangents)]
+    watch = _JvpWatch(set(forward_ad.active_levels()), {id(_buffer(a)) for a in given})
+    token = _WATCHES.set(_WATCHES.get() + (watch,))
+    start = perf_counter()
+    try:
+        results = func.jvp(f, primals, tangents, has_aux=has_aux)
+    finally:
+        _WATCHES.reset(token)
+    wall = perf_counter() - start
+    return JvpReport(results[0], results[1], watch.rows, wall, aux=results[2] if has_aux else None)
+
+
+class _JvpWatch:
+    """Collects the rows of one ``explain_jvp`` pass."""
+
+    def __init__(self, levels_before: set, given_buffers: set):
+        self.levels_before = levels_before  # the pass's own level is the outermost one opened after these
+        self.given_buffers = given_buffers  # ids of the primals' and tangents' memory: not made by the pass
+        self.rows = []
+        # (weakref to the tensor, id of its buffer, its bytes, is a tangent) for everything made so far;
+        # the buffers themselves are not kept, or the report would keep alive what it measures
+        self.made = []
+
+    def saw(self, cls, ctx, args, result, levels, seconds) -> None:
+        # Levels are listed outermost first. Inside a JVP rule of this pass's level, that level is
+        # not active (the rule's own ops carry only the tangents of outer levels): no row for them.
+        level = next((level for level in forward_ad.active_levels() if level not in self.levels_before), None)
+        if level is None or level not in levels or level not in (result._tangents or {}):
+            return
+        tangent = result._tangents[level]
+        for tensor, is_tangent in ((result, False), (tangent, True)):
+            buffer = id(_buffer(tensor.data))
+            if buffer not in self.given_buffers:
+                self.made.append((weakref.ref(tensor), buffer, int(tensor.data.nbytes), is_tangent))
+        # buffer id -> (bytes, whether a tangent uses it); a tensor alive keeps its buffer alive, so
+        # the ids of the buffers of live tensors are distinct buffers
+        alive = {}
+        for ref, buffer, nbytes, is_tangent in self.made:
+            if ref() is not None:
+                before_bytes, before_tangent = alive.get(buffer, (0, False))
+                alive[buffer] = (max(before_bytes, nbytes), before_tangent or is_tangent)
+        recorded = result.grad_fn is ctx
+        self.rows.append(JvpStep(
+            step=len(self.rows) + 1,
+            op=cls.__name__,
+            output_shape=tuple(result.shape),
+            output_dtype=result.dtype,
+            tangent_from=tuple(i for i, a in enumerate(args) if forward_ad.tangent_of(a, level) is not None),
+            tangent_shape=tuple(tangent.shape),
+            output_bytes=int(result.data.nbytes),
+            tangent_bytes=int(tangent.data.nbytes),
+            graph_bytes=sum(s.nbytes for s in saved_arrays(ctx)) if recorded else None,
+            alive_bytes=sum(nbytes for nbytes, _ in alive.values()),
+            alive_tangent_bytes=sum(nbytes for nbytes, is_tangent in alive.values() if is_tangent),
+            seconds=seconds,
+        ))
+
+
+def _buffer(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory (itself, or the base of a view)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+# The engine gives a primitive's output its tangents in ``autograd._attach_tangents``. To watch the
+# rules run without changing the engine, ``explain_jvp`` puts a pass-through wrapper in its place,
+# once per process: unless this thread (context) has a watch open, the wrapper only calls the
+# engine's function, so no other pass, in this thread or another, behaves differently (it costs
+# one more call and a context-variable look-up per primitive that carries a tangent).
+_WATCHES = contextvars.ContextVar("tinygrad_cnn explain_jvp watches", default=())
+_INSTALL = threading.Lock()
+_engine_attach_tangents = None  # the engine's own function, once the wrapper is in its place
+
+
+def _watched_attach_tangents(cls, ctx, args, result, levels):
+    watches = _WATCHES.get()
+    if not watches:
+        return _engine_attach_tangents(cls, ctx, args, result, levels)
+    start = perf_counter()
+    _engine_attach_tangents(cls, ctx, args, result, levels)
+    seconds = perf_counter() - start
+    for watch in watches:
+        watch.saw(cls, ctx, args, result, levels, seconds)
+
+
+def _watch_jvp_rules() -> None:
+    global _engine_attach_tangents
+    with _INSTALL:
+        if autograd._attach_tangents is not _watched_attach_tangents:
+            _engine_attach_tangents = autograd._attach_tangents
+            autograd._attach_tangents = _watched_attach_tangents

@@ -1,7 +1,7 @@
 """Tools to prove an op's gradient right.
 
 - ``gradcheck``, ``gradgradcheck``, ``check_gradients``: numerical checks of first and second
-  derivatives (NumPy only);
+  derivatives, and of any order with ``check_gradients(..., order=n)`` (NumPy only);
 - ``check_jvp``, ``check_vjp_jvp_consistency``: forward mode, against central differences and
   against reverse mode (``check_gradients(..., modes=("rev", "fwd"))`` runs every check);
 - ``check_batching_rule``: ``vmap(f)`` against a loop over the samples, in value, in both modes of

@@ -1,20 +1,32 @@
 """Numerical gradient checks: compare the graph's gradients with central differences in float64.
 
 ``gradcheck`` checks first derivatives, ``gradgradcheck`` second derivatives (the gradient of the
-backward pass itself), ``check_gradients`` runs both. Each draws a fixed random vector ``v`` per
-output and compares, element by element of every input, the analytic vector-Jacobian product
-``v . dy/dx`` with the central difference ``(v . f(x + eps) - v . f(x - eps)) / (2 eps)``.
-A mismatch raises ``GradcheckError`` naming the input, the element, and both values.
+backward pass itself), ``check_gradients`` every order up to ``order``. Each draws a fixed random
+vector ``v`` per output and compares, element by element of every input, the analytic
+vector-Jacobian product ``v . dy/dx`` with the central difference
+``(v . f(x + eps) - v . f(x - eps)) / (2 eps)``. A mismatch raises ``GradcheckError`` naming the
+check (and so the order), the input, the element, and both values.
+
+Higher orders need no new kind of check, only a new function to check. The *derivative map* of
+``f`` is ``(x, u) -> u . df/dx``: one backward pass with ``create_graph=True`` and a fixed random
+cotangent ``u`` per output, itself a function of tensors whose derivatives the graph can give
+again (its arguments include ``u``, since a backward must be linear in it too). Taking the
+derivative map of the derivative map k - 1 times gives a function whose first derivatives are the
+k-th derivatives of ``f``: order k is the first-order check of that map. Only one level of finite
+differences is ever taken, so order 4 is as precise as order 1.
 
 ``check_jvp`` does the same for forward mode: the JVP ``J v`` along a fixed random direction ``v``
 against ``(f(x + eps v) - f(x - eps v)) / (2 eps)``. ``check_vjp_jvp_consistency`` checks the two
 modes against each other without finite differences: ``<u, J v>`` (forward) must equal
 ``<J^T u, v>`` (reverse) for random ``u`` and ``v``, which catches a wrong rule in either mode to
-rounding precision.
+rounding precision. At order k both run on the (k-1)-th derivative map: forward over reverse, what
+``func.hessian`` and ``func.hvp`` compute at order 2.
 
 ``check_dtype_preserved`` is the other half of an op's contract: float32 in, float32 out, for the
 result and for its gradients of first and second order.
 """
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from .. import forward_ad
@@ -56,8 +68,71 @@ def _input_name(inputs, i: int) -> str:
     return f"input {i}" + (f" ({name!r})" if name else "")
 
 
+def _differentiable(inputs) -> list:
+    return [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
+
 def _projected(outputs, directions) -> float:
     return float(sum(np.sum(o.data * v) for o, v in zip(outputs, directions)))
+
+
+# ---- derivative maps: the k-th derivatives of f are the first derivatives of a function -------------
+
+
+class _Map(NamedTuple):
+    """A function to check and the arguments to check it at: ``f`` itself (``order`` 1: its first
+    derivatives are checked) or a derivative map of it (``order`` k: its first derivatives are the
+    k-th derivatives of ``f``), with the names that error messages give to its arguments and outputs."""
+
+    fn: Callable
+    arguments: tuple
+    names: tuple  # one per argument
+    output_name: Callable  # output index -> its name
+    order: int
+
+
+def _function_to_check(fn, inputs) -> _Map:
+    return _Map(fn, inputs, tuple(_input_name(inputs, i) for i in range(len(inputs))), lambda k: f"output {k}", 1)
+
+
+def _derivative_map(previous: _Map, rng, cotangents=None) -> _Map:
+    """The derivative map of ``previous.fn``: ``(arguments, u) -> u . d fn / d arguments``, one
+    backward pass with ``create_graph=True`` so that it can be differentiated again, returning one
+    gradient per differentiable argument (zeros where an argument does not reach the outputs).
+    ``u`` holds one cotangent per output that requires grad: ``cotangents``, or fixed random ones
+    drawn from ``rng``; they become arguments that require grad, since the map is linear in them."""
+    fn, arguments, count = previous.fn, previous.arguments, len(previous.arguments)
+    wrt = _differentiable(arguments)
+    if cotangents is None:
+        cotangents = [rng.standard_normal(o.shape) for o in _as_outputs(fn(*arguments)) if o.requires_grad]
+    cotangents = tuple(Tensor(np.array(u.data if isinstance(u, Tensor) else u, dtype=np.float64), requires_grad=True)
+                       for u in cotangents)
+
+    def derivative(*args):
+        xs, us = args[:count], args[count:]
+        outputs = [o for o in _as_outputs(fn(*xs)) if o.requires_grad]
+        grads = grad(outputs, [xs[i] for i in wrt], grad_outputs=list(us), create_graph=True, allow_unused=True)
+        return tuple(Tensor(np.zeros(xs[i].shape, xs[i].dtype)) if g is None else g for i, g in zip(wrt, grads))
+
+    # the first backward pass's cotangents keep gradgradcheck's historical name
+    suffix = "" if previous.order == 1 else f" of backward pass {previous.order}"
+    names = previous.names + tuple(f"grad_outputs[{m}]{suffix}" for m in range(len(cotangents)))
+
+    def output_name(m: int) -> str:
+        return f"output {m} (the derivative with respect to {previous.names[wrt[m]]})"
+
+    return _Map(derivative, arguments + cotangents, names, output_name, previous.order + 1)
+
+
+def _label(check: str, order: int) -> str:
+    """How a check names itself: ``gradcheck``, ``gradgradcheck`` and ``check_jvp`` as ever at
+    their own orders, ``order-3 gradcheck``, ``order-2 check_jvp`` above them."""
+    if check == "gradcheck" and order == 2:
+        return "gradgradcheck"
+    return check if order == 1 else f"order-{order} {check}"
+
+
+# ---- reverse mode ----------------------------------------------------------------------------------------
 
 
 def _numerical_gradient(evaluate, x: np.ndarray, eps: float) -> np.ndarray:
@@ -74,8 +149,11 @@ def _numerical_gradient(evaluate, x: np.ndarray, eps: float) -> np.ndarray:
     return numeric
 
 
-def _check(fn, inputs, label, names, eps, atol, rtol, numeric_needs_graph) -> bool:
-    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+def _check(checked_map: _Map, label, eps, atol, rtol) -> bool:
+    """Reverse mode's first derivatives of ``checked_map.fn`` against central differences."""
+    fn, inputs, names = checked_map.fn, checked_map.arguments, checked_map.names
+    numeric_needs_graph = checked_map.order > 1  # a derivative map runs backward inside
+    checked = _differentiable(inputs)
     if not checked:
         raise ValueError(f"{label}: no input has requires_grad=True, so there is nothing to check")
     outputs = _as_outputs(fn(*inputs))
@@ -102,13 +180,13 @@ def _check(fn, inputs, label, names, eps, atol, rtol, numeric_needs_graph) -> bo
         x = inputs[i].data
         g = np.zeros(x.shape) if g is None else g.data
         if g.shape != x.shape:
-            raise GradcheckError(f"{label}: {names(i)} has shape {x.shape} but its analytic gradient has shape {g.shape}")
+            raise GradcheckError(f"{label}: {names[i]} has shape {x.shape} but its analytic gradient has shape {g.shape}")
         numeric = _numerical_gradient(evaluate, x, eps)
         wrong = ~(np.abs(g - numeric) <= atol + rtol * np.abs(numeric))  # NaN counts as wrong
         if wrong.any():
             index = tuple(int(k) for k in np.argwhere(wrong)[0])
             raise GradcheckError(
-                f"{label}: {names(i)} (shape {x.shape}), element {index}: analytic {g[index]:.8g}, "
+                f"{label}: {names[i]} (shape {x.shape}), element {index}: analytic {g[index]:.8g}, "
                 f"numerical {numeric[index]:.8g} (difference {g[index] - numeric[index]:.3g}; "
                 f"{int(wrong.sum())} of {x.size} elements disagree; atol={atol}, rtol={rtol}, eps={eps})"
             )
@@ -121,38 +199,19 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
     Inputs are copied to float64. Returns True, or raises ``GradcheckError`` that names the input,
     the element index, and the analytic and numerical values.
     """
-    inputs = _copies(inputs, np.float64)
-    return _check(fn, inputs, "gradcheck", lambda i: _input_name(inputs, i), eps, atol, rtol, numeric_needs_graph=False)
+    return _check(_function_to_check(fn, _copies(inputs, np.float64)), "gradcheck", eps, atol, rtol)
 
 
 def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
     """Check second derivatives: gradcheck of the map (inputs, v) -> v . d fn / d inputs, computed
     with ``create_graph=True``. ``grad_outputs`` (one per differentiable output) defaults to fixed
     random tensors; they are checked as inputs too, since the backward must be linear in them."""
-    inputs = _copies(inputs, np.float64)
-    n = len(inputs)
-    differentiable = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-    if grad_outputs is None:
-        rng = np.random.default_rng(1)
-        grad_outputs = [rng.standard_normal(o.shape) for o in _as_outputs(fn(*inputs)) if o.requires_grad]
-    grad_outputs = [Tensor(np.array(g.data if isinstance(g, Tensor) else g, dtype=np.float64), requires_grad=True)
-                    for g in grad_outputs]
-
-    def first_derivatives(*args):
-        xs, vs = args[:n], args[n:]
-        outputs = [o for o in _as_outputs(fn(*xs)) if o.requires_grad]
-        grads = grad(outputs, [xs[i] for i in differentiable], grad_outputs=list(vs), create_graph=True, allow_unused=True)
-        return tuple(g for g in grads if g is not None)
-
-    def names(i):
-        return _input_name(inputs, i) if i < n else f"grad_outputs[{i - n}]"
-
-    return _check(first_derivatives, (*inputs, *grad_outputs), "gradgradcheck", names, eps, atol, rtol,
-                  numeric_needs_graph=True)
+    function = _function_to_check(fn, _copies(inputs, np.float64))
+    first = _derivative_map(function, np.random.default_rng(1), grad_outputs)
+    return _check(first, "gradgradcheck", eps, atol, rtol)
 
 
-def _differentiable(inputs) -> list:
-    return [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+# ---- forward mode ----------------------------------------------------------------------------------------
 
 
 def _jvp(fn, inputs, checked, directions):
@@ -166,14 +225,12 @@ def _jvp(fn, inputs, checked, directions):
     return outputs, [np.zeros(o.shape) if t is None else t.data for o, t in zip(outputs, tangents)]
 
 
-def check_jvp(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
-    """Check forward mode: the JVP of ``fn(*inputs)`` along a fixed random direction for every
-    input with requires_grad, against central differences along that direction, in float64.
-    Raises ``GradcheckError`` naming the output and element that disagree."""
-    inputs = _copies(inputs, np.float64)
+def _check_jvp(checked_map: _Map, label, eps, atol, rtol) -> bool:
+    inputs = _copies(checked_map.arguments, np.float64)
+    fn = checked_map.fn
     checked = _differentiable(inputs)
     if not checked:
-        raise ValueError("check_jvp: no input has requires_grad=True, so there is nothing to check")
+        raise ValueError(f"{label}: no input has requires_grad=True, so there is nothing to check")
     rng = np.random.default_rng(2)
     directions = [rng.standard_normal(inputs[i].shape) for i in checked]
     outputs, analytic = _jvp(fn, inputs, checked, directions)
@@ -189,27 +246,33 @@ def check_jvp(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
         if not np.issubdtype(np.asarray(p).dtype, np.floating):
             continue  # an integer output (indices) has no tangent
         numeric = (np.asarray(p, dtype=np.float64) - m) / (2 * eps)
+        name = checked_map.output_name(k)
         if t.shape != numeric.shape:
-            raise GradcheckError(f"check_jvp: output {k} has shape {numeric.shape} but its tangent has shape {t.shape}")
+            raise GradcheckError(f"{label}: {name} has shape {numeric.shape} but its tangent has shape {t.shape}")
         wrong = ~(np.abs(t - numeric) <= atol + rtol * np.abs(numeric))
         if wrong.any():
             index = tuple(int(j) for j in np.argwhere(wrong)[0])
             raise GradcheckError(
-                f"check_jvp: output {k} (shape {numeric.shape}), element {index}: forward-mode tangent "
+                f"{label}: {name} (shape {numeric.shape}), element {index}: forward-mode tangent "
                 f"{t[index]:.8g}, numerical {numeric[index]:.8g} ({int(wrong.sum())} of {t.size} elements "
                 f"disagree; atol={atol}, rtol={rtol}, eps={eps})"
             )
     return True
 
 
-def check_vjp_jvp_consistency(fn, *inputs, atol=1e-9, rtol=1e-7) -> bool:
-    """Check that forward and reverse mode agree: ``<u, J v> = <J^T u, v>`` for fixed random ``u``
-    (one per output) and ``v`` (one per input with requires_grad), in float64 and without finite
-    differences, so the tolerance is close to rounding. Raises ``GradcheckError`` with both sides."""
-    inputs = _copies(inputs, np.float64)
+def check_jvp(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
+    """Check forward mode: the JVP of ``fn(*inputs)`` along a fixed random direction for every
+    input with requires_grad, against central differences along that direction, in float64.
+    Raises ``GradcheckError`` naming the output and element that disagree."""
+    return _check_jvp(_function_to_check(fn, _copies(inputs, np.float64)), "check_jvp", eps, atol, rtol)
+
+
+def _check_consistency(checked_map: _Map, label, atol, rtol) -> bool:
+    inputs = _copies(checked_map.arguments, np.float64)
+    fn = checked_map.fn
     checked = _differentiable(inputs)
     if not checked:
-        raise ValueError("check_vjp_jvp_consistency: no input has requires_grad=True, so there is nothing to check")
+        raise ValueError(f"{label}: no input has requires_grad=True, so there is nothing to check")
     rng = np.random.default_rng(3)
     directions = [rng.standard_normal(inputs[i].shape) for i in checked]
     outputs, tangents = _jvp(fn, inputs, checked, directions)
@@ -224,55 +287,51 @@ def check_vjp_jvp_consistency(fn, *inputs, atol=1e-9, rtol=1e-7) -> bool:
         reverse = sum(float(np.sum(g.data * v)) for g, v in zip(grads, directions) if g is not None)
     if not abs(forward - reverse) <= atol + rtol * max(abs(forward), abs(reverse)):
         raise GradcheckError(
-            f"check_vjp_jvp_consistency: <u, J v> = {forward:.12g} by forward mode but <J^T u, v> = "
+            f"{label}: <u, J v> = {forward:.12g} by forward mode but <J^T u, v> = "
             f"{reverse:.12g} by reverse mode (difference {forward - reverse:.3g}; atol={atol}, rtol={rtol})"
         )
     return True
 
 
-def _first_derivatives(fn, inputs):
-    """The map (inputs, v) -> v . d fn / d inputs (reverse mode, differentiable again) and its
-    arguments: what ``gradgradcheck`` checks, and what forward-over-reverse differentiates."""
-    n = len(inputs)
-    differentiable = _differentiable(inputs)
-    rng = np.random.default_rng(1)
-    vs = [Tensor(rng.standard_normal(o.shape), requires_grad=True) for o in _as_outputs(fn(*inputs)) if o.requires_grad]
+def check_vjp_jvp_consistency(fn, *inputs, atol=1e-9, rtol=1e-7) -> bool:
+    """Check that forward and reverse mode agree: ``<u, J v> = <J^T u, v>`` for fixed random ``u``
+    (one per output) and ``v`` (one per input with requires_grad), in float64 and without finite
+    differences, so the tolerance is close to rounding. Raises ``GradcheckError`` with both sides."""
+    return _check_consistency(_function_to_check(fn, _copies(inputs, np.float64)), "check_vjp_jvp_consistency",
+                              atol, rtol)
 
-    def first(*args):
-        xs, us = args[:n], args[n:]
-        outputs = [o for o in _as_outputs(fn(*xs)) if o.requires_grad]
-        grads = grad(outputs, [xs[i] for i in differentiable], grad_outputs=list(us), create_graph=True, allow_unused=True)
-        return tuple(g for g in grads if g is not None)
 
-    return first, (*inputs, *vs)
+# ---- every order, both modes -------------------------------------------------------------------------------
 
 
 def check_gradients(fn, *inputs, order=2, modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-3) -> bool:
-    """Check the derivatives of ``fn(*inputs)`` up to ``order`` (1 or 2) in each of ``modes``:
+    """Check the derivatives of ``fn(*inputs)`` of every order from 1 to ``order`` (any whole
+    number >= 1) in each of ``modes``. Order k checks the first derivatives of the (k-1)-th
+    derivative map (see the module docstring; order 1 checks ``fn`` itself):
 
-    - ``"rev"``: ``gradcheck``, and for order 2 ``gradgradcheck`` (reverse over reverse);
-    - ``"fwd"``: ``check_jvp`` and ``check_vjp_jvp_consistency``, and for order 2 the same checks of
-      the gradient map (forward over reverse: what ``hessian`` and ``hvp`` compute).
+    - ``"rev"``: ``gradcheck`` of it, reverse mode k times over (order 2 is ``gradgradcheck``);
+    - ``"fwd"``: ``check_jvp`` and ``check_vjp_jvp_consistency`` of it, forward mode over k - 1
+      reverse passes (order 2 is what ``hessian`` and ``hvp`` compute).
 
-    Returns True or raises ``GradcheckError`` naming the input or output and element that disagree.
+    Orders are checked from the lowest, so the first error is at the lowest order that is wrong.
+    Returns True or raises ``GradcheckError`` whose message starts with the check and its order
+    (``order-3 gradcheck: ...``) and names the input or output and element that disagree.
     """
-    if order not in (1, 2):
-        raise ValueError(f"check_gradients: order must be 1 or 2, got {order!r}")
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"check_gradients: order must be a whole number >= 1, got {order!r}")
     unknown = set(modes) - {"rev", "fwd"}
     if unknown or not modes:
         raise ValueError(f"check_gradients: modes must be a non-empty tuple of 'rev' and 'fwd', got {modes!r}")
-    if "rev" in modes:
-        gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
-        if order == 2:
-            gradgradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
-    if "fwd" in modes:
-        check_jvp(fn, *inputs, eps=eps, atol=atol, rtol=rtol)
-        check_vjp_jvp_consistency(fn, *inputs)
-        if order == 2:
-            first, arguments = _first_derivatives(fn, _copies(inputs, np.float64))
-            if first(*arguments):  # a function linear in its inputs has nothing more to check
-                check_jvp(first, *arguments, eps=eps, atol=atol, rtol=rtol)
-                check_vjp_jvp_consistency(first, *arguments)
+    checked_map = _function_to_check(fn, _copies(inputs, np.float64))
+    rng = np.random.default_rng(1)  # the cotangents of every backward pass, drawn in turn
+    for k in range(1, order + 1):
+        if k > 1:
+            checked_map = _derivative_map(checked_map, rng)
+        if "rev" in modes:
+            _check(checked_map, _label("gradcheck", k), eps, atol, rtol)
+        if "fwd" in modes:
+            _check_jvp(checked_map, _label("check_jvp", k), eps, atol, rtol)
+            _check_consistency(checked_map, _label("check_vjp_jvp_consistency", k), atol=1e-9, rtol=1e-7)
     return True
 
 
