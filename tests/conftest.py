@@ -14,7 +14,6 @@ report says which set ran.
 """
 import os
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 

@@ -42,7 +42,7 @@ from . import nn
 from . import optim
 from . import utils
 from . import viz
-from .explain import explain
+from .explain import explain, explain_jvp
 from .serialization import load, save
 
 # torch's dtype names that shadow Python builtins inside this package's namespace only
@@ -55,7 +55,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "Function", "GradcheckError", "Tensor", "ValuesIndices", "device", "detect_anomaly",
     "enable_grad", "grad", "gradcheck", "gradgradcheck", "is_grad_enabled", "manual_seed", "seed", "no_grad",
-    "set_grad_enabled", "cuda", "nn", "optim", "save", "load", "viz", "explain", "memory", "func", "forward_ad",
+    "set_grad_enabled", "cuda", "nn", "optim", "save", "load", "viz", "explain", "explain_jvp", "memory", "func",
+    "forward_ad",
     "kernels", "utils",
     # creation
     "arange", "as_tensor", "empty", "empty_like", "eye", "from_numpy", "full", "full_like", "linspace", "ones",

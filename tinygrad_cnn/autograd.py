@@ -39,6 +39,7 @@ Grad mode and anomaly mode live in ``modes.py`` (per thread); their names are ex
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import time
 import weakref
@@ -242,7 +243,15 @@ class Function:
             output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
             ctx.needs_input_grad = needs_grad
             result = cls._record(ctx, output, args)
-            _attach_tangents(cls, ctx, args, result, tangent_levels)
+            observers = _JVP_OBSERVERS.get()
+            if observers:  # explain_jvp is watching this thread's forward-mode pass
+                start = time.perf_counter()
+                _attach_tangents(cls, ctx, args, result, tangent_levels)
+                seconds = time.perf_counter() - start
+                for observe in observers:
+                    observe(cls, ctx, args, result, tangent_levels, seconds)
+            else:
+                _attach_tangents(cls, ctx, args, result, tangent_levels)
             return result
         output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
         return cls._record(ctx, output, args)
@@ -317,6 +326,9 @@ ENGINE_ATTRIBUTES = frozenset(
      "sequence", "_output_tangents", "_jvp_args", "_jvp_result"}
 )
 _NODE_SEQUENCE = itertools.count()
+# Called as observe(cls, ctx, args, result, levels, seconds) after each primitive's JVP rules ran in
+# this thread (explain_jvp's report): per thread, as every engine mode.
+_JVP_OBSERVERS = contextvars.ContextVar("tinygrad_cnn JVP observers", default=())
 
 
 def _levels_with_tangents(args, levels) -> tuple:

@@ -21,7 +21,6 @@ with the rank's number and then aborts every rank (``MPI_Abort``), as ``python -
 """
 from __future__ import annotations
 
-import math
 import sys
 import traceback
 

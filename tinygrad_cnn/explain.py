@@ -56,8 +56,6 @@ BackwardReport, saved_arrays, explain_jvp, JvpReport``.
 """
 from __future__ import annotations
 
-import contextvars
-import threading
 import weakref
 from dataclasses import dataclass
 from time import perf_counter
@@ -319,15 +317,15 @@ def explain_jvp(f, primals, tangents, has_aux: bool = False) -> JvpReport:
     the rules of this pass's own level: a JVP nested inside ``f``, or one around this call, has its
     own level and its rules are not rows here. See the module docstring for what the columns count.
     """
-    _watch_jvp_rules()
     given = [x.data if isinstance(x, Tensor) else np.asarray(x) for x in (*primals, *tangents)]
     watch = _JvpWatch(set(forward_ad.active_levels()), {id(_buffer(a)) for a in given})
-    token = _WATCHES.set(_WATCHES.get() + (watch,))
+    # the engine calls the watch after each primitive's JVP rules, in this thread only
+    token = autograd._JVP_OBSERVERS.set(autograd._JVP_OBSERVERS.get() + (watch.saw,))
     start = perf_counter()
     try:
         results = func.jvp(f, primals, tangents, has_aux=has_aux)
     finally:
-        _WATCHES.reset(token)
+        autograd._JVP_OBSERVERS.reset(token)
     wall = perf_counter() - start
     return JvpReport(results[0], results[1], watch.rows, wall, aux=results[2] if has_aux else None)
 
@@ -383,32 +381,3 @@ def _buffer(array: np.ndarray) -> np.ndarray:
     while isinstance(array.base, np.ndarray):
         array = array.base
     return array
-
-
-# The engine gives a primitive's output its tangents in ``autograd._attach_tangents``. To watch the
-# rules run without changing the engine, ``explain_jvp`` puts a pass-through wrapper in its place,
-# once per process: unless this thread (context) has a watch open, the wrapper only calls the
-# engine's function, so no other pass, in this thread or another, behaves differently (it costs
-# one more call and a context-variable look-up per primitive that carries a tangent).
-_WATCHES = contextvars.ContextVar("tinygrad_cnn explain_jvp watches", default=())
-_INSTALL = threading.Lock()
-_engine_attach_tangents = None  # the engine's own function, once the wrapper is in its place
-
-
-def _watched_attach_tangents(cls, ctx, args, result, levels):
-    watches = _WATCHES.get()
-    if not watches:
-        return _engine_attach_tangents(cls, ctx, args, result, levels)
-    start = perf_counter()
-    _engine_attach_tangents(cls, ctx, args, result, levels)
-    seconds = perf_counter() - start
-    for watch in watches:
-        watch.saw(cls, ctx, args, result, levels, seconds)
-
-
-def _watch_jvp_rules() -> None:
-    global _engine_attach_tangents
-    with _INSTALL:
-        if autograd._attach_tangents is not _watched_attach_tangents:
-            _engine_attach_tangents = autograd._attach_tangents
-            autograd._attach_tangents = _watched_attach_tangents

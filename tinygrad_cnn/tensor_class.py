@@ -35,7 +35,6 @@ from .ops import reduce as R
 from .ops import scan as SC
 from .ops import trigonometric as TR
 from .kernels.reference import scatter_positions
-from .random import get_rng
 
 _NUMERIC_KINDS = "biuf"
 

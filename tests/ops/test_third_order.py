@@ -4,7 +4,6 @@ mode over two reverse passes), so the backward of the backward of its backward m
 differentiable. The op suite checks every primitive to order 2; these are the ones whose third
 derivative is not zero (plus matmul and conv2d, whose backward-of-backward is itself a product and
 a convolution), on tiny shapes: an order-3 check costs three nested backward passes per probe."""
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st

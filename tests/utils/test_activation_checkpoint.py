@@ -8,7 +8,6 @@ import pytest
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.nn as nn
-import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import func
 from tinygrad_cnn.utils.checkpoint import checkpoint
 

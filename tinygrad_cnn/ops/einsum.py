@@ -2,7 +2,6 @@
 the other operands and the output's gradient, so every derivative order comes for free."""
 import string
 
-import numpy as np
 
 from ..autograd import Function
 from ..kernels import active

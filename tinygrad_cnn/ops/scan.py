@@ -1,5 +1,4 @@
 """Scan primitive: ``Cumsum``, the running sum along one dimension."""
-import numpy as np
 
 from ..autograd import Function
 from ..kernels import active

@@ -1,5 +1,4 @@
 """Trigonometric primitives: ``Sin`` and ``Cos``, each other's derivative."""
-import numpy as np
 
 from ..autograd import Function
 from ..kernels import active

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd, batching, forward_ad
-from ..autograd import Function, enable_grad, is_grad_enabled, no_grad
+from ..autograd import Function, enable_grad, is_grad_enabled
 from ..ops.movement import Reshape
 from ..random import get_rng
 from ..tensor_class import Tensor
