@@ -81,6 +81,19 @@ _ESCAPED = ("vmap: a tensor from inside a vmap that has returned was used (kept 
             "return what you need from the function vmap maps, or pass it in as an argument")
 
 
+class outside_levels:
+    """No vmap level open for the ``with`` block: for code that works on physical tensors only (a
+    checkpoint's recomputation), so that a transform it calls does not take them for samples."""
+
+    def __enter__(self):
+        self._tokens = (_LEVELS.set(()), _vmap_depth.set(0))
+
+    def __exit__(self, *exc) -> bool:
+        _vmap_depth.reset(self._tokens[1])
+        _LEVELS.reset(self._tokens[0])
+        return False
+
+
 # ---- the batched tensor ---------------------------------------------------------------------------
 
 
@@ -92,7 +105,7 @@ class BatchedTensor(Tensor):
 
     def __init__(self, value: Tensor, bdim: int, level: int):
         self.value, self.bdim, self.level = value, bdim % value.ndim, level
-        self.grad = self.grad_fn = self.name = None
+        self.grad = self.name = None
         self._hooks = self._tangents = self._post_accumulate_hooks = None
         self._version_counter = value._version_counter
 
@@ -109,6 +122,11 @@ class BatchedTensor(Tensor):
     @property
     def requires_grad(self) -> bool:
         return self.value.requires_grad
+
+    @property
+    def grad_fn(self):
+        """The node that made the physical tensor: the graph is recorded on the whole batch."""
+        return self.value.grad_fn
 
     @requires_grad.setter
     def requires_grad(self, value) -> None:

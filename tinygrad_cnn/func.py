@@ -283,8 +283,9 @@ def grad(f, argnums=0, has_aux: bool = False):
 
 
 def jacrev(f, argnums=0, has_aux: bool = False):
-    """A function returning the Jacobian of ``f`` by reverse mode: one ``vjp_fn`` call per output
-    element. For an output of shape S and an input of shape T the Jacobian has shape S + T."""
+    """A function returning the Jacobian of ``f`` by reverse mode: ``vjp_fn`` of every row of the
+    identity at once, under ``vmap`` (one backward pass of a batch of cotangents, as torch.func).
+    For an output of shape S and an input of shape T the Jacobian has shape S + T."""
 
     def wrapper(*args):
         chosen = _argnums(argnums, len(args), "jacrev")
@@ -301,13 +302,17 @@ def jacrev(f, argnums=0, has_aux: bool = False):
         outputs = (out,) if isinstance(out, Tensor) else out
         per_output = []
         for k, o in enumerate(outputs):
-            rows = [[] for _ in primals]
-            for index in np.ndindex(o.shape):
-                cotangents = [Tensor(np.zeros(q.shape, q.dtype)) for q in outputs]
-                cotangents[k].data[index] = 1
-                for r, g in zip(rows, vjp_fn(*cotangents)):
-                    r.append(g)
-            per_output.append(tuple(_stack(r, o.shape, p.shape) for r, p in zip(rows, primals)))
+            if o.numel() == 0 or any(p.numel() == 0 for p in primals):
+                per_output.append(tuple(Tensor(np.zeros(o.shape + p.shape, p.dtype)) for p in primals))
+                continue
+            # cotangent k runs through the rows of the identity; the other outputs get zeros
+            cotangents = [Tensor(np.zeros(q.shape, q.dtype)) for q in outputs]
+            cotangents[k] = Tensor(np.eye(o.numel(), dtype=o.dtype).reshape(o.numel(), *o.shape))
+            if batching.active_levels():  # jacrev inside vmap (a Hessian): vjp_fn belongs to the open levels
+                rows = _one_row_at_a_time(vjp_fn, cotangents, k)
+            else:
+                rows = vmap(vjp_fn, in_dims=tuple(0 if i == k else None for i in range(len(outputs))))(*cotangents)
+            per_output.append(tuple(r.reshape(*o.shape, *p.shape) for r, p in zip(rows, primals)))
         jac = [j[0] if isinstance(argnums, int) else j for j in per_output]
         jac = jac[0] if isinstance(out, Tensor) else tuple(jac)
         return (jac, results[2]) if has_aux else jac
@@ -315,13 +320,12 @@ def jacrev(f, argnums=0, has_aux: bool = False):
     return wrapper
 
 
-def _stack(rows: list, out_shape, in_shape) -> Tensor:
-    """Gradients (one per output element, each shaped like the input) as one (out + in) tensor."""
+def _one_row_at_a_time(vjp_fn, cotangents: list, k: int) -> tuple:
+    """``vjp_fn`` of each row of the identity in ``cotangents[k]``, one call each, stacked."""
     from .tensor_class import stack
 
-    if not rows:
-        return Tensor(np.zeros(tuple(out_shape) + tuple(in_shape)))
-    return stack(rows, 0).reshape(*out_shape, *in_shape)
+    per_row = [vjp_fn(*[row if i == k else c for i, c in enumerate(cotangents)]) for row in cotangents[k].unbind(0)]
+    return tuple(stack([r[j] for r in per_row], 0) for j in range(len(per_row[0])))
 
 
 # ---- forward mode ---------------------------------------------------------------------------------
@@ -359,7 +363,8 @@ def _jvp(f, primals, tangents, has_aux: bool):
 
 
 def jacfwd(f, argnums=0, has_aux: bool = False):
-    """A function returning the Jacobian of ``f`` by forward mode: one ``jvp`` per input element.
+    """A function returning the Jacobian of ``f`` by forward mode: ``jvp`` along every column of
+    the identity at once, under ``vmap`` (one forward pass of a batch of tangents, as torch.func).
     Same shape as ``jacrev``'s: output shape + input shape."""
 
     def wrapper(*args):
@@ -372,25 +377,24 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
                 fixed[i] = x
             return f(*fixed)
 
-        columns = []  # per chosen argument: per input element, the tuple of output tangents
-        aux = out = None
+        out, aux = _split_aux(of_chosen(*primals), has_aux, "jacfwd")
+        outputs = _outputs(out, "jacfwd")
+        per_argument = []  # per chosen argument: one Jacobian per output
         for j, p in enumerate(primals):
-            per_element = []
-            for index in np.ndindex(p.shape):
-                tangents = [Tensor(np.zeros(q.shape, q.dtype)) for q in primals]
-                tangents[j].data[index] = 1
-                results = jvp(of_chosen, primals, tuple(tangents), has_aux=has_aux)
-                out, derivative = results[0], results[1]
-                aux = results[2] if has_aux else None
-                per_element.append((derivative,) if isinstance(derivative, Tensor) else derivative)
-            columns.append(per_element)
-        if out is None:  # every chosen input is empty
-            out = of_chosen(*primals)
-        outputs = (out,) if isinstance(out, Tensor) else out
+            if p.numel() == 0 or any(o.numel() == 0 for o in outputs):
+                per_argument.append(tuple(Tensor(np.zeros(o.shape + p.shape, o.dtype)) for o in outputs))
+                continue
+
+            def derivative_along(direction, j=j):
+                tangents = tuple(direction if i == j else Tensor(np.zeros(q.shape, q.dtype)) for i, q in enumerate(primals))
+                derivative = jvp(of_chosen, primals, tangents, has_aux=has_aux)[1]
+                return (derivative,) if isinstance(derivative, Tensor) else tuple(derivative)
+
+            columns = vmap(derivative_along)(Tensor(np.eye(p.numel(), dtype=p.dtype).reshape(p.numel(), *p.shape)))
+            per_argument.append(tuple(_columns_to_jacobian(c, o.shape, p.shape) for c, o in zip(columns, outputs)))
         jac = []
-        for k, o in enumerate(outputs):
-            per_arg = tuple(_columns_to_jacobian([c[k] for c in columns[j]], o.shape, p.shape)
-                            for j, p in enumerate(primals))
+        for k in range(len(outputs)):
+            per_arg = tuple(per_argument[j][k] for j in range(len(primals)))
             jac.append(per_arg[0] if isinstance(argnums, int) else per_arg)
         jac = jac[0] if isinstance(out, Tensor) else tuple(jac)
         return (jac, aux) if has_aux else jac
@@ -398,15 +402,10 @@ def jacfwd(f, argnums=0, has_aux: bool = False):
     return wrapper
 
 
-def _columns_to_jacobian(columns: list, out_shape, in_shape) -> Tensor:
-    """Output tangents (one per input element, each shaped like the output) as (out + in)."""
-    from .tensor_class import stack
-
-    n_out = len(tuple(out_shape))
-    if not columns:
-        return Tensor(np.zeros(tuple(out_shape) + tuple(in_shape)))
-    stacked = stack(columns, 0).reshape(*in_shape, *out_shape)  # in + out
-    n_in = len(tuple(in_shape))
+def _columns_to_jacobian(columns: Tensor, out_shape, in_shape) -> Tensor:
+    """Output tangents, one per input element along the first dimension, as (out + in)."""
+    n_in, n_out = len(tuple(in_shape)), len(tuple(out_shape))
+    stacked = columns.reshape(*in_shape, *out_shape)
     order = tuple(range(n_in, n_in + n_out)) + tuple(range(n_in))
     return stacked.permute(*order) if order else stacked
 
@@ -630,6 +629,8 @@ def _vjp_in_vmap(f, primals: tuple, has_aux: bool):
         for o, c in zip(logical, cotangents):
             if tuple(np.shape(c) if not isinstance(c, Tensor) else c.shape) != o.shape:
                 raise ValueError(f"vjp_fn: a cotangent has shape {_as_tensor(c, 'vjp_fn').shape}, its output {o.shape}")
+        if batching.active_levels() != levels:  # called inside a vmap opened after vjp: a sample at a time
+            return batching.loop_over_batch(vjp_fn, *cotangents, what="vjp_fn of a vjp taken inside vmap")
         grads = physical_fn(*(batching.to_canonical(_as_tensor(c, "vjp_fn"), levels) for c in cotangents))
         return tuple(batching.from_canonical(g, levels) for g in grads)
 

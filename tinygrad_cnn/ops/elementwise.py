@@ -89,7 +89,7 @@ def constant_in(grad_input, ctx, index: int):
         return grad_input  # a first-order backward, or a JVP of an op not in the graph: nothing to tie
     x = ctx.inputs[index]
     if isinstance(x, InputEdge):  # x's value was not kept: its place in the graph is all we need
-        Tensor = type(grad_input)
+        from ..tensor_class import Tensor
         x = Tensor._from_op(np.broadcast_to(np.zeros((), x.dtype), x.shape), x.requires_grad, x.grad_fn)
     return LocallyConstant.apply(grad_input, x)
 

@@ -46,7 +46,8 @@ class Checkpoint(Function):
         needs = ctx.needs_input_grad[4:]
         wanted = [i for i, x in enumerate(inputs) if needs[i] and isinstance(x, Tensor)]
         create_graph = is_grad_enabled()  # the engine records backward only under create_graph=True
-        with _replayed_randomness(ctx.rng_state), enable_grad():
+        # the saved inputs are physical tensors (a checkpoint inside vmap maps its function itself)
+        with _replayed_randomness(ctx.rng_state), enable_grad(), batching.outside_levels():
             # identity ops: fresh targets for the inner grad() that stay attached to the inputs' graph
             aliases = [Reshape.apply(x, x.shape) if i in wanted else x for i, x in enumerate(inputs)]
             for i in wanted:
@@ -69,7 +70,7 @@ class Checkpoint(Function):
 
         inputs = ctx.saved_tensors[: ctx.count]
         tangents = tangents[: ctx.count]  # a tangent on a captured parameter: see checkpoint()
-        with _replayed_randomness(ctx.rng_state):
+        with _replayed_randomness(ctx.rng_state), batching.outside_levels():
             _, tangent = jvp(lambda *xs: ctx.fn(*_merge(inputs, tangents, xs)),
                              tuple(x for x, t in zip(inputs, tangents) if t is not None),
                              tuple(t for t in tangents if t is not None))
