@@ -279,6 +279,20 @@ def test_checkpoint_inside_vmap_gives_identical_gradients():
                                   func.grad(lambda w_: outer(w_, checkpoint))(w).data)
 
 
+@pytest.mark.parametrize("randomness", ["different", "same"])
+def test_checkpoint_inside_vmap_replays_dropout(randomness):
+    rng = np.random.default_rng(8)
+    w, x = ours(rng.standard_normal((6, 6))), ours(rng.standard_normal((4, 6)))
+    block = lambda u: F.dropout((u @ w).tanh(), 0.5) @ w  # noqa: E731
+    tg.manual_seed(5)
+    plain = func.vmap(func.grad(lambda v: block(v).sum()), randomness=randomness)(x)
+    tg.manual_seed(5)
+    kept = func.vmap(func.grad(lambda v: checkpoint(block, v).sum()), randomness=randomness)(x)
+    np.testing.assert_array_equal(plain.data, kept.data)
+    masks = {tuple(row) for row in (plain.data != 0).tolist()}
+    assert (len(masks) > 1) == (randomness == "different")
+
+
 def test_vmap_levels_belong_to_their_thread():
     x = ours(np.ones((3, 2)))
     inside, other = threading.Event(), []

@@ -143,7 +143,9 @@ def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
     mapped = function
     for _, _, randomness in reversed(levels):
         mapped = vmap(mapped, in_dims=dims, randomness=randomness)
-    return batching.from_canonical(checkpoint(mapped, *physical, preserve_rng_state=preserve_rng_state), levels)
+    with batching.outside_levels():  # the physical tensors belong to no open level: mapped opens its own
+        out = checkpoint(mapped, *physical, preserve_rng_state=preserve_rng_state)
+    return batching.from_canonical(out, levels)
 
 
 def _captured(out: Tensor, arguments, first_node: int) -> list:
