@@ -25,8 +25,12 @@ differentiates the physical computation, whose samples never mix, and its result
 back (``from_canonical``).
 
 Values. Code that reads a tensor's NumPy values (``.data``, ``.item()``) cannot run on a batched
-tensor; the library's own such code goes through ``values`` (comparisons, argmax, masks of
-leaky_relu) or ``per_sample`` (constants built from class labels), which handle a batch.
+tensor, and says so. The library's own such code goes through helpers that handle a batch:
+``values`` (comparisons, argmax, sorting: all samples in one NumPy call), ``per_sample`` (constants
+a loss builds from class labels), ``physical_values`` (checks that hold value by value), ``getitem``
+(an index tensor per sample), ``draw`` (random numbers, as vmap's ``randomness`` says) and, for a
+composite that must see each sample's values to decide what to compute (an adaptive max-pool's
+windows, a scatter's last writes), ``loop_over_batch``, which loops and says so once.
 """
 from __future__ import annotations
 
