@@ -123,8 +123,8 @@ def test_checkpointed_blocks_keep_less_memory_and_explain_shows_it():
 
 def test_errors_and_the_no_grad_path():
     net, x = blocks(n=1), image()
-    with pytest.raises(TypeError, match="one Tensor"):
-        checkpoint(lambda x: (x, x), x)
+    with pytest.raises(TypeError, match="a Tensor or a tuple of Tensors, got str"):
+        checkpoint(lambda x: "x", x)
     outside = x * 2  # computed outside the function and used again after it
     (g_plain,) = tg.grad(((x.detach() + outside).tanh() * outside).sum(), [x])
     outside = x * 2
@@ -133,3 +133,30 @@ def test_errors_and_the_no_grad_path():
     with tg.no_grad():
         out = checkpoint(net[0], x)
     assert out.grad_fn is None
+
+
+def test_a_function_returning_several_tensors():
+    rng = np.random.default_rng(3)
+    w = tg.Tensor(rng.standard_normal((4, 4)), requires_grad=True)
+    x = tg.Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    block = lambda u: ((u @ w).tanh(), (u * u).sum(-1))  # noqa: E731
+
+    def gradients(use):
+        w.grad = x.grad = None
+        a, b = checkpoint(block, x) if use else block(x)
+        assert a.shape == (3, 4) and b.shape == (3,)
+        (a.sum() * 2 + (b ** 2).sum()).backward()
+        return w.grad.data, x.grad.data
+
+    for plain, kept in zip(gradients(False), gradients(True)):
+        np.testing.assert_array_equal(plain, kept)
+    def loss(f):  # of one sample: the block run once
+        def of_sample(v):
+            a, b = f(v)
+            return a.sum() + b
+        return of_sample
+
+    np.testing.assert_array_equal(func.vmap(func.grad(loss(lambda v: checkpoint(block, v))))(x.detach()).data,
+                                  func.vmap(func.grad(loss(block)))(x.detach()).data)
+    with pytest.raises(TypeError, match="Tensors of one dtype"):
+        checkpoint(lambda u: (u, 3), x)

@@ -104,9 +104,10 @@ class _replayed_randomness:
 def checkpoint(function, *args, use_reentrant: bool = False, preserve_rng_state: bool = True):
     """``function(*args)``, recomputed during backward instead of keeping its activations.
 
-    ``function`` must return one Tensor; ``args`` may mix Tensors and other values (passed as they
-    are). Tensors ``function`` uses without receiving them (a module's parameters, a tensor
-    computed before) get their gradients too. ``use_reentrant`` is accepted for torch's signature; there is one
+    ``function`` returns a Tensor or a tuple of Tensors of one dtype (kept as one flat Tensor, split
+    again on the way out); ``args`` may mix Tensors and other values (passed as they are). Tensors
+    ``function`` uses without receiving them (a module's parameters, a tensor computed before) get
+    their gradients too. ``use_reentrant`` is accepted for torch's signature; there is one
     implementation. ``preserve_rng_state=False`` skips the replay of random numbers (as torch)."""
     if not callable(function):
         raise TypeError(f"checkpoint: the first argument must be a function, got {type(function).__name__}")
@@ -121,13 +122,43 @@ def checkpoint(function, *args, use_reentrant: bool = False, preserve_rng_state:
     first_node = next(autograd._NODE_SEQUENCE)
     with enable_grad():
         probe = function(*cut)
+    shapes = None
+    if isinstance(probe, (tuple, list)):  # several outputs: one flat tensor through the checkpoint
+        shapes, function = _joined(function, probe)
+        with enable_grad():
+            probe = _join(probe)
     if not isinstance(probe, Tensor):
-        raise TypeError(f"checkpoint: the function must return one Tensor, got {type(probe).__name__}")
+        raise TypeError(f"checkpoint: the function must return a Tensor or a tuple of Tensors, got {type(probe).__name__}")
     captured = _captured(probe, cut, first_node)
-    if not any(isinstance(a, Tensor) and a.requires_grad for a in args) and not captured:
-        if not forward_ad.active_levels():
-            return probe.detach()
-    return Checkpoint.apply(function, state, probe.data, len(args), *args, *captured)
+    if not any(isinstance(a, Tensor) and a.requires_grad for a in args) and not captured \
+            and not forward_ad.active_levels():
+        out = probe.detach()
+    else:
+        out = Checkpoint.apply(function, state, probe.data, len(args), *args, *captured)
+    return out if shapes is None else _split(out, shapes)
+
+
+def _joined(function, outputs):
+    """The shapes of ``outputs``, and ``function`` returning them as one flat tensor."""
+    if not outputs or not all(isinstance(o, Tensor) for o in outputs) or len({o.dtype for o in outputs}) > 1:
+        raise TypeError("checkpoint: a function returning several values must return Tensors of one dtype, got "
+                        f"{[type(o).__name__ if not isinstance(o, Tensor) else str(o.dtype) for o in outputs]}")
+    return [o.shape for o in outputs], lambda *args: _join(function(*args))
+
+
+def _join(outputs) -> Tensor:
+    from ..tensor_class import concatenate
+
+    return concatenate([o.reshape(-1) for o in outputs], 0)
+
+
+def _split(flat: Tensor, shapes) -> tuple:
+    pieces, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.int64))
+        pieces.append(flat[start:start + size].reshape(*shape))
+        start += size
+    return tuple(pieces)
 
 
 def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
@@ -145,6 +176,8 @@ def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
         mapped = vmap(mapped, in_dims=dims, randomness=randomness)
     with batching.outside_levels():  # the physical tensors belong to no open level: mapped opens its own
         out = checkpoint(mapped, *physical, preserve_rng_state=preserve_rng_state)
+    if isinstance(out, tuple):
+        return tuple(batching.from_canonical(o, levels) for o in out)
     return batching.from_canonical(out, levels)
 
 
