@@ -1,0 +1,186 @@
+"""An adversarial review of ``func.vmap``: each test is a case found to go wrong, written as the
+behaviour ``torch.func.vmap`` (float64) or a loop over the samples gives.
+
+Kept apart from ``test_vmap.py`` (the design's own suite) so that each finding stays one small,
+named test: a user mistake that must be refused, a library function that must see a batched
+tensor's shape rather than its values, a checkpoint inside vmap that must give what the plain graph
+gives."""
+import numpy as np
+import pytest
+
+import tinygrad_cnn as tg
+import tinygrad_cnn.nn.functional as F
+from tinygrad_cnn import func
+from tinygrad_cnn.utils.checkpoint import checkpoint
+
+
+def ours(a):
+    return tg.Tensor(np.asarray(a, dtype=np.float64))
+
+
+def same(a, b, tol=1e-12):
+    a = a.data if isinstance(a, tg.Tensor) else a
+    b = b.detach().numpy() if hasattr(b, "detach") else b
+    assert np.shape(a) == np.shape(b)
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def loop(f, *batches):
+    return tg.stack([f(*(x[b] for x in batches)) for b in range(batches[0].shape[0])], 0)
+
+
+# ---- indexing: a sample's index must not reach the batch dimension ---------------------------------
+
+
+def test_an_index_with_more_entries_than_a_sample_has_dimensions_is_refused():
+    # torch: IndexError (too many indices for tensor of dimension 1). Before the fix, a[0, :] on a
+    # 1-D sample indexed the batch dimension and returned x[:, 0] silently; a[0, 0] died in a
+    # ZeroDivisionError inside BatchedTensor.__init__.
+    x = ours(np.arange(12.0).reshape(3, 4))
+    with pytest.raises(IndexError, match="too many indices"):
+        func.vmap(lambda a: a[0, :])(x)
+    with pytest.raises(IndexError, match="too many indices"):
+        func.vmap(lambda a: a[0, 0])(x)
+    with pytest.raises(IndexError, match="too many indices"):
+        func.vmap(lambda a: a[..., 1, None, :])(x)
+    same(func.vmap(lambda a: a[..., 1, None])(x), x.data[:, 1, None])  # a full index is still fine
+
+
+# ---- library code that needs a batched tensor's shape or dtype, not its values ----------------------
+
+
+def test_like_factories_and_the_as_methods_take_a_samples_shape():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((3, 2, 4))
+    cases = {
+        "zeros_like": lambda T: lambda a: T.zeros_like(a) + a,
+        "ones_like": lambda T: lambda a: T.ones_like(a) * a,
+        "full_like": lambda T: lambda a: T.full_like(a, 2.0) * a,
+        "type_as": lambda T: lambda a: a.type_as(a) * 2,
+        "view_as": lambda T: lambda a: a.flatten().view_as(a),
+        "reshape_as": lambda T: lambda a: a.flatten().reshape_as(a),
+        "expand_as": lambda T: lambda a: a[:1].expand_as(a),
+    }
+    for name, make in cases.items():
+        same(func.vmap(make(tg))(ours(x)), torch.func.vmap(make(torch))(torch.tensor(x)))
+
+
+def test_clone_of_a_batched_tensor():
+    x = ours(np.random.default_rng(1).standard_normal((3, 4)))
+    same(func.vmap(lambda a: a.clone() * 2)(x), x.data * 2)
+    same(func.vmap(func.grad(lambda a: (a.clone() ** 2).sum()))(x), 2 * x.data)
+
+
+def test_max_pool2d_with_indices_under_vmap_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(2).standard_normal((3, 1, 2, 6, 6))
+    values, indices = func.vmap(lambda a: F.max_pool2d(a, 2, return_indices=True))(ours(x))
+    theirs = torch.func.vmap(lambda a: torch.nn.functional.max_pool2d(a, 2, return_indices=True))(torch.tensor(x))
+    same(values, theirs[0])
+    np.testing.assert_array_equal(indices.data, theirs[1].numpy())
+
+
+def test_one_hot_under_vmap_matches_torch():
+    torch = pytest.importorskip("torch")
+    labels = np.random.default_rng(3).integers(0, 4, (3, 5))
+    mine = func.vmap(lambda y: F.one_hot(y, 4))(tg.Tensor(labels))
+    np.testing.assert_array_equal(mine.data, torch.func.vmap(lambda y: torch.nn.functional.one_hot(y, 4))(torch.tensor(labels)).numpy())
+
+
+def test_cross_entropy_with_a_weight_per_sample_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    logits, labels, weights = rng.standard_normal((3, 5, 4)), rng.integers(0, 4, (3, 5)), rng.random((3, 4)) + 0.1
+    mine = func.vmap(lambda a, y, w: F.cross_entropy(a, y, weight=w))(ours(logits), tg.Tensor(labels), ours(weights))
+    theirs = torch.func.vmap(lambda a, y, w: torch.nn.functional.cross_entropy(a, y, weight=w))(
+        torch.tensor(logits), torch.tensor(labels), torch.tensor(weights))
+    same(mine, theirs)
+
+
+# ---- random numbers follow vmap's randomness ---------------------------------------------------------
+
+
+def test_random_factories_follow_vmap_randomness():
+    # torch: randn inside vmap refuses in "error" mode and draws per sample in "different" mode; here
+    # tg.randn ignored vmap: no error, and the same numbers for every sample under "different".
+    x = ours(np.zeros((3, 4)))
+    for factory in (tg.randn, tg.rand):
+        with pytest.raises(RuntimeError, match="randomness"):
+            func.vmap(lambda a: factory(4) + a)(x)
+        different = func.vmap(lambda a: factory(4) + a, randomness="different")(x).data
+        assert not np.array_equal(different[0], different[1])
+        shared = func.vmap(lambda a: factory(4) + a, randomness="same")(x).data
+        assert all(np.array_equal(shared[0], row) for row in shared)
+    different = func.vmap(lambda a: tg.randn_like(a), randomness="different")(x).data
+    assert different.shape == (3, 4) and not np.array_equal(different[0], different[1])
+
+
+# ---- checkpoint inside vmap -------------------------------------------------------------------------
+
+
+def test_checkpoint_with_an_unbatched_tensor_argument_gives_identical_gradients_in_grad_of_vmap():
+    # issue 14: a checkpoint's gradients are identical (bit for bit) to the plain graph's, inside
+    # vmap/grad too. Passing the shared weights as an argument (not a closure) changed the order of
+    # the sums: the checkpoint repeated them along the batch before differentiating.
+    rng = np.random.default_rng(5)
+    w, x = ours(rng.standard_normal((4, 4))), ours(rng.standard_normal((3, 4)))
+    block = lambda v, w_: (v @ w_).tanh() @ w_  # noqa: E731
+    plain = func.grad(lambda w_: func.vmap(lambda v: block(v, w_).sum())(x).pow(2).sum())(w)
+    kept = func.grad(lambda w_: func.vmap(lambda v: checkpoint(block, v, w_).sum())(x).pow(2).sum())(w)
+    np.testing.assert_array_equal(plain.data, kept.data)
+
+
+def test_checkpoint_of_dropout_inside_vmap_with_a_draw_per_sample():
+    # issue 14: checkpoint replays random ops and works inside vmap; with randomness="different" it
+    # raised "this code reads a tensor's NumPy values" instead.
+    x = ours(np.random.default_rng(6).standard_normal((3, 8)))
+    block = lambda v: F.dropout(v, 0.5) * v  # noqa: E731
+    tg.manual_seed(0)
+    plain = func.vmap(func.grad(lambda v: block(v).sum()), randomness="different")(x)
+    tg.manual_seed(0)
+    kept = func.vmap(func.grad(lambda v: checkpoint(block, v).sum()), randomness="different")(x)
+    np.testing.assert_array_equal(plain.data, kept.data)
+
+
+# ---- user mistakes get one clear line ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("write", ["add_", "iadd", "setitem", "fill_", "zero_", "copy_"])
+def test_in_place_writes_to_a_batched_tensor_compute_like_torch_or_say_in_place(write):
+    """torch computes these; a clear refusal naming the in-place write is acceptable too. Before,
+    the message blamed code reading NumPy values, which the user did not write."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(7).standard_normal((3, 4))
+
+    def make(T):
+        def f(a):
+            y = a * 1
+            if write == "add_":
+                y.add_(1.0)
+            elif write == "iadd":
+                y += a
+            elif write == "setitem":
+                y[0] = 5.0
+            elif write == "fill_":
+                y.fill_(2.0)
+            elif write == "zero_":
+                y.zero_()
+            else:
+                y.copy_(a * 3)
+            return y
+        return f
+
+    try:
+        mine = func.vmap(make(tg))(ours(x))
+    except RuntimeError as error:
+        assert "in-place" in str(error) and "NumPy values" not in str(error), str(error)
+        return
+    same(mine, torch.func.vmap(make(torch))(torch.tensor(x)))
+
+
+def test_in_dims_of_a_bool_is_refused():
+    # torch refuses in_dims=True; a bool here is a mistake, not the dimension 1
+    with pytest.raises(TypeError, match="in_dims"):
+        func.vmap(lambda a: a.sum(0), in_dims=True)(ours(np.ones((3, 2))))
+    with pytest.raises(TypeError, match="out_dims"):
+        func.vmap(lambda a: a, out_dims=False)(ours(np.ones((3, 2))))
