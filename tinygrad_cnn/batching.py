@@ -77,6 +77,19 @@ class open_level:
         return False
 
 
+class hidden_levels:
+    """No vmap level open in the ``with`` block: for code that maps physical tensors by a vmap of
+    its own (a checkpoint inside vmap), whose random draws must see only that vmap's levels."""
+
+    def __enter__(self):
+        self._tokens = (_LEVELS.set(()), _vmap_depth.set(0))
+
+    def __exit__(self, *exc) -> bool:
+        _vmap_depth.reset(self._tokens[1])
+        _LEVELS.reset(self._tokens[0])
+        return False
+
+
 _ESCAPED = ("vmap: a tensor from inside a vmap that has returned was used (kept in a variable or a closure); "
             "return what you need from the function vmap maps, or pass it in as an argument")
 
@@ -158,6 +171,14 @@ class BatchedTensor(Tensor):
 
     def detach(self) -> Tensor:
         return BatchedTensor(self.value.detach(), self.bdim, self.level)
+
+    def clone(self) -> Tensor:
+        return BatchedTensor(self.value.clone(), self.bdim, self.level)
+
+    def _check_inplace(self, op: str) -> None:
+        # every in-place write (add_, +=, x[...] = v, fill_, copy_) asks this first
+        raise RuntimeError(f"vmap: {op} is an in-place write into a tensor inside vmap, which is not supported; "
+                           "write the out-of-place form (y = y + x, y = where(mask, v, y))")
 
     def __repr__(self) -> str:
         return f"BatchedTensor(level={self.level}, bdim={self.bdim}, value={self.value!r})"

@@ -530,7 +530,7 @@ def _flatten(tree, dims, what: str, path: str = "") -> list:
         return [leaf for k in tree for leaf in _flatten(tree[k], dims, what, f"{path}[{k!r}]")]
     if isinstance(dims, (tuple, list, dict)):
         raise ValueError(f"vmap: {what} gives a structure {dims!r} for {path or 'an argument'}, which is a single value")
-    if dims is not None and not isinstance(dims, int):
+    if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool)):
         raise TypeError(f"vmap: {what} entries must be ints or None, got {dims!r}")
     return [(path, tree, dims)]
 

@@ -137,12 +137,20 @@ def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
     from ..func import vmap
 
     levels = batching.active_levels()
-    physical = [batching.to_canonical(a, levels) if isinstance(a, Tensor) else a for a in args]
-    dims = tuple(0 if isinstance(a, Tensor) else None for a in args)
+    # a tensor shared by the samples stays shared: repeating it would change the order of the sums
+    # that make its gradient, and the gradients would no longer be the plain graph's bit for bit
+    physical = [batching.to_canonical(a, levels) if batching.is_batched(a) else a for a in args]
+    dims = tuple(0 if batching.is_batched(a) else None for a in args)
     mapped = function
     for _, _, randomness in reversed(levels):
         mapped = vmap(mapped, in_dims=dims, randomness=randomness)
-    return batching.from_canonical(checkpoint(mapped, *physical, preserve_rng_state=preserve_rng_state), levels)
+
+    def on_physical_tensors(*xs):  # run, and replayed, with only its own vmaps' levels open
+        with batching.hidden_levels():
+            return mapped(*xs)
+
+    return batching.from_canonical(checkpoint(on_physical_tensors, *physical, preserve_rng_state=preserve_rng_state),
+                                   levels)
 
 
 def _captured(out: Tensor, arguments, first_node: int) -> list:
