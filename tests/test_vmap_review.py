@@ -184,3 +184,33 @@ def test_in_dims_of_a_bool_is_refused():
         func.vmap(lambda a: a.sum(0), in_dims=True)(ours(np.ones((3, 2))))
     with pytest.raises(TypeError, match="out_dims"):
         func.vmap(lambda a: a, out_dims=False)(ours(np.ones((3, 2))))
+
+
+def test_checkpoint_inside_vmap_of_a_function_that_closes_over_a_batched_tensor():
+    # torch.utils.checkpoint inside vmap takes the closure as it is; here the checkpoint's own vmap
+    # met a tensor of the enclosing level and stopped with "a tensor from inside a vmap that has
+    # returned" (the vmap had not returned) or "reads a tensor's NumPy values"
+    rng = np.random.default_rng(8)
+    x, y = ours(rng.standard_normal((3, 4))), ours(rng.standard_normal((3, 4)))
+    same(func.vmap(lambda a, b: checkpoint(lambda u: (u * b).sin(), a))(x, y), np.sin(x.data * y.data))
+    same(func.vmap(func.grad(lambda a, b: checkpoint(lambda u: (u * b).sin(), a).sum()))(x, y),
+         y.data * np.cos(x.data * y.data))
+
+
+# ---- modules as functions ---------------------------------------------------------------------------
+
+
+def test_an_ensemble_with_batch_norm_buffers_per_model_matches_torch():
+    # torch.func's model ensembling maps functional_call over stacked parameters *and buffers*;
+    # BatchNorm in eval mode read running_mean.data, which a batched buffer cannot give
+    torch = pytest.importorskip("torch")
+    from tinygrad_cnn import nn
+
+    rng = np.random.default_rng(9)
+    means, variances, x = rng.standard_normal((2, 3)), rng.random((2, 3)) + 0.5, rng.standard_normal((4, 3, 2, 2))
+    mine, theirs = nn.BatchNorm2d(3).double().eval(), torch.nn.BatchNorm2d(3).double().eval()
+    got = func.vmap(lambda m, v: func.functional_call(mine, {"running_mean": m, "running_var": v}, (ours(x),)))(
+        ours(means), ours(variances))
+    expected = torch.func.vmap(lambda m, v: torch.func.functional_call(theirs, {"running_mean": m, "running_var": v},
+                                                                       (torch.tensor(x),)))(torch.tensor(means), torch.tensor(variances))
+    same(got, expected)
