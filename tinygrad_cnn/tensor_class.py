@@ -689,7 +689,7 @@ class Tensor:
         return self.astype(np.bool_)
 
     def type_as(self, other):
-        return self.astype(_data(other).dtype)
+        return self.astype(other.dtype if isinstance(other, Tensor) else np.asarray(other).dtype)
 
     def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
         """torch's ``to``: a dtype (``t.to(tg.float64)``), a device (``"cpu"``, ``tg.device("cpu")``;
@@ -1056,12 +1056,12 @@ class Tensor:
         return MV.GetItem.apply(self, _normalize_index(index))
 
     def view_as(self, other):
-        return self.reshape(*np.shape(_data(other)))
+        return self.reshape(*(other.shape if isinstance(other, Tensor) else np.shape(other)))
 
     reshape_as = view_as
 
     def expand_as(self, other):
-        return self.expand(*np.shape(_data(other)))
+        return self.expand(*(other.shape if isinstance(other, Tensor) else np.shape(other)))
 
     def flip(self, *dims):
         """Reverse the order along ``dims`` (a reversed slice, so the gradient is flipped back)."""

@@ -180,7 +180,8 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     out = MaxPool2d.apply(source, geometry)
     if not return_indices:
         return out
-    return out, Tensor(_max_pool_indices(source.data, out.data, geometry, x.shape[3]))
+    # per sample: inside vmap, each sample's indices from its own values
+    return out, batching.per_sample(lambda s, o: _max_pool_indices(s, o, geometry, x.shape[3]), source, out)
 
 
 def _ceil_mode_extra(input_hw, geometry: ConvGeometry) -> tuple:
