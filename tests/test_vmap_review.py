@@ -85,6 +85,8 @@ def test_one_hot_under_vmap_matches_torch():
     labels = np.random.default_rng(3).integers(0, 4, (3, 5))
     mine = func.vmap(lambda y: F.one_hot(y, 4))(tg.Tensor(labels))
     np.testing.assert_array_equal(mine.data, torch.func.vmap(lambda y: torch.nn.functional.one_hot(y, 4))(torch.tensor(labels)).numpy())
+    with pytest.raises(ValueError, match="give num_classes"):  # each sample would have its own count of classes
+        func.vmap(lambda y: F.one_hot(y))(tg.Tensor(labels))
 
 
 def test_cross_entropy_with_a_weight_per_sample_matches_torch():

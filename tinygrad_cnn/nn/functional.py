@@ -747,13 +747,19 @@ def one_hot(labels, num_classes: int = -1) -> Tensor:
     """(...) integer labels -> (..., num_classes) int64 with a 1 at each label; ``num_classes=-1``
     means one more than the largest label."""
     labels = _labels(labels, "one_hot")
+    if num_classes == -1 and batching.is_batched(labels):
+        raise ValueError("one_hot: inside vmap, give num_classes (the largest label differs from sample to sample)")
+    return batching.per_sample(lambda y: _one_hot_array(y, num_classes), labels)
+
+
+def _one_hot_array(labels: np.ndarray, num_classes: int) -> np.ndarray:
     if labels.size and labels.min() < 0:
         raise ValueError(f"one_hot: labels must be non-negative, got {int(labels.min())}")
     if num_classes == -1:
         num_classes = int(labels.max()) + 1 if labels.size else 0
     if labels.size and labels.max() >= num_classes:
         raise ValueError(f"one_hot: label {int(labels.max())} is out of range for num_classes={num_classes}")
-    return Tensor((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+    return (labels[..., None] == np.arange(num_classes)).astype(np.int64)
 
 
 def embedding(indices, weight: Tensor, padding_idx: int = None) -> Tensor:
