@@ -589,10 +589,10 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
     if labels.shape != expected:
         raise ValueError(f"{op}: input of shape {log_probs.shape} needs targets of shape {expected}, got {labels.shape}")
     n_classes = log_probs.shape[1]
-    weights = _class_weights(weight, n_classes, log_probs.dtype, op)
 
-    def coefficients_of(labels: np.ndarray):
+    def coefficients_of(labels: np.ndarray, weight):
         """(elements, classes) coefficients, and the total weight the mean divides by."""
+        weights = _class_weights(weight, n_classes, log_probs.dtype, op)
         flat = labels.reshape(-1)
         kept = np.flatnonzero(flat != ignore_index)
         bad = flat[kept][(flat[kept] < 0) | (flat[kept] >= n_classes)]
@@ -604,8 +604,9 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
             coefficients[kept] += weights * (label_smoothing / n_classes)
         return coefficients, weights[flat[kept]].sum(dtype=log_probs.dtype)
 
-    # inside vmap the labels may differ per sample: batching.per_sample builds each sample's coefficients
-    coefficients, total_weight = batching.per_sample(coefficients_of, labels)
+    # inside vmap the labels (and the weights) may differ per sample: batching.per_sample builds each
+    # sample's coefficients
+    coefficients, total_weight = batching.per_sample(coefficients_of, labels, weight)
     loss = -(_classes_last(log_probs) * batching.constant(coefficients)).sum(axis=1)
     if reduction == "mean":
         return loss.sum() / batching.constant(total_weight)  # 0 / 0 = NaN when every target is ignored, as torch
