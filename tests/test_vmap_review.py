@@ -216,3 +216,26 @@ def test_an_ensemble_with_batch_norm_buffers_per_model_matches_torch():
     expected = torch.func.vmap(lambda m, v: torch.func.functional_call(theirs, {"running_mean": m, "running_var": v},
                                                                        (torch.tensor(x),)))(torch.tensor(means), torch.tensor(variances))
     same(got, expected)
+
+
+# ---- hooks ------------------------------------------------------------------------------------------
+
+
+def test_a_hook_on_a_tensor_inside_vmap_of_grad_changes_the_gradient_as_in_torch():
+    # the hook was kept on the BatchedTensor wrapper, which the backward pass never visits: the
+    # gradient came out as if there were no hook, silently
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(10).standard_normal((3, 4))
+
+    def make(hook):
+        def f(a):
+            b = a * 2
+            b.register_hook(hook)
+            return (b ** 2).sum()
+        return f
+
+    tripled = lambda g: g * 3  # noqa: E731
+    same(func.vmap(func.grad(make(tripled)))(ours(x)), torch.func.vmap(torch.func.grad(make(tripled)))(torch.tensor(x)))
+    seen = []
+    func.vmap(func.grad(make(lambda g: seen.append(g.shape))))(ours(x))
+    assert seen == [(4,)]  # the hook sees one sample's gradient, as torch's does
