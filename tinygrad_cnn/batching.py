@@ -175,6 +175,20 @@ class BatchedTensor(Tensor):
     def clone(self) -> Tensor:
         return BatchedTensor(self.value.clone(), self.bdim, self.level)
 
+    def register_hook(self, hook):
+        """``hook`` sees one sample's gradient, as outside vmap: it is registered on the physical
+        tensor (the one the backward pass visits), its gradient wrapped as batched at this level."""
+        level, bdim = self.level, self.bdim
+
+        def on_the_batch(grad):
+            result = hook(BatchedTensor(grad, bdim, level))
+            if result is None:
+                return None
+            value, dim = _unwrap(result, level)
+            return materialize(value, dim, grad.shape[bdim]).movedim(0, bdim)
+
+        return self.value.register_hook(on_the_batch)
+
     def _check_inplace(self, op: str) -> None:
         # every in-place write (add_, +=, x[...] = v, fill_, copy_) asks this first
         raise RuntimeError(f"vmap: {op} is an in-place write into a tensor inside vmap, which is not supported; "
