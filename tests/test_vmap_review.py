@@ -239,3 +239,10 @@ def test_a_hook_on_a_tensor_inside_vmap_of_grad_changes_the_gradient_as_in_torch
     seen = []
     func.vmap(func.grad(make(lambda g: seen.append(g.shape))))(ours(x))
     assert seen == [(4,)]  # the hook sees one sample's gradient, as torch's does
+
+
+def test_autograd_grad_inside_vmap_says_what_to_use_instead():
+    # as x.backward() inside vmap does; it blamed code reading NumPy values, which the user did not write
+    x, w = ours(np.ones((3, 4))), tg.Tensor(np.ones((4, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="func.grad"):
+        func.vmap(lambda a: tg.autograd.grad((a @ w).sum(), w)[0])(x)
