@@ -246,3 +246,25 @@ def test_autograd_grad_inside_vmap_says_what_to_use_instead():
     x, w = ours(np.ones((3, 4))), tg.Tensor(np.ones((4, 2)), requires_grad=True)
     with pytest.raises(RuntimeError, match="func.grad"):
         func.vmap(lambda a: tg.autograd.grad((a @ w).sum(), w)[0])(x)
+
+
+def test_forward_ad_inside_vmap_computes_like_torch_or_names_func_jvp():
+    # make_dual on a batched tensor read its NumPy values; torch computes it. func.jvp inside vmap works.
+    torch = pytest.importorskip("torch")
+    from tinygrad_cnn import forward_ad
+
+    x = np.random.default_rng(11).standard_normal((3, 4))
+
+    def make(fw):
+        def f(a, t):
+            with fw.dual_level():
+                out = (fw.make_dual(a, t).sin() * a).sum()
+                return fw.unpack_dual(out).tangent
+        return f
+
+    try:
+        mine = func.vmap(make(forward_ad))(ours(x), ours(np.ones((3, 4))))
+    except RuntimeError as error:
+        assert "func.jvp" in str(error), str(error)
+        return
+    same(mine, torch.func.vmap(make(torch.autograd.forward_ad))(torch.tensor(x), torch.ones(3, 4, dtype=torch.float64)))
