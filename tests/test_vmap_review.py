@@ -268,3 +268,21 @@ def test_forward_ad_inside_vmap_computes_like_torch_or_names_func_jvp():
         assert "func.jvp" in str(error), str(error)
         return
     same(mine, torch.func.vmap(make(torch.autograd.forward_ad))(torch.tensor(x), torch.ones(3, 4, dtype=torch.float64)))
+
+
+# ---- randomness and chunks ----------------------------------------------------------------------------
+
+
+def test_randomness_same_gives_every_sample_the_same_draw_across_chunks():
+    # torch: with randomness="same" every sample sees one draw, chunk_size or not; here each chunk drew
+    # its own mask, so samples in different chunks differed
+    x = ours(np.ones((4, 30)))
+    masks = func.vmap(lambda a: F.dropout(a, 0.5), randomness="same", chunk_size=2)(x).data
+    assert all(np.array_equal(masks[0], row) for row in masks)
+    tg.manual_seed(3)
+    whole = func.vmap(lambda a: F.dropout(a, 0.5), randomness="same")(x)
+    after_whole = tg.rand(1)
+    tg.manual_seed(3)
+    chunked = func.vmap(lambda a: F.dropout(a, 0.5), randomness="same", chunk_size=3)(x)
+    np.testing.assert_array_equal(chunked.data, whole.data)  # "the same results", as vmap's docstring says
+    np.testing.assert_array_equal(tg.rand(1).data, after_whole.data)  # and the generator left where one draw leaves it
