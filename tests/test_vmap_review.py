@@ -286,3 +286,15 @@ def test_randomness_same_gives_every_sample_the_same_draw_across_chunks():
     chunked = func.vmap(lambda a: F.dropout(a, 0.5), randomness="same", chunk_size=3)(x)
     np.testing.assert_array_equal(chunked.data, whole.data)  # "the same results", as vmap's docstring says
     np.testing.assert_array_equal(tg.rand(1).data, after_whole.data)  # and the generator left where one draw leaves it
+
+
+def test_index_select_with_indices_per_sample_matches_torch():
+    # index_select read its index's NumPy values, which a batched index cannot give
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x, index = rng.standard_normal((3, 4, 2)), rng.integers(0, 4, (3, 2))
+    with pytest.warns(RuntimeWarning, match="indexing has no batching rule"):  # slices beside a per-sample index loop
+        mine = func.vmap(lambda a, i: a.index_select(1, i))(ours(x), tg.Tensor(index))
+    same(mine, torch.func.vmap(lambda a, i: a.index_select(1, i))(torch.tensor(x), torch.tensor(index)))
+    same(func.vmap(lambda a, i: a.index_select(0, i))(ours(x), tg.Tensor(index)),
+         torch.func.vmap(lambda a, i: a.index_select(0, i))(torch.tensor(x), torch.tensor(index)))
