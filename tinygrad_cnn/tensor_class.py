@@ -925,7 +925,8 @@ class Tensor:
     def index_select(self, dim, index):
         """The slices ``index`` (1-D integers) along ``dim``: ``x.index_select(0, i)`` is ``x[i]``."""
         dim = check_axis("index_select", dim, max(self.ndim, 1))
-        index = np.asarray(_data(index)).reshape(-1)
+        # a Tensor index stays one: inside vmap it may hold each sample's indices
+        index = index.reshape(-1) if isinstance(index, Tensor) else np.asarray(index).reshape(-1)
         return self[(slice(None),) * dim + (index,)]
 
     def masked_fill(self, mask, value):
