@@ -99,6 +99,11 @@ def test_cross_entropy_with_a_weight_per_sample_matches_torch():
     theirs = torch.func.vmap(lambda a, y, w: torch.nn.functional.cross_entropy(a, y, weight=w))(
         torch.tensor(logits), torch.tensor(labels), torch.tensor(weights))
     same(mine, theirs)
+    probabilities = rng.random((3, 5, 4))  # the other kind of target
+    mine = func.vmap(lambda a, p, w: F.cross_entropy(a, p, weight=w))(ours(logits), ours(probabilities), ours(weights))
+    theirs = torch.func.vmap(lambda a, p, w: torch.nn.functional.cross_entropy(a, p, weight=w))(
+        torch.tensor(logits), torch.tensor(probabilities), torch.tensor(weights))
+    same(mine, theirs)
 
 
 # ---- random numbers follow vmap's randomness ---------------------------------------------------------
