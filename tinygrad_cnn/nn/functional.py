@@ -558,7 +558,10 @@ def _classes_last(x: Tensor) -> Tensor:
 def _class_weights(weight, n_classes: int, dtype, op: str) -> np.ndarray:
     if weight is None:
         return np.ones(n_classes, dtype=dtype)
-    weights = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    if batching.is_batched(weight):  # weights per sample under vmap: a constant of the batch, as a tensor
+        weights = weight.detach()
+    else:
+        weights = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
     if weights.shape != (n_classes,):
         raise ValueError(f"{op}: weight must hold one value per class, shape ({n_classes},), got {weights.shape}")
     return weights.astype(dtype)
