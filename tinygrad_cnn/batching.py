@@ -372,8 +372,10 @@ def values(fn, *operands, axis="elementwise", keepdims=False):
         result = values(fn, *physical, axis="elementwise")
     else:
         x = physical[0]  # the operand reduced: batched, its batch dimension first
-        if axis is None and not keepdims:  # over all of a sample's values: one row per sample
+        if axis is None:  # over all of a sample's values: one row per sample (argmax takes no tuple of axes)
             result = values(fn, x.reshape(x.shape[0], -1), axis=1)
+            if keepdims:
+                result = result.reshape(x.shape[0], *(1,) * (x.ndim - 1))
         else:
             result = values(fn, x, axis=shift_axis(axis, rank_of(x, 0)), keepdims=keepdims)
     return BatchedTensor(result, 0, level)
