@@ -124,6 +124,21 @@ def test_random_factories_follow_vmap_randomness():
     assert different.shape == (3, 4) and not np.array_equal(different[0], different[1])
 
 
+def test_integer_random_factories_follow_vmap_randomness():
+    # randint, randint_like and randperm ignored vmap too (no error under "error", one draw under "different")
+    x = tg.Tensor(np.zeros((3, 20), dtype=np.int64))
+    for factory in (lambda a: tg.randint(0, 1000, (20,)) + a, lambda a: tg.randint_like(a, 1000) + a,
+                    lambda a: tg.randperm(20) + a):
+        with pytest.raises(RuntimeError, match="randomness"):
+            func.vmap(factory)(x)
+        different = func.vmap(factory, randomness="different")(x).data
+        assert different.dtype == np.int64 and not np.array_equal(different[0], different[1])
+        shared = func.vmap(factory, randomness="same")(x).data
+        assert all(np.array_equal(shared[0], row) for row in shared)
+    permutations = func.vmap(lambda a: tg.randperm(20) + a, randomness="different")(x).data
+    assert all(sorted(row) == list(range(20)) for row in permutations)
+
+
 # ---- checkpoint inside vmap -------------------------------------------------------------------------
 
 
