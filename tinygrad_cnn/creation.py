@@ -193,25 +193,26 @@ def _draw(op: str, draw, size, dtype) -> np.ndarray:
     return draw(_shape_args(size), dtype=np.float32).astype(dtype)
 
 
-def _random(op: str, draw, size, dtype, requires_grad: bool) -> Tensor:
-    """``_draw``, or inside vmap what its ``randomness`` asks for: refused, one draw for the batch,
-    or one per sample (``batching.draw``)."""
+def _sampled(op: str, sample, shape: tuple, requires_grad: bool) -> Tensor:
+    """``sample(shape)``, or inside vmap what its ``randomness`` asks for: refused, one draw for the
+    batch, or one per sample (``batching.draw``)."""
     from . import batching
 
-    values = batching.draw(lambda shape: _draw(op, draw, shape, dtype), _shape_args(size), op)
+    values = batching.draw(sample, shape, op)
     return values if isinstance(values, Tensor) else _leaf(values, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on ``[0, 1)``."""
     _check_device(device)
-    return _random("rand", get_rng().random, size, dtype, requires_grad)
+    return _sampled("rand", lambda shape: _draw("rand", get_rng().random, shape, dtype), _shape_args(size), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal."""
     _check_device(device)
-    return _random("randn", get_rng().standard_normal, size, dtype, requires_grad)
+    return _sampled("randn", lambda shape: _draw("randn", get_rng().standard_normal, shape, dtype), _shape_args(size),
+                    requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -222,7 +223,8 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
     if size is None:
         raise TypeError("randint: needs a size, e.g. randint(0, 10, (3,))")
     size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
-    return _leaf(get_rng().integers(low, high, size).astype(_dtype(dtype, np.int64)), requires_grad)
+    return _sampled("randint", lambda shape: get_rng().integers(low, high, shape).astype(_dtype(dtype, np.int64)), size,
+                    requires_grad)
 
 
 def rand_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
@@ -242,4 +244,10 @@ def randint_like(input, low=0, high=None, dtype=None, device=None, requires_grad
 
 def randperm(n, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
-    return _leaf(get_rng().permutation(n).astype(_dtype(dtype, np.int64)), requires_grad)
+
+    def permutations(shape):  # one permutation, or under vmap one per sample (a row each)
+        if len(shape) == 1:
+            return get_rng().permutation(n).astype(_dtype(dtype, np.int64))
+        return get_rng().permuted(np.broadcast_to(np.arange(n), shape), axis=-1).astype(_dtype(dtype, np.int64))
+
+    return _sampled("randperm", permutations, (n,), requires_grad)

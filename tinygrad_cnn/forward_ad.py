@@ -87,7 +87,8 @@ def make_dual(tensor, tangent, *, level=None):
     from . import batching
 
     if batching.is_batched(tensor, tangent):  # a dual's tangent would sit on one sample's view, not the batch
-        raise RuntimeError("vmap: forward_ad.make_dual cannot run inside vmap; use tinygrad_cnn.func.jvp inside vmap instead")
+        raise RuntimeError("vmap: forward_ad.make_dual cannot run inside vmap; "
+                           "use tinygrad_cnn.func.jvp inside vmap instead")
     level = _innermost(level)
     if not isinstance(tensor, Tensor):
         tensor = Tensor(tensor)
