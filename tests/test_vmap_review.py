@@ -210,6 +210,17 @@ def test_in_dims_of_a_bool_is_refused():
         func.vmap(lambda a: a, out_dims=False)(ours(np.ones((3, 2))))
 
 
+
+def test_checkpoint_inside_vmap_of_hessian_gives_the_plain_hessian():
+    # jacfwd maps its directions with a vmap of its own, so the checkpointed function meets tangents
+    # batched at that level: a fix for random draws must not hide the levels from the ops
+    rng = np.random.default_rng(14)
+    w, x = ours(rng.standard_normal((4, 4))), ours(rng.standard_normal((3, 4)))
+    block = lambda v, w_: (v @ w_).tanh() @ w_  # noqa: E731
+    plain = func.vmap(func.hessian(lambda v: block(v, w).sum()))(x)
+    kept = func.vmap(func.hessian(lambda v: checkpoint(block, v, w).sum()))(x)
+    np.testing.assert_array_equal(plain.data, kept.data)
+
 def test_checkpoint_inside_vmap_of_a_function_that_closes_over_a_batched_tensor():
     # torch.utils.checkpoint inside vmap takes the closure as it is; here the checkpoint's own vmap
     # met a tensor of the enclosing level and stopped with "a tensor from inside a vmap that has

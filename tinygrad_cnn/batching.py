@@ -77,33 +77,27 @@ class open_level:
         return False
 
 
-_HIDDEN = contextvars.ContextVar("tinygrad_cnn vmap levels hidden", default=())
+_DRAWS_SKIP = contextvars.ContextVar("tinygrad_cnn vmap levels random draws skip", default=0)
 
 
-class hidden_levels:
-    """No vmap level open in the ``with`` block: for code that maps physical tensors by a vmap of
-    its own (a checkpoint inside vmap), whose random draws must see only that vmap's levels."""
+class draws_from_new_levels:
+    """Random draws in the ``with`` block see only the vmap levels opened inside it: for code that
+    maps physical tensors by a vmap of its own (a checkpoint inside vmap), whose samples are
+    already the enclosing levels' samples. Ops still see every level (a tangent may be batched by
+    an enclosing transform)."""
 
     def __enter__(self):
-        self._tokens = (_HIDDEN.set(_HIDDEN.get() + _LEVELS.get()), _LEVELS.set(()), _vmap_depth.set(0))
+        self._token = _DRAWS_SKIP.set(len(_LEVELS.get()))
 
     def __exit__(self, *exc) -> bool:
-        _vmap_depth.reset(self._tokens[2])
-        _LEVELS.reset(self._tokens[1])
-        _HIDDEN.reset(self._tokens[0])
+        _DRAWS_SKIP.reset(self._token)
         return False
 
 
 _ESCAPED = ("vmap: a tensor from inside a vmap that has returned was used (kept in a variable or a closure); "
             "return what you need from the function vmap maps, or pass it in as an argument")
-_CLOSED_OVER = ("vmap: a function checkpointed inside vmap uses a batched tensor it does not receive (a closure); "
-                "pass that tensor to checkpoint as an argument")
-
-
-def _not_open(level: int) -> RuntimeError:
-    """The error for a batched tensor of a level that is not open here."""
-    hidden = any(lv == level for lv, _, _ in _HIDDEN.get())
-    return RuntimeError(_CLOSED_OVER if hidden else _ESCAPED)
+CLOSED_OVER = ("vmap: a function checkpointed inside vmap uses a batched tensor it does not receive (a closure); "
+               "pass that tensor to checkpoint as an argument")
 
 
 # ---- the batched tensor ---------------------------------------------------------------------------
@@ -124,7 +118,7 @@ class BatchedTensor(Tensor):
     @property
     def data(self):
         if all(level != self.level for level, _, _ in _LEVELS.get()):
-            raise _not_open(self.level)
+            raise RuntimeError(_ESCAPED)
         raise RuntimeError(
             "vmap: this code reads a tensor's NumPy values (.data, .item(), .numpy(), a Python bool or "
             "number), but inside vmap a tensor holds a whole batch of them. Write the function with tensor "
@@ -230,7 +224,7 @@ def dispatch(cls, args: tuple, kwargs: dict):
     level = max(a.level for a in args if isinstance(a, BatchedTensor))
     open_levels = {lv: (n, r) for lv, n, r in _LEVELS.get()}
     if level not in open_levels:
-        raise _not_open(level)
+        raise RuntimeError(_ESCAPED)
     batch_size, randomness = open_levels[level]
     unwrapped = [_unwrap(a, level) for a in args]
     physical = tuple(move_to_front(x, d) for x, d in unwrapped)
@@ -424,7 +418,7 @@ def draw(sample, shape, what: str) -> np.ndarray | Tensor:
     """Random values ``sample(shape)`` for one sample; inside vmap, what ``randomness`` asks for:
     ``"error"`` (the default, as torch) refuses, ``"same"`` draws one sample's values for the whole
     batch, ``"different"`` draws for every sample."""
-    levels = active_levels()
+    levels = active_levels()[_DRAWS_SKIP.get():]
     if not levels:
         return sample(shape)
     modes = {r for _, _, r in levels}

@@ -122,6 +122,8 @@ def checkpoint(function, *args, use_reentrant: bool = False, preserve_rng_state:
         probe = function(*cut)
     if not isinstance(probe, Tensor):
         raise TypeError(f"checkpoint: the function must return one Tensor, got {type(probe).__name__}")
+    if batching.is_batched(probe):  # its arguments are not batched: a batched tensor came from elsewhere
+        raise RuntimeError(batching.CLOSED_OVER)
     captured = _captured(probe, cut, first_node)
     if not any(isinstance(a, Tensor) and a.requires_grad for a in args) and not captured:
         if not forward_ad.active_levels():
@@ -145,8 +147,8 @@ def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
     for _, _, randomness in reversed(levels):
         mapped = vmap(mapped, in_dims=dims, randomness=randomness)
 
-    def on_physical_tensors(*xs):  # run, and replayed, with only its own vmaps' levels open
-        with batching.hidden_levels():
+    def on_physical_tensors(*xs):  # run, and replayed, drawing random numbers for its own vmaps' levels only
+        with batching.draws_from_new_levels():
             return mapped(*xs)
 
     return batching.from_canonical(checkpoint(on_physical_tensors, *physical, preserve_rng_state=preserve_rng_state),
