@@ -348,3 +348,28 @@ def test_argmax_over_all_of_a_sample_with_keepdim_matches_a_loop():
     for name in ("argmax", "argmin"):
         mine = func.vmap(lambda a: getattr(a, name)(keepdim=True))(x)
         np.testing.assert_array_equal(mine.data, loop(lambda a: getattr(a, name)(keepdim=True), x).data)
+
+
+@pytest.mark.parametrize("write", ["add_", "iadd", "copy_", "setitem value", "setitem index"])
+def test_in_place_writes_of_per_sample_values_into_a_shared_tensor_say_in_place(write):
+    # torch refuses too ("output with shape [4] doesn't match the broadcast shape [3, 4]"); here the
+    # message blamed code reading NumPy values
+    x, index = ours(np.ones((3, 4))), tg.Tensor(np.array([0, 1, 2]))
+
+    def f(a, i):
+        shared = tg.zeros(4, dtype=np.float64)
+        if write == "add_":
+            shared.add_(a)
+        elif write == "iadd":
+            shared += a
+        elif write == "copy_":
+            shared.copy_(a)
+        elif write == "setitem value":
+            shared[0] = a[0]
+        else:
+            shared[i] = 1.0
+        return shared
+
+    with pytest.raises(RuntimeError, match="in-place") as error:
+        func.vmap(f)(x, index)
+    assert "NumPy values" not in str(error.value)
