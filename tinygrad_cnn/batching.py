@@ -195,7 +195,7 @@ class BatchedTensor(Tensor):
 
         return self.value.register_hook(on_the_batch)
 
-    def _check_inplace(self, op: str) -> None:
+    def _check_inplace(self, op: str, *values) -> None:
         # every in-place write (add_, +=, x[...] = v, fill_, copy_) asks this first
         raise RuntimeError(f"vmap: {op} is an in-place write into a tensor inside vmap, which is not supported; "
                            "write the out-of-place form (y = y + x, y = where(mask, v, y))")

@@ -365,7 +365,10 @@ class Tensor:
 
     # ---- in-place updates (for optimizers and initialisation, outside the graph) --------------
 
-    def _check_inplace(self, op: str) -> None:
+    def _check_inplace(self, op: str, *values) -> None:
+        if any(_batched(v) for v in values):  # inside vmap: each sample's values, one tensor to hold them
+            raise RuntimeError(f"vmap: {op} is an in-place write of values that differ per sample into a tensor "
+                               "the samples share; write the out-of-place form (y = y + x, y = where(mask, v, y))")
         if autograd.is_grad_enabled() and self.requires_grad:
             kind = "a leaf tensor that requires grad" if self.grad_fn is None else "a tensor that is part of the graph"
             raise RuntimeError(
@@ -374,7 +377,7 @@ class Tensor:
             )
 
     def _inplace(self, op: str, ufunc, other) -> Tensor:
-        self._check_inplace(op)
+        self._check_inplace(op, other)
         other = other.data if isinstance(other, Tensor) else other
         try:
             ufunc(self.data, other, out=self.data, casting="same_kind")
@@ -396,7 +399,7 @@ class Tensor:
         return self._inplace("div_", np.true_divide, other)
 
     def copy_(self, src):
-        self._check_inplace("copy_")
+        self._check_inplace("copy_", src)
         try:
             np.copyto(self.data, _data(src), casting="same_kind")
         except (ValueError, TypeError) as error:
@@ -416,7 +419,7 @@ class Tensor:
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
     def __setitem__(self, index, value) -> None:
-        self._check_inplace("__setitem__")
+        self._check_inplace("__setitem__", value, *(index if isinstance(index, tuple) else (index,)))
         index = _normalize_index(index)
         value = _data(value)
         try:
@@ -903,7 +906,7 @@ class Tensor:
         return self._write_in_place("scatter_add_", self.detach().scatter_add(dim, index, _data(src)))
 
     def _write_in_place(self, op: str, result):
-        self._check_inplace(op)
+        self._check_inplace(op, result)
         self.data[...] = result.data
         self._version += 1
         return self
