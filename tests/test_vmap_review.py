@@ -63,7 +63,7 @@ def test_like_factories_and_the_as_methods_take_a_samples_shape():
         "reshape_as": lambda T: lambda a: a.flatten().reshape_as(a),
         "expand_as": lambda T: lambda a: a[:1].expand_as(a),
     }
-    for name, make in cases.items():
+    for make in cases.values():
         same(func.vmap(make(tg))(ours(x)), torch.func.vmap(make(torch))(torch.tensor(x)))
 
 
@@ -114,11 +114,14 @@ def test_random_factories_follow_vmap_randomness():
     # tg.randn ignored vmap: no error, and the same numbers for every sample under "different".
     x = ours(np.zeros((3, 4)))
     for factory in (tg.randn, tg.rand):
+        def drawn(a, factory=factory):
+            return factory(4) + a
+
         with pytest.raises(RuntimeError, match="randomness"):
-            func.vmap(lambda a: factory(4) + a)(x)
-        different = func.vmap(lambda a: factory(4) + a, randomness="different")(x).data
+            func.vmap(drawn)(x)
+        different = func.vmap(drawn, randomness="different")(x).data
         assert not np.array_equal(different[0], different[1])
-        shared = func.vmap(lambda a: factory(4) + a, randomness="same")(x).data
+        shared = func.vmap(drawn, randomness="same")(x).data
         assert all(np.array_equal(shared[0], row) for row in shared)
     different = func.vmap(lambda a: tg.randn_like(a), randomness="different")(x).data
     assert different.shape == (3, 4) and not np.array_equal(different[0], different[1])
@@ -345,9 +348,8 @@ def test_argmax_over_all_of_a_sample_with_keepdim_matches_a_loop():
     # batching.values gave np.argmax a tuple of axes (all of a sample's) when keepdim was asked for.
     # Against the loop, not torch: torch's vmap gives (1,) per sample where its unbatched argmax gives (1, 1).
     x = ours(np.random.default_rng(13).standard_normal((3, 2, 4)))
-    for name in ("argmax", "argmin"):
-        mine = func.vmap(lambda a: getattr(a, name)(keepdim=True))(x)
-        np.testing.assert_array_equal(mine.data, loop(lambda a: getattr(a, name)(keepdim=True), x).data)
+    for located in (lambda a: a.argmax(keepdim=True), lambda a: a.argmin(keepdim=True)):
+        np.testing.assert_array_equal(func.vmap(located)(x).data, loop(located, x).data)
 
 
 @pytest.mark.parametrize("write", ["add_", "iadd", "copy_", "setitem value", "setitem index"])
