@@ -714,6 +714,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (grad_outputs,)
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad_outputs has {len(grad_outputs)} entries for {len(outputs)} outputs")
+    if _batching().is_batched(*outputs, *inputs):
+        raise RuntimeError("vmap: autograd.grad cannot run inside vmap (it would add up the samples' gradients); "
+                           "use tinygrad_cnn.func.grad or func.vjp inside vmap instead")
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise RuntimeError(f"input {i} of grad() does not require grad")

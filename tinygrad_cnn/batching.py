@@ -81,8 +81,27 @@ class open_level:
         return False
 
 
+_DRAWS_SKIP = contextvars.ContextVar("tinygrad_cnn vmap levels random draws skip", default=0)
+
+
+class draws_from_new_levels:
+    """Random draws in the ``with`` block see only the vmap levels opened inside it: for code that
+    maps physical tensors by a vmap of its own (a checkpoint inside vmap), whose samples are
+    already the enclosing levels' samples. Ops still see every level (a tangent may be batched by
+    an enclosing transform)."""
+
+    def __enter__(self):
+        self._token = _DRAWS_SKIP.set(len(_LEVELS.get()))
+
+    def __exit__(self, *exc) -> bool:
+        _DRAWS_SKIP.reset(self._token)
+        return False
+
+
 _ESCAPED = ("vmap: a tensor from inside a vmap that has returned was used (kept in a variable or a closure); "
             "return what you need from the function vmap maps, or pass it in as an argument")
+CLOSED_OVER = ("vmap: a function checkpointed inside vmap uses a batched tensor it does not receive (a closure); "
+               "pass that tensor to checkpoint as an argument")
 
 
 class outside_levels:
@@ -180,6 +199,28 @@ class BatchedTensor(Tensor):
 
     def detach(self) -> Tensor:
         return BatchedTensor(self.value.detach(), self.bdim, self.level)
+
+    def clone(self) -> Tensor:
+        return BatchedTensor(self.value.clone(), self.bdim, self.level)
+
+    def register_hook(self, hook):
+        """``hook`` sees one sample's gradient, as outside vmap: it is registered on the physical
+        tensor (the one the backward pass visits), its gradient wrapped as batched at this level."""
+        level, bdim = self.level, self.bdim
+
+        def on_the_batch(grad):
+            result = hook(BatchedTensor(grad, bdim, level))
+            if result is None:
+                return None
+            value, dim = _unwrap(result, level)
+            return materialize(value, dim, grad.shape[bdim]).movedim(0, bdim)
+
+        return self.value.register_hook(on_the_batch)
+
+    def _check_inplace(self, op: str, *values) -> None:
+        # every in-place write (add_, +=, x[...] = v, fill_, copy_) asks this first
+        raise RuntimeError(f"vmap: {op} is an in-place write into a tensor inside vmap, which is not supported; "
+                           "write the out-of-place form (y = y + x, y = where(mask, v, y))")
 
     def __repr__(self) -> str:
         return f"BatchedTensor(level={self.level}, bdim={self.bdim}, value={self.value!r})"
@@ -347,8 +388,10 @@ def values(fn, *operands, axis="elementwise", keepdims=False):
         result = values(fn, *physical, axis="elementwise")
     else:
         x = physical[0]  # the operand reduced: batched, its batch dimension first
-        if axis is None and not keepdims:  # over all of a sample's values: one row per sample
+        if axis is None:  # over all of a sample's values: one row per sample (argmax takes no tuple of axes)
             result = values(fn, x.reshape(x.shape[0], -1), axis=1)
+            if keepdims:
+                result = result.reshape(x.shape[0], *(1,) * (x.ndim - 1))
         else:
             result = values(fn, x, axis=shift_axis(axis, rank_of(x, 0)), keepdims=keepdims)
     return BatchedTensor(result, 0, level)
@@ -397,7 +440,7 @@ def draw(sample, shape, what: str) -> np.ndarray | Tensor:
     """Random values ``sample(shape)`` for one sample; inside vmap, what ``randomness`` asks for:
     ``"error"`` (the default, as torch) refuses, ``"same"`` draws one sample's values for the whole
     batch, ``"different"`` draws for every sample."""
-    levels = active_levels()
+    levels = active_levels()[_DRAWS_SKIP.get():]
     if not levels:
         return sample(shape)
     modes = {r for _, _, r in levels}

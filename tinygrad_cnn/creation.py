@@ -123,23 +123,30 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def _like_dtype(like, dtype):
-    return np.dtype(dtype) if dtype is not None else np.asarray(_data(like)).dtype
+    if dtype is not None:
+        return np.dtype(dtype)
+    return like.dtype if isinstance(like, Tensor) else np.asarray(like).dtype
+
+
+def _shape_of(like) -> tuple:
+    # a Tensor's own shape, not its array's: inside vmap a tensor's array is the whole batch
+    return like.shape if isinstance(like, Tensor) else np.shape(like)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002 - torch's name
-    return zeros(np.shape(_data(input)), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
+    return zeros(_shape_of(input), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
-    return ones(np.shape(_data(input)), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
+    return ones(_shape_of(input), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
 
 
 def empty_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
-    return empty(np.shape(_data(input)), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
+    return empty(_shape_of(input), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
-    return full(np.shape(_data(input)), fill_value, dtype=_like_dtype(input, dtype), device=device,
+    return full(_shape_of(input), fill_value, dtype=_like_dtype(input, dtype), device=device,
                 requires_grad=requires_grad)
 
 
@@ -186,16 +193,26 @@ def _draw(op: str, draw, size, dtype) -> np.ndarray:
     return draw(_shape_args(size), dtype=np.float32).astype(dtype)
 
 
+def _sampled(op: str, sample, shape: tuple, requires_grad: bool) -> Tensor:
+    """``sample(shape)``, or inside vmap what its ``randomness`` asks for: refused, one draw for the
+    batch, or one per sample (``batching.draw``)."""
+    from . import batching
+
+    values = batching.draw(sample, shape, op)
+    return values if isinstance(values, Tensor) else _leaf(values, requires_grad)
+
+
 def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform on ``[0, 1)``."""
     _check_device(device)
-    return _leaf(_draw("rand", get_rng().random, size, dtype), requires_grad)
+    return _sampled("rand", lambda shape: _draw("rand", get_rng().random, shape, dtype), _shape_args(size), requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal."""
     _check_device(device)
-    return _leaf(_draw("randn", get_rng().standard_normal, size, dtype), requires_grad)
+    return _sampled("randn", lambda shape: _draw("randn", get_rng().standard_normal, shape, dtype), _shape_args(size),
+                    requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -206,24 +223,31 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
     if size is None:
         raise TypeError("randint: needs a size, e.g. randint(0, 10, (3,))")
     size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
-    return _leaf(get_rng().integers(low, high, size).astype(_dtype(dtype, np.int64)), requires_grad)
+    return _sampled("randint", lambda shape: get_rng().integers(low, high, shape).astype(_dtype(dtype, np.int64)), size,
+                    requires_grad)
 
 
 def rand_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
-    return rand(np.shape(_data(input)), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
+    return rand(_shape_of(input), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
 
 
 def randn_like(input, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
-    return randn(np.shape(_data(input)), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
+    return randn(_shape_of(input), dtype=_like_dtype(input, dtype), device=device, requires_grad=requires_grad)
 
 
 def randint_like(input, low=0, high=None, dtype=None, device=None, requires_grad=False) -> Tensor:  # noqa: A002
     if high is None:  # torch's randint_like(input, high)
         low, high = 0, low
-    return randint(low, high, np.shape(_data(input)), dtype=_like_dtype(input, dtype), device=device,
+    return randint(low, high, _shape_of(input), dtype=_like_dtype(input, dtype), device=device,
                    requires_grad=requires_grad)
 
 
 def randperm(n, dtype=None, device=None, requires_grad=False) -> Tensor:
     _check_device(device)
-    return _leaf(get_rng().permutation(n).astype(_dtype(dtype, np.int64)), requires_grad)
+
+    def permutations(shape):  # one permutation, or under vmap one per sample (a row each)
+        if len(shape) == 1:
+            return get_rng().permutation(n).astype(_dtype(dtype, np.int64))
+        return get_rng().permuted(np.broadcast_to(np.arange(n), shape), axis=-1).astype(_dtype(dtype, np.int64))
+
+    return _sampled("randperm", permutations, (n,), requires_grad)

@@ -84,6 +84,11 @@ def make_dual(tensor, tangent, *, level=None):
     """A tensor with ``tensor``'s value (and place in the reverse-mode graph) that carries
     ``tangent`` at ``level`` (the innermost open level by default)."""
     Tensor = _tensor_module.Tensor
+    from . import batching
+
+    if batching.is_batched(tensor, tangent):  # a dual's tangent would sit on one sample's view, not the batch
+        raise RuntimeError("vmap: forward_ad.make_dual cannot run inside vmap; "
+                           "use tinygrad_cnn.func.jvp inside vmap instead")
     level = _innermost(level)
     if not isinstance(tensor, Tensor):
         tensor = Tensor(tensor)

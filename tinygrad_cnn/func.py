@@ -482,15 +482,24 @@ def vmap(func, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=N
             return _unbatch_outputs(result, out_dims, level, batch_size)
 
     def _in_chunks(run, args, kwargs, flat, batch_size):
+        from .random import get_rng
         from .tensor_class import concatenate
 
+        generator = get_rng().bit_generator
+        first_draw, after_first_chunk = generator.state, None
         pieces = []
         for start in range(0, batch_size, chunk_size):
             stop = min(start + chunk_size, batch_size)
+            if randomness == "same":  # one draw for the whole batch: each chunk replays the first chunk's numbers
+                generator.state = first_draw
             chunk = {path: leaf.narrow(dim, start, stop - start) for path, leaf, dim in flat if dim is not None}
             sliced = _rebuild(args, chunk)
             pieces.append(run(sliced, kwargs, _flatten(sliced, _dims_for_args(in_dims, sliced), "in_dims"),
                               stop - start))
+            if after_first_chunk is None:
+                after_first_chunk = generator.state
+        if randomness == "same":
+            generator.state = after_first_chunk
         leaves = [_flatten(p, out_dims, "out_dims") for p in pieces]
         joined = {path: concatenate([ls[k][1] for ls in leaves], dim)
                   for k, (path, leaf, dim) in enumerate(leaves[0]) if isinstance(leaf, Tensor) and dim is not None}
@@ -529,7 +538,7 @@ def _flatten(tree, dims, what: str, path: str = "") -> list:
         return [leaf for k in tree for leaf in _flatten(tree[k], dims, what, f"{path}[{k!r}]")]
     if isinstance(dims, (tuple, list, dict)):
         raise ValueError(f"vmap: {what} gives a structure {dims!r} for {path or 'an argument'}, which is a single value")
-    if dims is not None and not isinstance(dims, int):
+    if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool)):
         raise TypeError(f"vmap: {what} entries must be ints or None, got {dims!r}")
     return [(path, tree, dims)]
 

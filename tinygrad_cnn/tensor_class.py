@@ -365,7 +365,10 @@ class Tensor:
 
     # ---- in-place updates (for optimizers and initialisation, outside the graph) --------------
 
-    def _check_inplace(self, op: str) -> None:
+    def _check_inplace(self, op: str, *values) -> None:
+        if any(_batched(v) for v in values):  # inside vmap: each sample's values, one tensor to hold them
+            raise RuntimeError(f"vmap: {op} is an in-place write of values that differ per sample into a tensor "
+                               "the samples share; write the out-of-place form (y = y + x, y = where(mask, v, y))")
         if autograd.is_grad_enabled() and self.requires_grad:
             kind = "a leaf tensor that requires grad" if self.grad_fn is None else "a tensor that is part of the graph"
             raise RuntimeError(
@@ -374,7 +377,7 @@ class Tensor:
             )
 
     def _inplace(self, op: str, ufunc, other) -> Tensor:
-        self._check_inplace(op)
+        self._check_inplace(op, other)
         other = other.data if isinstance(other, Tensor) else other
         try:
             ufunc(self.data, other, out=self.data, casting="same_kind")
@@ -396,7 +399,7 @@ class Tensor:
         return self._inplace("div_", np.true_divide, other)
 
     def copy_(self, src):
-        self._check_inplace("copy_")
+        self._check_inplace("copy_", src)
         try:
             np.copyto(self.data, _data(src), casting="same_kind")
         except (ValueError, TypeError) as error:
@@ -416,7 +419,7 @@ class Tensor:
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
 
     def __setitem__(self, index, value) -> None:
-        self._check_inplace("__setitem__")
+        self._check_inplace("__setitem__", value, *(index if isinstance(index, tuple) else (index,)))
         index = _normalize_index(index)
         value = _data(value)
         try:
@@ -689,7 +692,7 @@ class Tensor:
         return self.astype(np.bool_)
 
     def type_as(self, other):
-        return self.astype(_data(other).dtype)
+        return self.astype(other.dtype if isinstance(other, Tensor) else np.asarray(other).dtype)
 
     def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
         """torch's ``to``: a dtype (``t.to(tg.float64)``), a device (``"cpu"``, ``tg.device("cpu")``;
@@ -903,7 +906,7 @@ class Tensor:
         return self._write_in_place("scatter_add_", self.detach().scatter_add(dim, index, _data(src)))
 
     def _write_in_place(self, op: str, result):
-        self._check_inplace(op)
+        self._check_inplace(op, result)
         self.data[...] = result.data
         self._version += 1
         return self
@@ -925,7 +928,8 @@ class Tensor:
     def index_select(self, dim, index):
         """The slices ``index`` (1-D integers) along ``dim``: ``x.index_select(0, i)`` is ``x[i]``."""
         dim = check_axis("index_select", dim, max(self.ndim, 1))
-        index = np.asarray(_data(index)).reshape(-1)
+        # a Tensor index stays one: inside vmap it may hold each sample's indices
+        index = index.reshape(-1) if isinstance(index, Tensor) else np.asarray(index).reshape(-1)
         return self[(slice(None),) * dim + (index,)]
 
     def masked_fill(self, mask, value):
@@ -1056,12 +1060,12 @@ class Tensor:
         return MV.GetItem.apply(self, _normalize_index(index))
 
     def view_as(self, other):
-        return self.reshape(*np.shape(_data(other)))
+        return self.reshape(*(other.shape if isinstance(other, Tensor) else np.shape(other)))
 
     reshape_as = view_as
 
     def expand_as(self, other):
-        return self.expand(*np.shape(_data(other)))
+        return self.expand(*(other.shape if isinstance(other, Tensor) else np.shape(other)))
 
     def flip(self, *dims):
         """Reverse the order along ``dims`` (a reversed slice, so the gradient is flipped back)."""

@@ -180,7 +180,8 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     out = MaxPool2d.apply(source, geometry)
     if not return_indices:
         return out
-    return out, Tensor(_max_pool_indices(source.data, out.data, geometry, x.shape[3]))
+    # per sample: inside vmap, each sample's indices from its own values
+    return out, batching.per_sample(lambda s, o: _max_pool_indices(s, o, geometry, x.shape[3]), source, out)
 
 
 def _ceil_mode_extra(input_hw, geometry: ConvGeometry) -> tuple:
@@ -557,7 +558,10 @@ def _classes_last(x: Tensor) -> Tensor:
 def _class_weights(weight, n_classes: int, dtype, op: str) -> np.ndarray:
     if weight is None:
         return np.ones(n_classes, dtype=dtype)
-    weights = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    if batching.is_batched(weight):  # weights per sample under vmap: a constant of the batch, as a tensor
+        weights = weight.detach()
+    else:
+        weights = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
     if weights.shape != (n_classes,):
         raise ValueError(f"{op}: weight must hold one value per class, shape ({n_classes},), got {weights.shape}")
     return weights.astype(dtype)
@@ -588,10 +592,10 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
     if labels.shape != expected:
         raise ValueError(f"{op}: input of shape {log_probs.shape} needs targets of shape {expected}, got {labels.shape}")
     n_classes = log_probs.shape[1]
-    weights = _class_weights(weight, n_classes, log_probs.dtype, op)
 
-    def coefficients_of(labels: np.ndarray):
+    def coefficients_of(labels: np.ndarray, weight):
         """(elements, classes) coefficients, and the total weight the mean divides by."""
+        weights = _class_weights(weight, n_classes, log_probs.dtype, op)
         flat = labels.reshape(-1)
         kept = np.flatnonzero(flat != ignore_index)
         bad = flat[kept][(flat[kept] < 0) | (flat[kept] >= n_classes)]
@@ -603,8 +607,9 @@ def _class_index_loss(log_probs: Tensor, target, weight, ignore_index: int, labe
             coefficients[kept] += weights * (label_smoothing / n_classes)
         return coefficients, weights[flat[kept]].sum(dtype=log_probs.dtype)
 
-    # inside vmap the labels may differ per sample: batching.per_sample builds each sample's coefficients
-    coefficients, total_weight = batching.per_sample(coefficients_of, labels)
+    # inside vmap the labels (and the weights) may differ per sample: batching.per_sample builds each
+    # sample's coefficients
+    coefficients, total_weight = batching.per_sample(coefficients_of, labels, weight)
     loss = -(_classes_last(log_probs) * batching.constant(coefficients)).sum(axis=1)
     if reduction == "mean":
         return loss.sum() / batching.constant(total_weight)  # 0 / 0 = NaN when every target is ignored, as torch
@@ -746,13 +751,19 @@ def one_hot(labels, num_classes: int = -1) -> Tensor:
     """(...) integer labels -> (..., num_classes) int64 with a 1 at each label; ``num_classes=-1``
     means one more than the largest label."""
     labels = _labels(labels, "one_hot")
+    if num_classes == -1 and batching.is_batched(labels):
+        raise ValueError("one_hot: inside vmap, give num_classes (the largest label differs from sample to sample)")
+    return batching.per_sample(lambda y: _one_hot_array(y, num_classes), labels)
+
+
+def _one_hot_array(labels: np.ndarray, num_classes: int) -> np.ndarray:
     if labels.size and labels.min() < 0:
         raise ValueError(f"one_hot: labels must be non-negative, got {int(labels.min())}")
     if num_classes == -1:
         num_classes = int(labels.max()) + 1 if labels.size else 0
     if labels.size and labels.max() >= num_classes:
         raise ValueError(f"one_hot: label {int(labels.max())} is out of range for num_classes={num_classes}")
-    return Tensor((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+    return (labels[..., None] == np.arange(num_classes)).astype(np.int64)
 
 
 def embedding(indices, weight: Tensor, padding_idx: int = None) -> Tensor:

@@ -769,8 +769,9 @@ class _BatchNorm(Module):
                         "track_running_stats=False (torch.func refuses this too)")
                 self._update_running_stats(mean.data.reshape(-1), var.data.reshape(-1) * (count / (count - 1)))
         else:
-            centered = x - self.running_mean.data.reshape(channel_shape)
-            var = Tensor(self.running_var.data.reshape(channel_shape))
+            # detached, not .data: a buffer given per sample (functional_call inside vmap) is batched
+            centered = x - self.running_mean.detach().reshape(channel_shape)
+            var = self.running_var.detach().reshape(channel_shape)
         out = centered / (var + self.eps).sqrt()
         if self.weight is not None:
             out = out * self.weight.reshape(channel_shape)

@@ -79,11 +79,15 @@ def shift_axis(axis, ndim: int):
 
 
 def without_ellipsis(index: tuple, ndim: int) -> tuple:
-    """``index`` with its ``...`` written out as the slices it stands for in an ``ndim``-D array."""
-    if not any(i is Ellipsis for i in index):
-        return index
+    """``index`` with its ``...`` written out as the slices it stands for in an ``ndim``-D array.
+    An index of more dimensions than ``ndim`` is refused here: beside one sample's dimensions lies
+    the batch's, and NumPy would index it."""
     consumed = sum(i.ndim if isinstance(i, np.ndarray) and i.dtype == bool else 1
                    for i in index if i is not None and i is not Ellipsis)
+    if consumed > ndim:
+        raise IndexError(f"too many indices for a tensor of dimension {ndim} (the index has {consumed})")
+    if not any(i is Ellipsis for i in index):
+        return index
     at = next(k for k, i in enumerate(index) if i is Ellipsis)
     return index[:at] + (slice(None),) * (ndim - consumed) + index[at + 1:]
 

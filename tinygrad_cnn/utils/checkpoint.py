@@ -129,6 +129,8 @@ def checkpoint(function, *args, use_reentrant: bool = False, preserve_rng_state:
             probe = _join(probe)
     if not isinstance(probe, Tensor):
         raise TypeError(f"checkpoint: the function must return a Tensor or a tuple of Tensors, got {type(probe).__name__}")
+    if batching.is_batched(probe):  # its arguments are not batched: a batched tensor came from elsewhere
+        raise RuntimeError(batching.CLOSED_OVER)
     captured = _captured(probe, cut, first_node)
     if not any(isinstance(a, Tensor) and a.requires_grad for a in args) and not captured \
             and not forward_ad.active_levels():
@@ -169,13 +171,19 @@ def _checkpoint_of_batch(function, args, preserve_rng_state: bool):
     from ..func import vmap
 
     levels = batching.active_levels()
-    physical = [batching.to_canonical(a, levels) if isinstance(a, Tensor) else a for a in args]
-    dims = tuple(0 if isinstance(a, Tensor) else None for a in args)
+    # a tensor shared by the samples stays shared: repeating it would change the order of the sums
+    # that make its gradient, and the gradients would no longer be the plain graph's bit for bit
+    physical = [batching.to_canonical(a, levels) if batching.is_batched(a) else a for a in args]
+    dims = tuple(0 if batching.is_batched(a) else None for a in args)
     mapped = function
     for _, _, randomness in reversed(levels):
         mapped = vmap(mapped, in_dims=dims, randomness=randomness)
-    with batching.outside_levels():  # the physical tensors belong to no open level: mapped opens its own
-        out = checkpoint(mapped, *physical, preserve_rng_state=preserve_rng_state)
+
+    def on_physical_tensors(*xs):  # run, and replayed, drawing random numbers for its own vmaps' levels only
+        with batching.draws_from_new_levels():
+            return mapped(*xs)
+
+    out = checkpoint(on_physical_tensors, *physical, preserve_rng_state=preserve_rng_state)
     if isinstance(out, tuple):
         return tuple(batching.from_canonical(o, levels) for o in out)
     return batching.from_canonical(out, levels)
