@@ -164,11 +164,12 @@ def ufunc(fn, *operands, dtype=None):
     of the operands, which is what arithmetic ufuncs (add, multiply, maximum, exp, ...) return for
     floating-point operands; a result that would not be floating point is left to NumPy's own
     allocation. NumPy's own errors come through unchanged, so callers can catch a broadcasting error."""
-    largest = 0
-    for a in operands:
-        if isinstance(a, np.ndarray) and a.nbytes > largest:
-            largest = a.nbytes
-    if largest < MIN_BYTES or not _cache.enabled:
+    for a in operands:  # the common small case returns after a look at each operand's size
+        if isinstance(a, np.ndarray) and a.nbytes >= MIN_BYTES:
+            break
+    else:
+        return fn(*operands)
+    if not _cache.enabled:
         return fn(*operands)
     if dtype is None:
         dtype = np.result_type(*operands)
