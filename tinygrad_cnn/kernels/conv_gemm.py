@@ -101,7 +101,8 @@ class Columns:
         ``zero_extra``: zeros at the extra positions of wide rows instead of the values there."""
         windows = windows[chunk]
         m, c, kh, kw = windows.shape[:4]
-        columns = memory.empty((c, kh, kw, m, self.positions), windows.dtype)
+        # scratch, of the chunk size whatever the layer: every layer's columns share one block
+        columns = memory.scratch((c, kh, kw, m, self.positions), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
         as_image = columns.reshape(c, kh, kw, m, *((self.positions,) if self.wide else self.out_hw))
         if self.wide:
             # past the last real position of each sample the run would leave the padded input:
