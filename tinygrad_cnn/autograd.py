@@ -108,6 +108,7 @@ class Function:
     _saved = ()  # until save_for_backward
     _output = None  # the output array, kept only when it is saved (else it is freed when unused)
     _jvp_args = None  # set while a JVP rule runs (see _attach_tangents)
+    _output_tangents = None  # the saved output's forward-mode tangents, if it has any
     output_hooks = retained_output = None  # set by Tensor.register_hook and Tensor.retain_grad
 
     @staticmethod
@@ -147,8 +148,8 @@ class Function:
                 # holding the array wins, as it did in that dict)
                 for source in reversed(inputs):
                     if isinstance(source, Tensor) and source.data is value:
-                        if jvp_args is None:
-                            self._check_version(source)
+                        if jvp_args is None and source._version_counter[0] != self._input_versions[id(source)]:
+                            self._check_version(source)  # raises
                         value = source
                         break
                 else:
@@ -168,7 +169,7 @@ class Function:
         if output is not None and output._version != self._output_version:
             raise RuntimeError(self._modified_message("its output"))
         tensor = _tensor_module.Tensor._from_op(self._output, True, self)
-        tensor._tangents = getattr(self, "_output_tangents", None)  # forward-over-reverse needs them
+        tensor._tangents = self._output_tangents  # forward-over-reverse needs them
         return tensor
 
     def _check_version(self, tensor) -> None:
@@ -222,8 +223,9 @@ class Function:
         """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
         saved, its inputs, and the arrays it kept as attributes of its own."""
         attributes = vars(self)
-        for name in [name for name, value in attributes.items() if name not in ENGINE_ATTRIBUTES and _holds_arrays(value)]:
-            del attributes[name]
+        for name in attributes.keys() - ENGINE_ATTRIBUTES:  # what the op's forward set (as _array_attributes)
+            if _holds_arrays(attributes[name]):
+                del attributes[name]
         self.freed = True
         self.inputs = None
         self._saved = ()
