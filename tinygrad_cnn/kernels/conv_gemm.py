@@ -164,9 +164,12 @@ def _wide_rows(w_shape, groups: int) -> bool:
 
 
 # A sample's GEMM of at most this many multiply-adds is made one sample at a time (see
-# conv2d_per_sample). OpenBLAS runs a product this small on one thread (its threshold is
-# 65536 * 4 = 2^18 multiply-adds), so a call per sample hands no work to its other threads.
-PER_SAMPLE_MULTIPLY_ADDS = 1 << 18
+# conv2d_per_sample). Measured on 2 cores (AMD EPYC, OpenBLAS SkylakeX kernels), whole convolutions
+# at batch 64, chunked -> per sample, one thread / two: the seed net's input gradient (a correlation,
+# 0.92M multiply-adds per sample) 4.35 -> 3.28 / 4.66 -> 3.24 ms, its second layer (0.64M)
+# 2.70 -> 2.53 / 2.55 -> 2.53 ms, but LeNet's second layer (3.6M) 7.9 -> 7.4 / 5.0 -> 5.8 ms: with
+# two threads BLAS splits a large product per sample and pays a hand-off each time.
+PER_SAMPLE_MULTIPLY_ADDS = 1 << 20
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
@@ -192,8 +195,7 @@ def conv2d_per_sample(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.n
     columns`` is a stack of GEMMs whose results are already (m, O, OH*OW): no reordering pass,
     which in a first layer (few input channels, many outputs) costs more than its GEMM. Measured
     on one thread, the whole forward: seed net's first layer 0.85 -> 0.46 ms, LeNet's 1.25 ->
-    0.75 ms. Larger layers keep one GEMM per chunk: BLAS would split each sample's product
-    across its threads, a hand-off per sample."""
+    0.75 ms. Larger layers keep one GEMM per chunk (see ``PER_SAMPLE_MULTIPLY_ADDS``)."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
     positions = out_hw[0] * out_hw[1]
