@@ -158,6 +158,52 @@ def sample_chunks(n: int, bytes_per_sample: int) -> list:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def _per_sample(w_shape, out_hw, groups: int) -> bool:
+    """Whether ``conv2d`` makes one GEMM per sample (see ``PER_SAMPLE_MULTIPLY_ADDS``)."""
+    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= PER_SAMPLE_MULTIPLY_ADDS
+
+
+def _weight_grad_transposed(w_shape, groups: int) -> bool:
+    """Whether the weight gradient's GEMM makes (K, O/G) rather than (O/G, K): the larger as rows."""
+    return int(np.prod(w_shape[1:])) > w_shape[0] // groups
+
+
+def _input_grad_by_correlation(w_shape, x_shape, geometry) -> bool:
+    """Whether the input gradient is a correlation of the output gradient (see conv2d_input_grad)."""
+    return geometry.stride == (1, 1) and w_shape[0] <= 2 * x_shape[1]
+
+
+def plan(x_shape, w_shape, geometry) -> dict:
+    """How the fast kernels compute the convolution of an input of ``x_shape`` with weights of
+    ``w_shape``: the GEMM layout chosen for each of its three kernels, by the rules above (fixed
+    rules, the same on every run). ``python -m tinygrad_cnn.kernels`` prints it for the layers of
+    the built-in nets."""
+    n, g, o = x_shape[0], geometry.groups, w_shape[0]
+    out_hw = geometry.output_size(*x_shape[2:])
+    k = int(np.prod(w_shape[1:]))
+    rows, cols = ("K", "O/G") if _weight_grad_transposed(w_shape, g) else ("O/G", "K")
+    weight_grad = f"({rows} x m*positions) @ (m*positions x {cols}) per chunk, K = {k}, O/G = {o // g}"
+    if _input_grad_by_correlation(w_shape, x_shape, geometry):
+        (crop_h, crop_w), transposed = _as_correlation(geometry)
+        cropped = (n, o, out_hw[0] - 2 * crop_h, out_hw[1] - 2 * crop_w)
+        inner = _forward_plan(cropped, (x_shape[1], o // g, *w_shape[2:]), transposed)
+        input_grad = "a correlation with the flipped kernel: " + inner
+    else:
+        input_grad = "weights.T @ grad per chunk, then col2im"
+    return {"forward": _forward_plan(x_shape, w_shape, geometry), "weight gradient": weight_grad,
+            "input gradient": input_grad}
+
+
+def _forward_plan(x_shape, w_shape, geometry) -> str:
+    g, o, k = geometry.groups, w_shape[0], int(np.prod(w_shape[1:]))
+    out_hw = geometry.output_size(*x_shape[2:])
+    if _per_sample(w_shape, out_hw, g):
+        return f"one GEMM per sample ({o // g} x {k} @ {k} x {out_hw[0] * out_hw[1]}), written straight into NCHW"
+    layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g))
+    return (f"one GEMM per chunk ({len(layout.chunks)} chunks of <= {layout.chunks[0].stop} samples, "
+            f"{'whole padded rows' if layout.wide else 'window corners'}), reordered into NCHW")
+
+
 def _wide_rows(w_shape, groups: int) -> bool:
     """Whole-row columns pay when the columns (C/G * kh * kw rows) outweigh the output rows."""
     return w_shape[1] * w_shape[2] * w_shape[3] > w_shape[0] // groups
@@ -176,7 +222,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
-    if w.size * out_hw[0] * out_hw[1] // g <= PER_SAMPLE_MULTIPLY_ADDS:
+    if _per_sample(w.shape, out_hw, g):
         return conv2d_per_sample(x, w, geometry, bias)
     dtype = np.result_type(x, w)
     layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g))
@@ -228,7 +274,7 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -
     # channels, (K, m*P) @ (m*P, 8) took 0.20 ms where (8, m*P) @ (m*P, K) took 0.37 (seed net's
     # second layer, one thread; 0.27 against 0.46 ms for its first, 0.38 against 0.49 for
     # LeNet's second, and 0.45 against 0.36 for LeNet's first, with K = 9 < O = 32).
-    transposed = k > o_per_group
+    transposed = _weight_grad_transposed(w_shape, g)
     total = np.zeros((g, k, o_per_group) if transposed else (g, o_per_group, k), dtype=dtype)
     # the extra positions of wide rows meet a zero gradient; zero their columns too only when the
     # input holds an inf or NaN, which would make 0 * inf = NaN (zeroing costs a strided pass)
@@ -251,14 +297,9 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry) ->
     # (col2im) in kh * kw passes. Measured: the correlation is faster unless the output has many
     # more channels than the input (as in a first layer): 2.1 against 2.9 ms for 8 -> 8 channels,
     # 4.0 against 4.2 for 32 -> 64, 2.9 against 2.2 for 16 -> 64.
-    if geometry.stride == (1, 1) and w.shape[0] <= 2 * x_shape[1]:
-        # dx[h] = sum_i w[i] g[h + p - d*i]: a correlation of g padded by d*(k-1) - p (a crop where
-        # that is negative) with the flipped kernel, input and output channels swapped per group.
-        reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
-        pad = [r - p for r, p in zip(reach, geometry.padding)]
-        crop_h, crop_w = (max(0, -q) for q in pad)
+    if _input_grad_by_correlation(w.shape, x_shape, geometry):
+        (crop_h, crop_w), transposed = _as_correlation(geometry)
         grad_out = grad_out[:, :, crop_h : grad_out.shape[2] - crop_h, crop_w : grad_out.shape[3] - crop_w]
-        transposed = replace(geometry, stride=(1, 1), padding=tuple(max(0, q) for q in pad))
         return conv2d(grad_out, flipped_transpose(w, geometry.groups), transposed)
     g, o = geometry.groups, w.shape[0]
     dtype = np.result_type(grad_out, w)
@@ -268,6 +309,16 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry) ->
     for chunk in layout.chunks:
         layout.add_to_image(memory.matmul(weights_t, layout.from_image(grad_out[chunk])), padded[chunk])
     return crop_spatial(padded, geometry.padding)
+
+
+def _as_correlation(geometry) -> tuple:
+    """The input gradient with stride 1 as a correlation: dx[h] = sum_i w[i] g[h + p - d*i], a
+    correlation of g padded by d*(k-1) - p with the flipped kernel, input and output channels
+    swapped per group. Returns the crop of g where that padding is negative, and the geometry."""
+    reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
+    pad = [r - p for r, p in zip(reach, geometry.padding)]
+    crop = tuple(max(0, -q) for q in pad)
+    return crop, replace(geometry, stride=(1, 1), padding=tuple(max(0, q) for q in pad))
 
 
 def flipped_transpose(w: np.ndarray, groups: int) -> np.ndarray:
