@@ -8,8 +8,11 @@ samples the windows of the padded input are copied into *columns*: a matrix with
 (input channel, kernel row, kernel column) and one column per (sample, output position). Then
 
 * the convolution is ``weights (O, C*kh*kw) @ columns``: one GEMM for the whole chunk, whose result
-  (O, m, positions) is copied into the NCHW output with the bias added on the way;
-* the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks;
+  (O, m, positions) is copied into the NCHW output with the bias added on the way; or, where one
+  sample's GEMM is small (``PER_SAMPLE_MULTIPLY_ADDS``), one GEMM per sample with the columns kept
+  per sample, whose results are the NCHW output already (``conv2d_per_sample``);
+* the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks, or its
+  transpose ``columns @ grad.T`` when K = C*kh*kw exceeds O (BLAS prefers the larger as rows);
 * the input gradient with stride 1 is itself a correlation: of the output gradient, padded, with
   the kernel flipped and its input and output channels swapped, computed as above. With a larger
   stride, or more than twice as many output as input channels, it is ``weights.T @ grad``:
@@ -22,6 +25,10 @@ enough to stay in the CPU cache and out of the peak memory of a training step. W
 group is its own GEMM. Output positions are the window corners; with stride 1 they are taken along
 whole rows of the padded input instead (``Columns.wide``), which makes every copy a plain memory
 copy, at the price of a few positions per row that are computed and dropped.
+
+Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
+every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
+them for the built-in nets.
 """
 from dataclasses import replace
 
