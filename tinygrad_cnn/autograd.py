@@ -82,7 +82,8 @@ class InputEdge:
     __slots__ = ("grad_fn", "shape", "dtype", "requires_grad", "name")
 
     def __init__(self, tensor):
-        self.grad_fn, self.shape, self.dtype = tensor.grad_fn, tensor.shape, tensor.dtype
+        data = tensor.data
+        self.grad_fn, self.shape, self.dtype = tensor.grad_fn, data.shape, data.dtype
         self.requires_grad, self.name = tensor.requires_grad, tensor.name
 
     def __repr__(self) -> str:
@@ -423,15 +424,17 @@ def _holds_arrays(value) -> bool:
 def _inputs_to_keep(args, saved) -> tuple:
     """``args`` with each op-made input that ``saved`` does not mention replaced by its edge."""
     Tensor = _tensor_module.Tensor
-    kept = list(args)
+    kept = None
     for i, a in enumerate(args):
         if isinstance(a, Tensor) and a.grad_fn is not None:
             for s in saved:
                 if s is a.data:
                     break
             else:
+                if kept is None:
+                    kept = list(args)
                 kept[i] = InputEdge(a)
-    return tuple(kept)
+    return args if kept is None else tuple(kept)
 
 
 def _edges_of(args) -> tuple:
