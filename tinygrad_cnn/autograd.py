@@ -47,11 +47,13 @@ import numpy as np
 
 from .kernels import memory
 from .modes import _anomaly_enabled, _grad_enabled  # read directly on the hot path (see apply)
-from .modes import backward_under_watch, check_finite, creation_site, is_anomaly_enabled, is_grad_enabled
+from .modes import backward_under_watch, check_finite, creation_site
 from .modes import (  # noqa: F401 - the engine's public names include the modes: import them from here too
     AnomalyError,
     detect_anomaly,
     enable_grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
     no_grad,
     set_grad_enabled,
 )
@@ -265,7 +267,7 @@ class Function:
     def _record(cls, ctx, output, args):
         """The output Tensor, and the node in the graph when a gradient is needed."""
         Tensor = _tensor_module.Tensor
-        if type(output) is not np.ndarray and not isinstance(output, np.ndarray):
+        if not isinstance(output, np.ndarray):
             # NumPy returns scalars for 0-d inputs; a saved copy of that scalar must still be
             # recognised as the output, or the backward would treat it as a constant.
             scalar, output = output, np.asarray(output)
@@ -626,8 +628,8 @@ def _input_grads(node, grad) -> list:
     mode, finite)."""
     anomaly = _anomaly_enabled.get()
     grads = backward_under_watch(node, grad) if anomaly else node.backward(node, grad)
-    if type(grads) is not tuple:
-        grads = grads if isinstance(grads, tuple) else (grads,)
+    if not isinstance(grads, tuple):
+        grads = (grads,)
     inputs = node.inputs
     if len(grads) != len(inputs):
         raise RuntimeError(
