@@ -280,7 +280,8 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -
     # BLAS runs it best with the larger of O/G and K as the result's rows: with 8 output
     # channels, (K, m*P) @ (m*P, 8) took 0.20 ms where (8, m*P) @ (m*P, K) took 0.37 (seed net's
     # second layer, one thread; 0.27 against 0.46 ms for its first, 0.38 against 0.49 for
-    # LeNet's second, and 0.45 against 0.36 for LeNet's first, with K = 9 < O = 32).
+    # LeNet's second, and 0.45 against 0.36 for LeNet's first, with K = 9 < O = 32; on two
+    # threads 0.13 against 0.27, 0.28 against 0.59, 0.21 against 0.25, and 0.37 against 0.33).
     transposed = _weight_grad_transposed(w_shape, g)
     total = np.zeros((g, k, o_per_group) if transposed else (g, o_per_group, k), dtype=dtype)
     # the extra positions of wide rows meet a zero gradient; zero their columns too only when the
