@@ -261,6 +261,10 @@ class Function:
             _attach_tangents(cls, ctx, args, result, tangent_levels)
             return result
         output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        if True not in ctx.needs_input_grad and type(output) is np.ndarray and output.base is None \
+                and not _anomaly_enabled.get():
+            # nothing to record, check or share (every op of a backward pass without create_graph)
+            return Tensor._from_op(output, False, None)
         return cls._record(ctx, output, args)
 
     @classmethod
