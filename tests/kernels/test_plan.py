@@ -34,3 +34,11 @@ def test_the_module_prints_the_plan_of_every_convolution_of_the_built_in_nets():
     assert "seed_net, input (8, 1, 28, 28)" in done.stdout and "lenet, input (8, 1, 28, 28)" in done.stdout
     assert done.stdout.count("  layer ") == 4
     assert done.stdout.count("forward: ") == done.stdout.count("weight gradient: ") == 4
+
+
+def test_the_module_refuses_bad_arguments_in_one_line():
+    for args in (["--batch", "0"], ["--size", "6"]):
+        done = subprocess.run([sys.executable, "-m", "tinygrad_cnn.kernels", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("python -m tinygrad_cnn.kernels: error: ")
