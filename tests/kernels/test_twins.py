@@ -103,18 +103,22 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 
 
 # The fast convolution makes a layer's GEMMs one per chunk of samples, or one per sample when they
-# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS): each test runs both ways, whatever the drawn size.
+# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
+# weight gradient): each test runs both ways, whatever the drawn size.
 CONV_PATHS = {"chunked GEMMs": 0, "GEMMs per sample": 2**62}
+THRESHOLDS = ("PER_SAMPLE_MULTIPLY_ADDS", "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS")
 
 
 @contextlib.contextmanager
 def conv_path(name):
-    saved = conv_gemm.PER_SAMPLE_MULTIPLY_ADDS
-    conv_gemm.PER_SAMPLE_MULTIPLY_ADDS = CONV_PATHS[name]
+    saved = {threshold: getattr(conv_gemm, threshold) for threshold in THRESHOLDS}
+    for threshold in THRESHOLDS:
+        setattr(conv_gemm, threshold, CONV_PATHS[name])
     try:
         yield
     finally:
-        conv_gemm.PER_SAMPLE_MULTIPLY_ADDS = saved
+        for threshold, value in saved.items():
+            setattr(conv_gemm, threshold, value)
 
 
 def geometry_of(config) -> ConvGeometry:

@@ -170,6 +170,11 @@ def _per_sample(w_shape, out_hw, groups: int) -> bool:
     return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= PER_SAMPLE_MULTIPLY_ADDS
 
 
+def _weight_grad_per_sample(w_shape, out_hw, groups: int) -> bool:
+    """Whether ``conv2d_weight_grad`` makes one GEMM per sample (``PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS``)."""
+    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS
+
+
 def _weight_grad_transposed(w_shape, groups: int) -> bool:
     """Whether the weight gradient's GEMM makes (K, O/G) rather than (O/G, K): the larger as rows."""
     return int(np.prod(w_shape[1:])) > w_shape[0] // groups
@@ -189,7 +194,10 @@ def plan(x_shape, w_shape, geometry) -> dict:
     out_hw = geometry.output_size(*x_shape[2:])
     k = int(np.prod(w_shape[1:]))
     rows, cols = ("K", "O/G") if _weight_grad_transposed(w_shape, g) else ("O/G", "K")
-    weight_grad = f"({rows} x m*positions) @ (m*positions x {cols}) per chunk, K = {k}, O/G = {o // g}"
+    if _weight_grad_per_sample(w_shape, out_hw, g):
+        weight_grad = f"({rows} x positions) @ (positions x {cols}) per sample, summed, K = {k}, O/G = {o // g}"
+    else:
+        weight_grad = f"({rows} x m*positions) @ (m*positions x {cols}) per chunk, K = {k}, O/G = {o // g}"
     if _input_grad_by_correlation(w_shape, x_shape, geometry):
         (crop_h, crop_w), transposed = _as_correlation(geometry)
         cropped = (n, o, out_hw[0] - 2 * crop_h, out_hw[1] - 2 * crop_w)
@@ -223,6 +231,10 @@ def _wide_rows(w_shape, groups: int) -> bool:
 # 2.70 -> 2.53 / 2.55 -> 2.53 ms, but LeNet's second layer (3.6M) 7.9 -> 7.4 / 5.0 -> 5.8 ms: with
 # two threads BLAS splits a large product per sample and pays a hand-off each time.
 PER_SAMPLE_MULTIPLY_ADDS = 1 << 20
+# The same for the weight gradient, where it pays for first layers only (conv2d_weight_grad_per_sample):
+# OpenBLAS runs a product of at most 65536 * 4 = 2^18 multiply-adds on one thread, so a call per
+# sample hands nothing to its other threads.
+PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 18
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
@@ -272,6 +284,8 @@ def conv2d_per_sample(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.n
 def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g = geometry.groups
+    if _weight_grad_per_sample(w_shape, grad_out.shape[2:], g):
+        return conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry)
     dtype = np.result_type(x, grad_out)
     layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
@@ -295,6 +309,35 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -
         else:
             total += memory.matmul(rows, columns.swapaxes(-1, -2))
         del columns, rows  # before the next chunk's are made
+    return (total.swapaxes(-1, -2) if transposed else total).reshape(w_shape)
+
+
+def conv2d_weight_grad_per_sample(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
+    """``conv2d_weight_grad`` as one small GEMM per sample, summed: columns kept per sample (as in
+    ``conv2d_per_sample``) against each sample's gradient as it lies in NCHW, so the gradient needs
+    no reordering pass. For first layers (few input channels) that pass and the wide-row columns
+    cost more than the GEMM: one thread, seed net's first layer 1.3 -> 0.6 ms, LeNet's 2.4 ->
+    0.7-0.9 ms; the seed net's second layer was slower so (4.1 against 4.4 ms). The orientation of
+    the per-sample products made no difference there."""
+    g, o = geometry.groups, w_shape[0]
+    out_hw = grad_out.shape[2:]
+    positions, k = out_hw[0] * out_hw[1], int(np.prod(w_shape[1:]))
+    dtype = np.result_type(x, grad_out)
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, wide_rows=False)
+    windows = layout.windows(x)
+    transposed = _weight_grad_transposed(w_shape, g)
+    total = np.zeros((g, k, o // g) if transposed else (g, o // g, k), dtype=dtype)
+    for chunk in layout.chunks:
+        m = chunk.stop - chunk.start
+        columns = memory.scratch((m, *windows.shape[1:]), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
+        np.copyto(columns, windows[chunk])
+        columns = columns.reshape(m, g, k, positions)
+        rows = grad_out[chunk].reshape(m, g, o // g, positions)
+        if transposed:
+            total += np.matmul(columns, rows.swapaxes(-1, -2)).sum(axis=0)
+        else:
+            total += np.matmul(rows, columns.swapaxes(-1, -2)).sum(axis=0)
+        del columns  # before the next chunk's are made
     return (total.swapaxes(-1, -2) if transposed else total).reshape(w_shape)
 
 
