@@ -213,6 +213,41 @@ def test_a_cached_block_is_reused_only_when_no_view_of_it_is_alive(fresh_cache):
     assert memory.stats()["hits"] == fresh_cache["hits"] + 1
 
 
+def test_scratch_and_result_arrays_never_share_a_block(fresh_cache):
+    # a free scratch block of a fitting size is not handed to a result, nor the other way round
+    columns = memory.scratch((256, 257), np.float32)
+    scratch_block = id(_block(columns))
+    del columns
+    result = memory.empty((256, 257), np.float32)
+    assert id(_block(result)) != scratch_block
+    result_block = id(_block(result))
+    del result
+    again = memory.scratch((256, 257), np.float32)
+    assert id(_block(again)) == scratch_block, "a scratch request takes the free scratch block"
+    del again
+    assert id(_block(memory.empty((256, 257), np.float32))) == result_block
+
+
+def test_scratch_reserve_lets_different_sizes_share_one_block(fresh_cache):
+    reserve = 8 * memory.MIN_BYTES
+    small = memory.scratch((memory.MIN_BYTES,), np.uint8, reserve=reserve)
+    assert small.shape == (memory.MIN_BYTES,) and _block(small).nbytes == reserve
+    block = id(_block(small))
+    del small
+    larger = memory.scratch((5 * memory.MIN_BYTES,), np.uint8, reserve=reserve)  # not within MAX_SLACK of the first
+    assert id(_block(larger)) == block
+
+
+def test_the_columns_of_every_convolution_layer_share_one_block(fresh_cache):
+    # the seed net's two convolutions have columns of different sizes (1 -> 8 and 8 -> 8 channels, 5x5)
+    tg.manual_seed(0)
+    model = tinygrad_cnn.models.seed_net()
+    images = Tensor(np.random.default_rng(0).standard_normal((16, 1, 28, 28)).astype(np.float32))
+    model(images).sum().backward()
+    scratch_blocks = [id(b) for blocks in memory._cache.blocks.values() for b in blocks if id(b) in memory._cache.scratch]
+    assert len(scratch_blocks) == 1
+
+
 def test_small_arrays_bypass_the_cache(fresh_cache):
     small = memory.empty((4, 4), np.float32)
     assert small.base is None and memory.stats()["blocks"] == fresh_cache["blocks"]

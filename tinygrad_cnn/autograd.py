@@ -47,11 +47,14 @@ import weakref
 import numpy as np
 
 from .kernels import memory
-from .modes import _vmap_depth, backward_under_watch, check_finite, creation_site, is_anomaly_enabled, is_grad_enabled
+from .modes import _anomaly_enabled, _grad_enabled, _vmap_depth  # read directly on the hot path (see apply)
+from .modes import backward_under_watch, check_finite, creation_site
 from .modes import (  # noqa: F401 - the engine's public names include the modes: import them from here too
     AnomalyError,
     detect_anomaly,
     enable_grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
     no_grad,
     set_grad_enabled,
 )
@@ -82,7 +85,8 @@ class InputEdge:
     __slots__ = ("grad_fn", "shape", "dtype", "requires_grad", "name")
 
     def __init__(self, tensor):
-        self.grad_fn, self.shape, self.dtype = tensor.grad_fn, tensor.shape, tensor.dtype
+        data = tensor.data
+        self.grad_fn, self.shape, self.dtype = tensor.grad_fn, data.shape, data.dtype
         self.requires_grad, self.name = tensor.requires_grad, tensor.name
 
     def __repr__(self) -> str:
@@ -104,6 +108,12 @@ class Function:
     inputs: tuple | None
     needs_input_grad: tuple
     freed = False
+    # Defaults read on the hot path, so that a node without them needs no getattr fallback.
+    _saved = ()  # until save_for_backward
+    _output = None  # the output array, kept only when it is saved (else it is freed when unused)
+    _jvp_args = None  # set while a JVP rule runs (see _attach_tangents)
+    _output_tangents = None  # the saved output's forward-mode tangents, if it has any
+    output_hooks = retained_output = None  # set by Tensor.register_hook and Tensor.retain_grad
 
     @staticmethod
     def forward(ctx, *args, **kwargs) -> np.ndarray:
@@ -133,23 +143,26 @@ class Function:
         if self.freed:
             raise GraphFreedError(_FREED_MESSAGE)
         Tensor = _tensor_module.Tensor
-        jvp_args = getattr(self, "_jvp_args", None)  # set while a JVP rule runs (see _attach_tangents)
+        jvp_args = self._jvp_args
         inputs = self.inputs if jvp_args is None else jvp_args
-        by_id = {id(a.data): a for a in inputs if isinstance(a, Tensor)}
         result = []
         for value in self._saved:
             if isinstance(value, np.ndarray):
-                source = by_id.get(id(value))
-                if source is not None:
-                    if jvp_args is None:
-                        self._check_version(source)
-                    value = source
-                elif jvp_args is not None and value is self._jvp_result.data:
-                    value = self._jvp_result
-                elif value is getattr(self, "_output", None):  # a node not in the graph has none
-                    value = self._output_tensor()
+                # an op has a few inputs: a loop is cheaper than a dict by id (the last input
+                # holding the array wins, as it did in that dict)
+                for source in reversed(inputs):
+                    if isinstance(source, Tensor) and source.data is value:
+                        if jvp_args is None and source._version_counter[0] != self._input_versions[id(source)]:
+                            self._check_version(source)  # raises
+                        value = source
+                        break
                 else:
-                    value = Tensor(value)
+                    if jvp_args is not None and value is self._jvp_result.data:
+                        value = self._jvp_result
+                    elif value is self._output:  # None for a node not in the graph
+                        value = self._output_tensor()
+                    else:
+                        value = Tensor(value)
             result.append(value)
         return tuple(result)
 
@@ -160,7 +173,7 @@ class Function:
         if output is not None and output._version != self._output_version:
             raise RuntimeError(self._modified_message("its output"))
         tensor = _tensor_module.Tensor._from_op(self._output, True, self)
-        tensor._tangents = getattr(self, "_output_tangents", None)  # forward-over-reverse needs them
+        tensor._tangents = self._output_tangents  # forward-over-reverse needs them
         return tensor
 
     def _check_version(self, tensor) -> None:
@@ -213,8 +226,10 @@ class Function:
     def release(self) -> None:
         """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
         saved, its inputs, and the arrays it kept as attributes of its own."""
-        for name in self._array_attributes():
-            delattr(self, name)
+        attributes = vars(self)
+        for name in attributes.keys() - ENGINE_ATTRIBUTES:  # what the op's forward set (as _array_attributes)
+            if _holds_arrays(attributes[name]):
+                del attributes[name]
         self.freed = True
         self.inputs = None
         self._saved = ()
@@ -224,17 +239,20 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        """Run ``forward`` on the arrays behind ``args`` and record the node when a gradient is needed."""
+        """Run ``forward`` on the arrays behind ``args`` and record the node when a gradient is needed.
+
+        This runs for every op, in forward and in every backward written with Tensor ops, so it
+        reads each per-thread mode once (a ``ContextVar.get``, no function around it) and builds
+        no temporary it can avoid: the per-op overhead benchmark counts each of them."""
         if _vmap_depth.get() and any(type(a) is _batched_type() for a in args):
             return _batching().dispatch(cls, args, kwargs)  # inside vmap: the op's batching rule
         Tensor = _tensor_module.Tensor
         ctx = cls()
-        if is_grad_enabled():
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        if _grad_enabled.get():
+            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
         else:
-            ctx.needs_input_grad = (False,) * len(args)
-        ctx._saved = ()
-        levels = forward_ad.active_levels()
+            ctx.needs_input_grad = _NO_GRADS[len(args)] if len(args) < 8 else (False,) * len(args)
+        levels = _forward_levels.get()
         tangent_levels = _levels_with_tangents(args, levels) if levels else ()
         if tangent_levels:
             # forward keeps what the JVP rule needs as well as what backward needs
@@ -254,6 +272,10 @@ class Function:
                 _attach_tangents(cls, ctx, args, result, tangent_levels)
             return result
         output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
+        if True not in ctx.needs_input_grad and type(output) is np.ndarray and output.base is None \
+                and not _anomaly_enabled.get():
+            # nothing to record, check or share (every op of a backward pass without create_graph)
+            return Tensor._from_op(output, False, None)
         return cls._record(ctx, output, args)
 
     @classmethod
@@ -265,23 +287,28 @@ class Function:
             # recognised as the output, or the backward would treat it as a constant.
             scalar, output = output, np.asarray(output)
             ctx._saved = tuple(output if s is scalar else s for s in ctx._saved)
-        if is_anomaly_enabled():
+        if _anomaly_enabled.get():
             ctx.creation_site = creation_site()
             check_finite(output, ctx, "forward")
-        if not any(ctx.needs_input_grad):
-            return _share_version_with_base(Tensor._from_op(output, False, None), args)
-        ctx.inputs = _inputs_to_keep(args, ctx._saved)
+        if True not in ctx.needs_input_grad:
+            result = Tensor._from_op(output, False, None)
+            return result if output.base is None else _share_version_with_base(result, args)
+        saved = ctx._saved
+        ctx.inputs = _inputs_to_keep(args, saved) if saved else _edges_of(args)
         ctx.sequence = next(_NODE_SEQUENCE)  # creation order: which nodes a block of code made
-        if ctx._saved:  # versions are only checked for saved inputs
-            ctx._input_versions = {id(a): a._version for a in args if isinstance(a, Tensor)}
         ctx.output_shape, ctx.output_dtype = output.shape, output.dtype
-        saves_output = any(s is output for s in ctx._saved)
-        ctx._output = output if saves_output else None  # else the output is freed when unused
-        result = _share_version_with_base(Tensor._from_op(output, True, ctx), args)
-        if saves_output:
-            # Watch the output for in-place changes without keeping it alive (no reference cycle).
-            ctx._output_ref = weakref.ref(result)
-            ctx._output_version = result._version
+        result = Tensor._from_op(output, True, ctx)
+        if output.base is not None:
+            _share_version_with_base(result, args)
+        if saved:  # versions are only checked for saved inputs
+            ctx._input_versions = {id(a): a._version_counter[0] for a in args if isinstance(a, Tensor)}
+            for s in saved:
+                if s is output:
+                    # Watch the output for in-place changes without keeping it alive (no reference cycle).
+                    ctx._output = output
+                    ctx._output_ref = weakref.ref(result)
+                    ctx._output_version = result._version_counter[0]
+                    break
         return result
 
     @property
@@ -329,6 +356,7 @@ _NODE_SEQUENCE = itertools.count()
 # Called as observe(cls, ctx, args, result, levels, seconds) after each primitive's JVP rules ran in
 # this thread (explain_jvp's report): per thread, as every engine mode.
 _JVP_OBSERVERS = contextvars.ContextVar("tinygrad_cnn JVP observers", default=())
+_NO_GRADS = tuple((False,) * n for n in range(8))  # needs_input_grad under no_grad, by argument count
 
 
 def _levels_with_tangents(args, levels) -> tuple:
@@ -416,15 +444,23 @@ def _holds_arrays(value) -> bool:
 def _inputs_to_keep(args, saved) -> tuple:
     """``args`` with each op-made input that ``saved`` does not mention replaced by its edge."""
     Tensor = _tensor_module.Tensor
-    kept = list(args)
+    kept = None
     for i, a in enumerate(args):
         if isinstance(a, Tensor) and a.grad_fn is not None:
             for s in saved:
                 if s is a.data:
                     break
             else:
+                if kept is None:
+                    kept = list(args)
                 kept[i] = InputEdge(a)
-    return tuple(kept)
+    return args if kept is None else tuple(kept)
+
+
+def _edges_of(args) -> tuple:
+    """``_inputs_to_keep`` for a node that saved nothing: every op-made input becomes its edge."""
+    Tensor = _tensor_module.Tensor
+    return tuple([InputEdge(a) if isinstance(a, Tensor) and a.grad_fn is not None else a for a in args])
 
 
 def _share_version_with_base(result, args):
@@ -521,10 +557,11 @@ class _Walk:
         that made it, or gathered for the leaf (under ``grad()``, only for the leaves asked for)."""
         node = tensor.grad_fn
         if node is not None:
-            self.pending[node] = _accumulate(self.pending.get(node), g)
+            previous = self.pending.get(node)
+            self.pending[node] = g if previous is None else previous + g
         elif self.target_leaves is None or id(tensor) in self.target_leaves:
-            previous = self.leaf_grads.get(id(tensor), (tensor, None))[1]
-            self.leaf_grads[id(tensor)] = (tensor, _accumulate(previous, g))
+            previous = self.leaf_grads.get(id(tensor))
+            self.leaf_grads[id(tensor)] = (tensor, g if previous is None else previous[1] + g)
 
     def arrive(self, node):
         """The whole gradient with respect to ``node``'s output, now that every consumer has sent
@@ -533,11 +570,11 @@ class _Walk:
         grad = self.pending.pop(node, None)
         if grad is None:
             return None
-        hooks = getattr(node, "output_hooks", None)
+        hooks = node.output_hooks
         if hooks:
             grad = _run_hooks(hooks, grad)
         if self.targets is None:
-            retained = getattr(node, "retained_output", None)  # set by Tensor.retain_grad, a weakref
+            retained = node.retained_output  # set by Tensor.retain_grad, a weakref
             if retained is not None and retained() is not None:
                 _store_grad(retained(), grad, self.create_graph)
         elif id(node) in self.target_nodes:
@@ -550,21 +587,22 @@ class _Walk:
         rather than after the whole walk; a data-parallel wrapper's post-accumulate hooks can then
         start sending the last layers' gradients while backward goes on through the first ones."""
         self.leaf_uses = {}
+        self.leaves_of = {}  # node -> the keys of its leaf inputs, for the nodes that take any
         for node in order:
-            for inp in node.inputs:
-                if getattr(inp, "grad_fn", 1) is None and inp.requires_grad:
-                    self.leaf_uses[id(inp)] = self.leaf_uses.get(id(inp), 0) + 1
+            keys = [id(inp) for inp in node.inputs if getattr(inp, "grad_fn", 1) is None and inp.requires_grad]
+            if keys:
+                self.leaves_of[node] = keys
+                for key in keys:
+                    self.leaf_uses[key] = self.leaf_uses.get(key, 0) + 1
 
     def leave(self, node) -> None:
         """``node`` has been visited: deliver each leaf input of it that no node still to come uses."""
         if self.leaf_uses is None:
             return
-        for inp in node.inputs:
-            key = id(inp)
-            if key in self.leaf_uses:
-                self.leaf_uses[key] -= 1
-                if self.leaf_uses[key] == 0 and key in self.leaf_grads:
-                    self._deliver(key)
+        for key in self.leaves_of.get(node, ()):
+            self.leaf_uses[key] -= 1
+            if self.leaf_uses[key] == 0 and key in self.leaf_grads:
+                self._deliver(key)
 
     def deliver_to_leaves(self) -> None:
         """After the walk, the leaves not delivered yet (under ``grad()``, all of them)."""
@@ -606,23 +644,24 @@ def _input_grads(node, grad) -> list:
     """``(input, gradient)`` for each input of ``node`` that needs one, from ``node.backward``, checked:
     one gradient per positional argument of forward, each of its input's shape (and, under anomaly
     mode, finite)."""
-    anomaly = is_anomaly_enabled()
+    anomaly = _anomaly_enabled.get()
     grads = backward_under_watch(node, grad) if anomaly else node.backward(node, grad)
     if not isinstance(grads, tuple):
         grads = (grads,)
-    if len(grads) != len(node.inputs):
+    inputs = node.inputs
+    if len(grads) != len(inputs):
         raise RuntimeError(
             f"{type(node).__name__}.backward returned {len(grads)} gradients, expected "
-            f"{len(node.inputs)} (one per positional argument of forward, None where there is none)"
+            f"{len(inputs)} (one per positional argument of forward, None where there is none)"
         )
     Tensor = _tensor_module.Tensor
     routed = []
-    for inp, g, needed in zip(node.inputs, grads, node.needs_input_grad):
+    for inp, g, needed in zip(inputs, grads, node.needs_input_grad):
         if g is None or not needed:
             continue
         if not isinstance(g, Tensor):
             g = Tensor(g)
-        if g.shape != inp.shape:
+        if g.shape != inp.shape:  # one sample's shape when vmap maps this backward (jacrev)
             raise RuntimeError(
                 f"{type(node).__name__}.backward returned a gradient of shape {g.shape} for an "
                 f"input of shape {inp.shape}"
@@ -738,9 +777,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 # The engine creates Tensors and Tensors call the engine. Importing the module object (not the
 # class) at the bottom works whichever of the two modules is imported first.
 from . import forward_ad  # noqa: E402
+from .forward_ad import _ACTIVE as _forward_levels  # noqa: E402  (forward_ad.active_levels, on the hot path)
+
+from . import tensor_class as _tensor_module  # noqa: E402
 
 
 def _batching():
+    """batching.py, imported when first needed (it builds on the Tensor, which builds on this)."""
     from . import batching
 
     return batching
@@ -748,4 +791,3 @@ def _batching():
 
 def _batched_type():
     return _batching().BatchedTensor
-from . import tensor_class as _tensor_module  # noqa: E402

@@ -335,7 +335,7 @@ class Tensor:
                 self._hooks = []
             hooks = self._hooks
         else:
-            if not hasattr(self.grad_fn, "output_hooks"):
+            if self.grad_fn.output_hooks is None:
                 self.grad_fn.output_hooks = []
             hooks = self.grad_fn.output_hooks
         hooks.append(hook)

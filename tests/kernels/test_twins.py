@@ -5,12 +5,14 @@ Bit for bit where both sides do the same arithmetic (masks, relu, pooling, scatt
 elementwise maps); to rounding where the order of a sum differs (the convolutions: BLAS against
 ``einsum``), with infinities and NaNs in the same places.
 """
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_cnn.kernels import KERNEL_NAMES, fast, reference
+from tinygrad_cnn.kernels import KERNEL_NAMES, conv_gemm, fast, reference
 from tinygrad_cnn.ops.conv import ConvGeometry
 from tinygrad_cnn.testing import strategies as S
 
@@ -100,26 +102,47 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # ---- convolution -----------------------------------------------------------------------------------
 
 
+# The fast convolution makes a layer's GEMMs one per chunk of samples, or one per sample when they
+# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
+# weight gradient): each test runs both ways, whatever the drawn size.
+CONV_PATHS = {"chunked GEMMs": 0, "GEMMs per sample": 2**62}
+THRESHOLDS = ("PER_SAMPLE_MULTIPLY_ADDS", "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS")
+
+
+@contextlib.contextmanager
+def conv_path(name):
+    saved = {threshold: getattr(conv_gemm, threshold) for threshold in THRESHOLDS}
+    for threshold in THRESHOLDS:
+        setattr(conv_gemm, threshold, CONV_PATHS[name])
+    try:
+        yield
+    finally:
+        for threshold, value in saved.items():
+            setattr(conv_gemm, threshold, value)
+
+
 def geometry_of(config) -> ConvGeometry:
     return ConvGeometry(kernel=config.weight_shape[2:], stride=pair(config.stride), padding=pair(config.padding),
                         dilation=pair(config.dilation), groups=config.groups)
 
 
+@pytest.mark.parametrize("path", CONV_PATHS)
 @given(config=S.conv2d_configs(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
-def test_conv2d_and_its_weight_gradient(config, dtype, seed, specials):
+def test_conv2d_and_its_weight_gradient(path, config, dtype, seed, specials):
     geometry = geometry_of(config)
     x = values(seed, config.input_shape, dtype, specials=specials)
     w = values(seed + 1, config.weight_shape, dtype)
     b = None if config.bias_shape is None else values(seed + 2, config.bias_shape, dtype)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), conv_path(path):
         y = fast.conv2d(x, w, geometry, b)
         assert_close(y, reference.conv2d(x, w, geometry, b))
         g = values(seed + 3, y.shape, dtype, specials=specials)
         assert_close(fast.conv2d_weight_grad(x, g, w.shape, geometry), reference.conv2d_weight_grad(x, g, w.shape, geometry))
 
 
+@pytest.mark.parametrize("path", CONV_PATHS)
 @given(config=S.conv2d_configs(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
-def test_conv2d_input_gradient(config, dtype, seed, specials):
+def test_conv2d_input_gradient(path, config, dtype, seed, specials):
     # Infinities in the output gradient only: the fast kernel may compute the input gradient as a
     # correlation over a zero-padded gradient, where an infinite weight meets the padding's zeros
     # (0 * inf = NaN) in sums that the reference, which only visits real outputs, never forms.
@@ -127,7 +150,7 @@ def test_conv2d_input_gradient(config, dtype, seed, specials):
     w = values(seed + 1, config.weight_shape, dtype)
     out_hw = geometry.output_size(*config.input_shape[2:])
     g = values(seed, (config.input_shape[0], w.shape[0], *out_hw), dtype, specials=specials)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), conv_path(path):
         assert_close(fast.conv2d_input_grad(g, w, config.input_shape, geometry),
                      reference.conv2d_input_grad(g, w, config.input_shape, geometry))
 

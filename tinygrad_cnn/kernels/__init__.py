@@ -23,6 +23,9 @@ Adding a primitive's kernel: write it in ``reference.py`` (plain, a few lines) a
 in ``fast.py``, else import the reference one there; add its twin test to
 ``tests/kernels/test_twins.py``; and call it from the op's ``forward`` as ``active().name(...)``.
 ``tests/kernels/test_twins.py`` checks that both sets define every name.
+
+``python -m tinygrad_cnn.kernels`` prints this thread's set and how the fast kernels compute each
+convolution of the built-in nets (the GEMM layout chosen for its shape, ``conv_gemm.plan``).
 """
 import contextlib
 import os

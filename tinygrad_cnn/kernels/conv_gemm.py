@@ -8,8 +8,11 @@ samples the windows of the padded input are copied into *columns*: a matrix with
 (input channel, kernel row, kernel column) and one column per (sample, output position). Then
 
 * the convolution is ``weights (O, C*kh*kw) @ columns``: one GEMM for the whole chunk, whose result
-  (O, m, positions) is copied into the NCHW output with the bias added on the way;
-* the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks;
+  (O, m, positions) is copied into the NCHW output with the bias added on the way; or, where one
+  sample's GEMM is small (``PER_SAMPLE_MULTIPLY_ADDS``), one GEMM per sample with the columns kept
+  per sample, whose results are the NCHW output already (``conv2d_per_sample``);
+* the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks, or its
+  transpose ``columns @ grad.T`` when K = C*kh*kw exceeds O (BLAS prefers the larger as rows);
 * the input gradient with stride 1 is itself a correlation: of the output gradient, padded, with
   the kernel flipped and its input and output channels swapped, computed as above. With a larger
   stride, or more than twice as many output as input channels, it is ``weights.T @ grad``:
@@ -22,6 +25,10 @@ enough to stay in the CPU cache and out of the peak memory of a training step. W
 group is its own GEMM. Output positions are the window corners; with stride 1 they are taken along
 whole rows of the padded input instead (``Columns.wide``), which makes every copy a plain memory
 copy, at the price of a few positions per row that are computed and dropped.
+
+Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
+every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
+them for the built-in nets.
 """
 from dataclasses import replace
 
@@ -101,7 +108,8 @@ class Columns:
         ``zero_extra``: zeros at the extra positions of wide rows instead of the values there."""
         windows = windows[chunk]
         m, c, kh, kw = windows.shape[:4]
-        columns = memory.empty((c, kh, kw, m, self.positions), windows.dtype)
+        # scratch, of the chunk size whatever the layer: every layer's columns share one block
+        columns = memory.scratch((c, kh, kw, m, self.positions), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
         as_image = columns.reshape(c, kh, kw, m, *((self.positions,) if self.wide else self.out_hw))
         if self.wide:
             # past the last real position of each sample the run would leave the padded input:
@@ -157,15 +165,84 @@ def sample_chunks(n: int, bytes_per_sample: int) -> list:
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
+def _per_sample(w_shape, out_hw, groups: int) -> bool:
+    """Whether ``conv2d`` makes one GEMM per sample (see ``PER_SAMPLE_MULTIPLY_ADDS``)."""
+    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= PER_SAMPLE_MULTIPLY_ADDS
+
+
+def _weight_grad_per_sample(w_shape, out_hw, groups: int) -> bool:
+    """Whether ``conv2d_weight_grad`` makes one GEMM per sample (``PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS``)."""
+    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS
+
+
+def _weight_grad_transposed(w_shape, groups: int) -> bool:
+    """Whether the weight gradient's GEMM makes (K, O/G) rather than (O/G, K): the larger as rows."""
+    return int(np.prod(w_shape[1:])) > w_shape[0] // groups
+
+
+def _input_grad_by_correlation(w_shape, x_shape, geometry) -> bool:
+    """Whether the input gradient is a correlation of the output gradient (see conv2d_input_grad)."""
+    return geometry.stride == (1, 1) and w_shape[0] <= 2 * x_shape[1]
+
+
+def plan(x_shape, w_shape, geometry) -> dict:
+    """How the fast kernels compute the convolution of an input of ``x_shape`` with weights of
+    ``w_shape``: the GEMM layout chosen for each of its three kernels, by the rules above (fixed
+    rules, the same on every run). ``python -m tinygrad_cnn.kernels`` prints it for the layers of
+    the built-in nets."""
+    n, g, o = x_shape[0], geometry.groups, w_shape[0]
+    out_hw = geometry.output_size(*x_shape[2:])
+    k = int(np.prod(w_shape[1:]))
+    rows, cols = ("K", "O/G") if _weight_grad_transposed(w_shape, g) else ("O/G", "K")
+    if _weight_grad_per_sample(w_shape, out_hw, g):
+        weight_grad = f"({rows} x positions) @ (positions x {cols}) per sample, summed, K = {k}, O/G = {o // g}"
+    else:
+        weight_grad = f"({rows} x m*positions) @ (m*positions x {cols}) per chunk, K = {k}, O/G = {o // g}"
+    if _input_grad_by_correlation(w_shape, x_shape, geometry):
+        (crop_h, crop_w), transposed = _as_correlation(geometry)
+        cropped = (n, o, out_hw[0] - 2 * crop_h, out_hw[1] - 2 * crop_w)
+        inner = _forward_plan(cropped, (x_shape[1], o // g, *w_shape[2:]), transposed)
+        input_grad = "a correlation with the flipped kernel: " + inner
+    else:
+        input_grad = "weights.T @ grad per chunk, then col2im"
+    return {"forward": _forward_plan(x_shape, w_shape, geometry), "weight gradient": weight_grad,
+            "input gradient": input_grad}
+
+
+def _forward_plan(x_shape, w_shape, geometry) -> str:
+    g, o, k = geometry.groups, w_shape[0], int(np.prod(w_shape[1:]))
+    out_hw = geometry.output_size(*x_shape[2:])
+    if _per_sample(w_shape, out_hw, g):
+        return f"one GEMM per sample ({o // g} x {k} @ {k} x {out_hw[0] * out_hw[1]}), written straight into NCHW"
+    layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g))
+    return (f"one GEMM per chunk ({len(layout.chunks)} chunks of <= {layout.chunks[0].stop} samples, "
+            f"{'whole padded rows' if layout.wide else 'window corners'}), reordered into NCHW")
+
+
 def _wide_rows(w_shape, groups: int) -> bool:
     """Whole-row columns pay when the columns (C/G * kh * kw rows) outweigh the output rows."""
     return w_shape[1] * w_shape[2] * w_shape[3] > w_shape[0] // groups
+
+
+# A sample's GEMM of at most this many multiply-adds is made one sample at a time (see
+# conv2d_per_sample). Measured on 2 cores (AMD EPYC, OpenBLAS SkylakeX kernels), whole convolutions
+# at batch 64, chunked -> per sample, one thread / two: the seed net's input gradient (a correlation,
+# 0.92M multiply-adds per sample) 4.35 -> 3.28 / 4.66 -> 3.24 ms, its second layer (0.64M)
+# 2.70 -> 2.53 / 2.55 -> 2.53 ms, but LeNet's second layer (3.6M) 7.9 -> 7.4 / 5.0 -> 5.8 ms: with
+# two threads BLAS splits a large product per sample and pays a hand-off each time.
+PER_SAMPLE_MULTIPLY_ADDS = 1 << 20
+# The same for the weight gradient, where it pays for first layers only (conv2d_weight_grad_per_sample):
+# OpenBLAS runs a product of at most 65536 * 4 = 2^18 multiply-adds on one thread, so a call per
+# sample hands nothing to its other threads.
+PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 18
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
+    if _per_sample(w.shape, out_hw, g):
+        return conv2d_per_sample(x, w, geometry, bias)
     dtype = np.result_type(x, w)
     layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g))
     windows = layout.windows(x)
@@ -176,21 +253,92 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     return out
 
 
+def conv2d_per_sample(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
+    """``conv2d`` as one small GEMM per sample, written straight into the NCHW output.
+
+    The columns of a chunk are kept per sample, (m, C*kh*kw, positions), so that ``weights @
+    columns`` is a stack of GEMMs whose results are already (m, O, OH*OW): no reordering pass,
+    which in a first layer (few input channels, many outputs) costs more than its GEMM. Measured
+    on one thread, the whole forward: seed net's first layer 0.85 -> 0.46 ms, LeNet's 1.25 ->
+    0.75 ms. Larger layers keep one GEMM per chunk (see ``PER_SAMPLE_MULTIPLY_ADDS``)."""
+    n, o, g = x.shape[0], w.shape[0], geometry.groups
+    out_hw = geometry.output_size(*x.shape[2:])
+    positions = out_hw[0] * out_hw[1]
+    dtype = np.result_type(x, w)
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, wide_rows=False)
+    windows = layout.windows(x)  # (N, C, kh, kw, OH, OW): a chunk copied as it is is per-sample columns
+    weights = w.reshape(g, o // g, -1)
+    out = memory.empty((n, o, *out_hw), dtype)
+    for chunk in layout.chunks:
+        m = chunk.stop - chunk.start
+        columns = memory.scratch((m, *windows.shape[1:]), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
+        np.copyto(columns, windows[chunk])
+        image = out[chunk]
+        np.matmul(weights, columns.reshape(m, g, -1, positions), out=image.reshape(m, g, o // g, positions))
+        del columns
+        if bias is not None:
+            image += bias.reshape(o, 1, 1)
+    return out
+
+
 def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g = geometry.groups
+    if _weight_grad_per_sample(w_shape, grad_out.shape[2:], g):
+        return conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry)
     dtype = np.result_type(x, grad_out)
     layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
-    total = np.zeros((g, w_shape[0] // g, int(np.prod(w_shape[1:]))), dtype=dtype)
+    o_per_group, k = w_shape[0] // g, int(np.prod(w_shape[1:]))
+    # The GEMM multiplies along the m * positions axis, which both operands store contiguously.
+    # BLAS runs it best with the larger of O/G and K as the result's rows: with 8 output
+    # channels, (K, m*P) @ (m*P, 8) took 0.20 ms where (8, m*P) @ (m*P, K) took 0.37 (seed net's
+    # second layer, one thread; 0.27 against 0.46 ms for its first, 0.38 against 0.49 for
+    # LeNet's second, and 0.45 against 0.36 for LeNet's first, with K = 9 < O = 32; on two
+    # threads 0.13 against 0.27, 0.28 against 0.59, 0.21 against 0.25, and 0.37 against 0.33).
+    transposed = _weight_grad_transposed(w_shape, g)
+    total = np.zeros((g, k, o_per_group) if transposed else (g, o_per_group, k), dtype=dtype)
     # the extra positions of wide rows meet a zero gradient; zero their columns too only when the
     # input holds an inf or NaN, which would make 0 * inf = NaN (zeroing costs a strided pass)
     zero_extra = layout.wide and not np.isfinite(x).all()
     for chunk in layout.chunks:
-        columns = layout.columns(windows, chunk, zero_extra).swapaxes(-1, -2)
-        total += memory.matmul(layout.from_image(grad_out[chunk]), columns)
+        columns = layout.columns(windows, chunk, zero_extra)
+        rows = layout.from_image(grad_out[chunk])
+        if transposed:
+            total += memory.matmul(columns, rows.swapaxes(-1, -2))
+        else:
+            total += memory.matmul(rows, columns.swapaxes(-1, -2))
+        del columns, rows  # before the next chunk's are made
+    return (total.swapaxes(-1, -2) if transposed else total).reshape(w_shape)
+
+
+def conv2d_weight_grad_per_sample(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
+    """``conv2d_weight_grad`` as one small GEMM per sample, summed: columns kept per sample (as in
+    ``conv2d_per_sample``) against each sample's gradient as it lies in NCHW, so the gradient needs
+    no reordering pass. For first layers (few input channels) that pass and the wide-row columns
+    cost more than the GEMM: one thread, seed net's first layer 1.3 -> 0.6 ms, LeNet's 2.4 ->
+    0.7-0.9 ms; the seed net's second layer was slower so (4.1 against 4.4 ms). The orientation of
+    the per-sample products made no difference there."""
+    g, o = geometry.groups, w_shape[0]
+    out_hw = grad_out.shape[2:]
+    positions, k = out_hw[0] * out_hw[1], int(np.prod(w_shape[1:]))
+    dtype = np.result_type(x, grad_out)
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, wide_rows=False)
+    windows = layout.windows(x)
+    transposed = _weight_grad_transposed(w_shape, g)
+    total = np.zeros((g, k, o // g) if transposed else (g, o // g, k), dtype=dtype)
+    for chunk in layout.chunks:
+        m = chunk.stop - chunk.start
+        columns = memory.scratch((m, *windows.shape[1:]), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
+        np.copyto(columns, windows[chunk])
+        columns = columns.reshape(m, g, k, positions)
+        rows = grad_out[chunk].reshape(m, g, o // g, positions)
+        if transposed:
+            total += np.matmul(columns, rows.swapaxes(-1, -2)).sum(axis=0)
+        else:
+            total += np.matmul(rows, columns.swapaxes(-1, -2)).sum(axis=0)
         del columns  # before the next chunk's are made
-    return total.reshape(w_shape)
+    return (total.swapaxes(-1, -2) if transposed else total).reshape(w_shape)
 
 
 def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry) -> np.ndarray:
@@ -200,14 +348,9 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry) ->
     # (col2im) in kh * kw passes. Measured: the correlation is faster unless the output has many
     # more channels than the input (as in a first layer): 2.1 against 2.9 ms for 8 -> 8 channels,
     # 4.0 against 4.2 for 32 -> 64, 2.9 against 2.2 for 16 -> 64.
-    if geometry.stride == (1, 1) and w.shape[0] <= 2 * x_shape[1]:
-        # dx[h] = sum_i w[i] g[h + p - d*i]: a correlation of g padded by d*(k-1) - p (a crop where
-        # that is negative) with the flipped kernel, input and output channels swapped per group.
-        reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
-        pad = [r - p for r, p in zip(reach, geometry.padding)]
-        crop_h, crop_w = (max(0, -q) for q in pad)
+    if _input_grad_by_correlation(w.shape, x_shape, geometry):
+        (crop_h, crop_w), transposed = _as_correlation(geometry)
         grad_out = grad_out[:, :, crop_h : grad_out.shape[2] - crop_h, crop_w : grad_out.shape[3] - crop_w]
-        transposed = replace(geometry, stride=(1, 1), padding=tuple(max(0, q) for q in pad))
         return conv2d(grad_out, flipped_transpose(w, geometry.groups), transposed)
     g, o = geometry.groups, w.shape[0]
     dtype = np.result_type(grad_out, w)
@@ -217,6 +360,16 @@ def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry) ->
     for chunk in layout.chunks:
         layout.add_to_image(memory.matmul(weights_t, layout.from_image(grad_out[chunk])), padded[chunk])
     return crop_spatial(padded, geometry.padding)
+
+
+def _as_correlation(geometry) -> tuple:
+    """The input gradient with stride 1 as a correlation: dx[h] = sum_i w[i] g[h + p - d*i], a
+    correlation of g padded by d*(k-1) - p with the flipped kernel, input and output channels
+    swapped per group. Returns the crop of g where that padding is negative, and the geometry."""
+    reach = [d * (k - 1) for d, k in zip(geometry.dilation, geometry.kernel)]
+    pad = [r - p for r, p in zip(reach, geometry.padding)]
+    crop = tuple(max(0, -q) for q in pad)
+    return crop, replace(geometry, stride=(1, 1), padding=tuple(max(0, q) for q in pad))
 
 
 def flipped_transpose(w: np.ndarray, groups: int) -> np.ndarray:

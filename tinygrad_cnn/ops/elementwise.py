@@ -356,6 +356,14 @@ def _sum_of(terms):
     return total
 
 
+def _shape(a) -> tuple:
+    """``np.shape(a)`` without its cost for the usual operands, an array or a Python number (for a
+    number ``np.shape`` makes an array): every binary op asks."""
+    if isinstance(a, np.ndarray):
+        return a.shape
+    return () if type(a) in (float, int) else np.shape(a)
+
+
 def broadcasting(op: str, fn, *operands):
     """``fn(*operands)`` with NumPy broadcasting; shapes that cannot broadcast raise an error naming
     ``op``. The shapes are only examined after NumPy refuses, so the common path costs nothing."""
@@ -382,7 +390,7 @@ class BinaryOp(Function):
 
     @classmethod
     def forward(cls, ctx, x, y):
-        ctx.shapes = np.shape(x), np.shape(y)
+        ctx.shapes = _shape(x), _shape(y)
         return cls.compute(ctx, x, y)
 
     @classmethod
@@ -556,7 +564,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx, condition, x, y):
         ctx.condition = np.asarray(condition, dtype=bool)
-        ctx.shapes = np.shape(x), np.shape(y)
+        ctx.shapes = _shape(x), _shape(y)
         return broadcasting("where", np.where, ctx.condition, x, y)
 
     @staticmethod

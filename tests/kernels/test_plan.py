@@ -1,0 +1,44 @@
+"""The GEMM layouts of the fast convolution kernels are chosen by fixed rules on the layer's shape,
+and ``python -m tinygrad_cnn.kernels`` shows which one each layer of the built-in nets gets."""
+import subprocess
+import sys
+from pathlib import Path
+
+from tinygrad_cnn.kernels import conv_gemm
+from tinygrad_cnn.ops.conv import ConvGeometry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_small_layers_get_a_gemm_per_sample_and_large_ones_a_gemm_per_chunk():
+    first_layer = conv_gemm.plan((64, 1, 28, 28), (8, 1, 5, 5), ConvGeometry(kernel=(5, 5)))
+    assert first_layer["forward"].startswith("one GEMM per sample")
+    wide = conv_gemm.plan((32, 64, 32, 32), (64, 64, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
+    assert wide["forward"].startswith("one GEMM per chunk") and "whole padded rows" in wide["forward"]
+    assert wide["input gradient"].startswith("a correlation")
+    strided = conv_gemm.plan((8, 4, 16, 16), (4, 4, 3, 3), ConvGeometry(kernel=(3, 3), stride=(2, 2)))
+    assert strided["input gradient"].endswith("col2im")
+
+
+def test_the_weight_gradient_puts_the_larger_of_its_dimensions_as_rows():
+    many_inputs = conv_gemm.plan((64, 8, 24, 24), (8, 8, 5, 5), ConvGeometry(kernel=(5, 5)))
+    assert many_inputs["weight gradient"].startswith("(K x")  # K = 200 > O = 8
+    many_outputs = conv_gemm.plan((64, 1, 28, 28), (32, 1, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
+    assert many_outputs["weight gradient"].startswith("(O/G x")  # O = 32 > K = 9
+
+
+def test_the_module_prints_the_plan_of_every_convolution_of_the_built_in_nets():
+    done = subprocess.run([sys.executable, "-m", "tinygrad_cnn.kernels", "--batch", "8"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "seed_net, input (8, 1, 28, 28)" in done.stdout and "lenet, input (8, 1, 28, 28)" in done.stdout
+    assert done.stdout.count("  layer ") == 4
+    assert done.stdout.count("forward: ") == done.stdout.count("weight gradient: ") == 4
+
+
+def test_the_module_refuses_bad_arguments_in_one_line():
+    for args in (["--batch", "0"], ["--size", "6"]):
+        done = subprocess.run([sys.executable, "-m", "tinygrad_cnn.kernels", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("python -m tinygrad_cnn.kernels: error: ")
