@@ -51,6 +51,7 @@ from .layers import (  # the activations, distances, reshaping, padding and 1-D 
     ZeroPad2d,
 )
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from .loss import HuberLoss, KLDivLoss, MarginRankingLoss, SmoothL1Loss, TripletMarginLoss
 from .module import Module, Parameter, RemovableHandle
 
 __all__ = [
@@ -63,4 +64,5 @@ __all__ = [
     "CELU", "GLU", "SELU", "AdaptiveAvgPool1d", "AvgPool1d", "CosineSimilarity", "Hardsigmoid", "Hardswish",
     "Hardtanh", "LogSigmoid", "MaxPool1d", "Mish", "PairwiseDistance", "PReLU", "ReLU6", "Softmin", "Softplus",
     "Softsign", "Tanhshrink", "Threshold", "Unflatten", "ZeroPad2d",
+    "HuberLoss", "KLDivLoss", "MarginRankingLoss", "SmoothL1Loss", "TripletMarginLoss",
 ]

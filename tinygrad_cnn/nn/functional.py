@@ -977,3 +977,80 @@ def adaptive_avg_pool1d(x: Tensor, output_size) -> Tensor:
     (size,) = ints(output_size, 1, "output_size", "adaptive_avg_pool1d")
     out = adaptive_avg_pool2d(_as_row_image(x, "adaptive_avg_pool1d"), (1, size))
     return _from_row_image(out, x.ndim == 2)
+
+
+# ---- more losses ----------------------------------------------------------------------------------------------
+
+
+def _difference(input: Tensor, target, op: str) -> Tensor:
+    return input - _check_same_shape(input, target, op)
+
+
+def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target): quadratic near 0,
+    linear beyond; ``beta=0`` is the L1 loss."""
+    op = "smooth_l1_loss"
+    if beta < 0:
+        raise ValueError(f"{op}: beta must be non-negative, got {beta}")
+    d = _difference(input, target, op)
+    if beta == 0:
+        return _reduce(d.abs(), reduction, op)
+    return _reduce(where(d.abs() < beta, d * d * (0.5 / beta), d.abs() - 0.5 * beta), reduction, op)
+
+
+def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| <= delta, else delta * (|d| - 0.5 delta): smooth_l1_loss times delta."""
+    op = "huber_loss"
+    if delta <= 0:
+        raise ValueError(f"{op}: delta must be positive, got {delta}")
+    d = _difference(input, target, op)
+    return _reduce(where(d.abs() <= delta, d * d * 0.5, (d.abs() - 0.5 * delta) * delta), reduction, op)
+
+
+def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """The Kullback-Leibler divergence of ``input`` (log-probabilities) from ``target``
+    (probabilities, or log-probabilities with ``log_target``): t * (log t - input) per element, 0
+    where t = 0. ``reduction="batchmean"`` divides the sum by the batch size (the first dimension):
+    the mathematical KL divergence per sample; torch's default ``"mean"`` divides by every element."""
+    op = "kl_div"
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+    target = _check_same_shape(input, target, op)
+    target = target if isinstance(target, Tensor) else Tensor(target)
+    if log_target:
+        pointwise = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        # log of 1 where t = 0: that side is unused, and its gradient must not meet log(0)
+        pointwise = where(positive, target * (where(positive, target, 1.0).log() - input), 0.0)
+    if reduction == "batchmean":
+        return pointwise.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(pointwise, reduction, op)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0, reduction: str = "mean") -> Tensor:
+    """max(0, -y * (x1 - x2) + margin): y = 1 says x1 should rank higher, y = -1 lower."""
+    op = "margin_ranking_loss"
+    shapes = [np.shape(t.data if isinstance(t, Tensor) else t) for t in (input1, input2, target)]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{op}: input1, input2 and target shapes {shapes[0]}, {shapes[1]}, {shapes[2]} do not broadcast") from None
+    return _reduce(((input1 - input2) * -target + margin).relu(), reduction, op)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean") -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0) with d the ``pairwise_distance`` (p-norm, ``eps`` added);
+    with ``swap`` d(a, n) is replaced by d(p, n) where that is smaller (Balntas et al. 2016)."""
+    op = "triplet_margin_loss"
+    if not (anchor.ndim == positive.ndim == negative.ndim and anchor.ndim in (1, 2)):
+        raise ValueError(f"{op}: anchor, positive and negative must all be 1-D (D) or 2-D (N, D), got shapes "
+                         f"{anchor.shape}, {positive.shape} and {negative.shape}")
+    if margin <= 0:
+        raise ValueError(f"{op}: margin must be positive, got {margin}")
+    to_positive = pairwise_distance(anchor, positive, p, eps)
+    to_negative = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        to_negative = to_negative.clamp(max=pairwise_distance(positive, negative, p, eps))
+    return _reduce((to_positive - to_negative + margin).relu(), reduction, op)
