@@ -438,12 +438,15 @@ def _momenta(optimizer):
 def test_new_schedules_match_torch_through_a_state_dict(schedule, kind):
     """Learning rates and (for OneCycleLR) momenta equal torch's at every step; half way, the
     optimizer and schedule are rebuilt and loaded from their state_dicts, as when resuming."""
+    _compare_with_torch_through_a_state_dict(SCHEDULES[schedule], kind, steps=12)
+
+
+def _compare_with_torch_through_a_state_dict(make, kind, steps):
     torch = pytest.importorskip("torch")
-    make = SCHEDULES[schedule]
     their_optimizer, our_optimizer = _two_group_optimizer(torch, kind), _two_group_optimizer(tg, kind)
     theirs, ours = make(torch, their_optimizer), make(tg, our_optimizer)
-    for step in range(12):
-        if step == 6:
+    for step in range(steps):
+        if step == steps // 2:
             saved_optimizer, saved_schedule = our_optimizer.state_dict(), ours.state_dict()
             our_optimizer = _two_group_optimizer(tg, kind)
             ours = make(tg, our_optimizer)
@@ -642,3 +645,53 @@ def test_parameters_to_vector_and_back():
     theirs = [torch.nn.Parameter(torch.from_numpy(a.data.copy())), torch.nn.Parameter(torch.from_numpy(b.data.copy()))]
     np.testing.assert_array_equal(torch.nn.utils.parameters_to_vector(theirs).detach().numpy(),
                                   nn.utils.parameters_to_vector([a, b]).data)
+
+
+def _sequence(lib, opt):
+    schedules = lib.optim.lr_scheduler
+    return schedules.SequentialLR(opt, [schedules.LinearLR(opt, start_factor=0.1, total_iters=5),
+                                        schedules.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)], milestones=[5])
+
+
+def _sequence_of_three(lib, opt):
+    schedules = lib.optim.lr_scheduler
+    return schedules.SequentialLR(opt, [schedules.ConstantLR(opt, factor=0.1, total_iters=3),
+                                        schedules.ExponentialLR(opt, gamma=0.9),
+                                        schedules.StepLR(opt, step_size=2, gamma=0.5)], milestones=[4, 9])
+
+
+MORE_SCHEDULES = {
+    "linear warm-up": lambda lib, opt: lib.optim.lr_scheduler.LinearLR(opt),
+    "linear decay": lambda lib, opt: lib.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.2,
+                                                                      total_iters=8),
+    "constant": lambda lib, opt: lib.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=4),
+    "polynomial": lambda lib, opt: lib.optim.lr_scheduler.PolynomialLR(opt, total_iters=12, power=2.0),
+    "polynomial linear": lambda lib, opt: lib.optim.lr_scheduler.PolynomialLR(opt),
+    "warm restarts": lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=4),
+    "warm restarts growing": lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=3, T_mult=2, eta_min=0.01),
+    "sequential": _sequence,
+    "sequential of three": _sequence_of_three,
+}
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # torch's, about its own order
+@pytest.mark.filterwarnings("ignore:The epoch parameter in `scheduler.step\\(\\)`")  # torch's SequentialLR calls step(0)
+@pytest.mark.parametrize("schedule", MORE_SCHEDULES)
+def test_more_schedules_match_torch_over_20_steps_through_a_state_dict(schedule):
+    """get_last_lr() equals torch's at each of 20 steps; half way, rebuilt and loaded from state_dicts."""
+    _compare_with_torch_through_a_state_dict(MORE_SCHEDULES[schedule], "SGD", steps=20)
+
+
+def test_more_schedules_refuse_what_torch_refuses_in_one_line():
+    optimizer = _optimizer()
+    with pytest.raises(ValueError, match="^LinearLR: start_factor must be greater than 0 and at most 1, got 0"):
+        lr_scheduler.LinearLR(optimizer, start_factor=0)
+    with pytest.raises(ValueError, match="^ConstantLR: factor must be between 0 and 1, got 2"):
+        lr_scheduler.ConstantLR(optimizer, factor=2)
+    with pytest.raises(ValueError, match="^CosineAnnealingWarmRestarts: T_0 must be a positive int, got 0"):
+        lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=0)
+    with pytest.raises(ValueError, match="^SequentialLR: give one milestone fewer than schedulers"):
+        lr_scheduler.SequentialLR(optimizer, [lr_scheduler.ConstantLR(optimizer)], milestones=[3])
+    with pytest.raises(ValueError, match="^SequentialLR: every scheduler must belong to the optimizer"):
+        lr_scheduler.SequentialLR(_optimizer(), [lr_scheduler.ConstantLR(optimizer)], milestones=[])

@@ -7,7 +7,8 @@
 - ``rmsprop``: ``RMSprop`` (... of their running average; momentum, centered)
 - ``adadelta``: ``Adadelta`` (step scaled by rms(past updates) / rms(gradients))
 - ``lr_scheduler``: ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``LambdaLR``, ``CosineAnnealingLR``,
-  ``OneCycleLR``, ``ReduceLROnPlateau``
+  ``OneCycleLR``, ``ReduceLROnPlateau``, ``LinearLR``, ``ConstantLR``, ``PolynomialLR``,
+  ``CosineAnnealingWarmRestarts``, ``SequentialLR``
 """
 from . import lr_scheduler
 from .adadelta import Adadelta
