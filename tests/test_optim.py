@@ -214,6 +214,17 @@ TORCH_OPTIONS = {
                                           centered=st.booleans())),
     "Adadelta": st.fixed_dictionaries(dict(lr=_rate(high=2.0), rho=st.floats(0, 0.99), eps=st.sampled_from([1e-6, 1e-3]),
                                            weight_decay=st.floats(0, 0.5))),
+    "Adamax": st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                         eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5))),
+    # RAdam steps without dividing by sqrt(v) while rho_t <= 5: within these 6 steps it reaches its
+    # rectified phase only for beta2 above about 0.85 (both phases are drawn; the next test runs longer)
+    "RAdam": st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                        eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5),
+                                        decoupled_weight_decay=st.booleans())),
+    "NAdam": st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                        eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5),
+                                        momentum_decay=st.sampled_from([4e-3, 0.1, 0.0]),
+                                        decoupled_weight_decay=st.booleans())),
 }
 
 
@@ -228,19 +239,26 @@ def test_step_by_step_as_torch_in_float64_through_a_state_dict(name, data):
     ours = [nn.Parameter(v) for v in initial_values(np.float64)]
     theirs = [torch.nn.Parameter(torch.from_numpy(v)) for v in initial_values(np.float64)]
     our_optimizer = getattr(optim, name)(ours, **options)
-    their_optimizer = getattr(torch.optim, name)(theirs, **options)
-    for step, grads in enumerate(gradient_sequence(np.float64)):
-        if step == STEPS // 2:
-            saved = our_optimizer.state_dict()
-            our_optimizer = getattr(optim, name)(ours, lr=123.0)
-            our_optimizer.load_state_dict(saved)
-        for mine, their, g in zip(ours, theirs, grads):
-            mine.grad, their.grad = Tensor(g.copy()), torch.from_numpy(g.copy())
-        our_optimizer.step()
-        their_optimizer.step()
-        for mine, their in zip(ours, theirs):
-            np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-10, atol=1e-12,
-                                       err_msg=f"{name} step {step + 1}")
+    # torch keeps NAdam's running product of the momentum coefficients in its default dtype
+    # (float32) whatever the parameters' dtype; stepped under float64 it keeps it in float64, as ours
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        their_optimizer = getattr(torch.optim, name)(theirs, **options)
+        for step, grads in enumerate(gradient_sequence(np.float64)):
+            if step == STEPS // 2:
+                saved = our_optimizer.state_dict()
+                our_optimizer = getattr(optim, name)(ours, lr=123.0)
+                our_optimizer.load_state_dict(saved)
+            for mine, their, g in zip(ours, theirs, grads):
+                mine.grad, their.grad = Tensor(g.copy()), torch.from_numpy(g.copy())
+            our_optimizer.step()
+            their_optimizer.step()
+            for mine, their in zip(ours, theirs):
+                np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{name} step {step + 1}")
+    finally:
+        torch.set_default_dtype(default_dtype)
     assert our_optimizer.param_groups[0]["lr"] == their_optimizer.param_groups[0]["lr"]
 
 
@@ -695,3 +713,39 @@ def test_more_schedules_refuse_what_torch_refuses_in_one_line():
         lr_scheduler.SequentialLR(optimizer, [lr_scheduler.ConstantLR(optimizer)], milestones=[3])
     with pytest.raises(ValueError, match="^SequentialLR: every scheduler must belong to the optimizer"):
         lr_scheduler.SequentialLR(_optimizer(), [lr_scheduler.ConstantLR(optimizer)], milestones=[])
+
+
+def test_radam_and_nadam_over_10_steps_as_torch_through_both_radam_phases():
+    """RAdam is plain momentum SGD while rho_t <= 5 (here the first 5 steps), rectified Adam after."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    for name, options in [("RAdam", dict(lr=0.1, betas=(0.9, 0.99))), ("NAdam", dict(lr=0.1, momentum_decay=0.2))]:
+        start = rng.standard_normal(5)
+        ours, theirs = nn.Parameter(start.copy()), torch.nn.Parameter(torch.tensor(start))
+        our_optimizer, their_optimizer = getattr(optim, name)([ours], **options), getattr(torch.optim, name)([theirs], **options)
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)  # torch's NAdam keeps a product in the default dtype (test above)
+        try:
+            for step in range(10):
+                g = rng.standard_normal(5)
+                ours.grad, theirs.grad = Tensor(g.copy()), torch.tensor(g)
+                our_optimizer.step(), their_optimizer.step()
+                np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{name} step {step + 1}")
+        finally:
+            torch.set_default_dtype(default_dtype)
+
+
+@pytest.mark.parametrize("name", ["Adamax", "NAdam", "RAdam"])
+def test_new_optimizers_keep_float32_and_refuse_bad_hyperparameters(name):
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    optimizer = getattr(optim, name)([p], lr=0.1)
+    for _ in range(7):
+        p.grad = Tensor(np.array([0.5, -1.0, 2.0], dtype=np.float32))
+        optimizer.step()
+    assert p.dtype == np.float32 and all(v.dtype == np.float32 for v in optimizer.state[p].values()
+                                         if isinstance(v, np.ndarray))
+    with pytest.raises(ValueError, match=f"^{name}: invalid lr -1"):
+        getattr(optim, name)([p], lr=-1)
+    with pytest.raises(ValueError, match=rf"^{name}: betas must be in \[0, 1\)"):
+        getattr(optim, name)([p], betas=(0.9, 1.0))
