@@ -382,3 +382,24 @@ def test_meshgrid(indexing, data):
     vectors = [data.draw(S.tensors((data.draw(st.integers(1, 3)),))) for _ in range(data.draw(st.integers(1, 3)))]
     check(lambda *ts: tg.meshgrid(*ts, indexing=indexing), lambda *ts: torch.meshgrid(*ts, indexing=indexing),
           list(np.meshgrid(*[v.data for v in vectors], indexing=indexing)), *vectors)
+
+
+def test_the_new_ops_under_vmap_equal_a_loop_over_samples():
+    # composed without reading values, so each runs batched; per sample it must give the same
+    from tinygrad_cnn import func
+    import tinygrad_cnn.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x, y = tg.tensor(rng.standard_normal((3, 4, 4))), tg.tensor(rng.standard_normal((3, 4, 4)))
+    functions = [
+        lambda t, u: t.tril(-1) + t.triu(1).log1p().nan_to_num() + t.expm1().cumprod(1),
+        lambda t, u: t.diff(dim=0).sum() + t.trace() + tg.inner(t, u).sum() + t.lerp(u, 0.3).sum(),
+        lambda t, u: t.repeat_interleave(2, dim=1).tile((2, 1)).sum(0) * t.count_nonzero(),
+        lambda t, u: F.cosine_similarity(t, u) + F.softplus(t).sum(1) + F.glu(t).sum(1) + F.logsigmoid(u).sum(0),
+        lambda t, u: F.smooth_l1_loss(t, u) + F.kl_div(F.log_softmax(t, dim=1), F.softmax(u, dim=1), reduction="batchmean")
+                     + F.triplet_margin_loss(t, u, -u) + F.margin_ranking_loss(t[0], u[0], tg.ones(4)),
+    ]
+    for f in functions:
+        batched = func.vmap(f)(x, y)
+        looped = tg.stack([f(a, b) for a, b in zip(x, y)])
+        np.testing.assert_allclose(batched.data, looped.data, rtol=1e-12, atol=1e-12)

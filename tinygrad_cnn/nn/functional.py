@@ -1031,7 +1031,7 @@ def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = Fa
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0, reduction: str = "mean") -> Tensor:
     """max(0, -y * (x1 - x2) + margin): y = 1 says x1 should rank higher, y = -1 lower."""
     op = "margin_ranking_loss"
-    shapes = [np.shape(t.data if isinstance(t, Tensor) else t) for t in (input1, input2, target)]
+    shapes = [t.shape if isinstance(t, Tensor) else np.shape(t) for t in (input1, input2, target)]
     try:
         np.broadcast_shapes(*shapes)
     except ValueError:
