@@ -452,5 +452,7 @@ def test_more_modules_refuse_bad_arguments_in_one_line():
         nn.PReLU(2)(tg.ones(2, 3))
     with pytest.raises(ValueError, match=r"^max_pool1d: input must be 3-D \(N, C, L\) or 2-D \(C, L\)"):
         nn.MaxPool1d(2)(tg.ones(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"^max_pool1d: max_pool2d: kernel of size \(1, 3\).* \(as a 2-D pool over one row"):
+        nn.MaxPool1d(3)(tg.ones(1, 1, 2))
     with pytest.raises(TypeError, match="^Softplus: unexpected argument 'alpha'"):
         nn.Softplus(alpha=1)

@@ -948,6 +948,15 @@ def _from_row_image(out: Tensor, unbatched: bool) -> Tensor:
     return out.squeeze(0) if unbatched else out
 
 
+def _pool_one_row(op: str, pool, *args):
+    """``pool(*args)`` (a 2-D pool of the one-row image), its errors named after the 1-D op: the
+    2-D pool's sizes have the row's height 1 first."""
+    try:
+        return pool(*args)
+    except ValueError as error:
+        raise ValueError(f"{op}: {error} (as a 2-D pool over one row; the last size is the length)") from None
+
+
 def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max over windows sliding along the last dimension; indices (with ``return_indices``) are
     positions along it, as torch's."""
@@ -956,7 +965,7 @@ def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     (step,) = ints(default_stride(stride, kernel_size), 1, "stride", op)
     (pad,), (spacing,) = ints(padding, 1, "padding", op), ints(dilation, 1, "dilation", op)
     image = _as_row_image(x, op)
-    out = max_pool2d(image, (1, kernel), (1, step), (0, pad), (1, spacing), ceil_mode, return_indices)
+    out = _pool_one_row(op, max_pool2d, image, (1, kernel), (1, step), (0, pad), (1, spacing), ceil_mode, return_indices)
     if return_indices:
         return _from_row_image(out[0], x.ndim == 2), _from_row_image(out[1], x.ndim == 2)
     return _from_row_image(out, x.ndim == 2)
@@ -968,14 +977,14 @@ def avg_pool1d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, 
     (kernel,) = ints(kernel_size, 1, "kernel_size", op)
     (step,) = ints(default_stride(stride, kernel_size), 1, "stride", op)
     (pad,) = ints(padding, 1, "padding", op)
-    out = avg_pool2d(_as_row_image(x, op), (1, kernel), (1, step), (0, pad), ceil_mode, count_include_pad)
+    out = _pool_one_row(op, avg_pool2d, _as_row_image(x, op), (1, kernel), (1, step), (0, pad), ceil_mode, count_include_pad)
     return _from_row_image(out, x.ndim == 2)
 
 
 def adaptive_avg_pool1d(x: Tensor, output_size) -> Tensor:
     """Average pooling of the last dimension to ``output_size`` values."""
     (size,) = ints(output_size, 1, "output_size", "adaptive_avg_pool1d")
-    out = adaptive_avg_pool2d(_as_row_image(x, "adaptive_avg_pool1d"), (1, size))
+    out = _pool_one_row("adaptive_avg_pool1d", adaptive_avg_pool2d, _as_row_image(x, "adaptive_avg_pool1d"), (1, size))
     return _from_row_image(out, x.ndim == 2)
 
 
