@@ -715,11 +715,12 @@ def test_more_schedules_refuse_what_torch_refuses_in_one_line():
         lr_scheduler.SequentialLR(_optimizer(), [lr_scheduler.ConstantLR(optimizer)], milestones=[])
 
 
-def test_radam_and_nadam_over_10_steps_as_torch_through_both_radam_phases():
+def test_radam_nadam_adamax_over_10_steps_as_torch_through_both_radam_phases():
     """RAdam is plain momentum SGD while rho_t <= 5 (here the first 5 steps), rectified Adam after."""
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
-    for name, options in [("RAdam", dict(lr=0.1, betas=(0.9, 0.99))), ("NAdam", dict(lr=0.1, momentum_decay=0.2))]:
+    for name, options in [("RAdam", dict(lr=0.1, betas=(0.9, 0.99))), ("NAdam", dict(lr=0.1, momentum_decay=0.2)),
+                          ("Adamax", dict(lr=0.1, weight_decay=0.1))]:
         start = rng.standard_normal(5)
         ours, theirs = nn.Parameter(start.copy()), torch.nn.Parameter(torch.tensor(start))
         our_optimizer, their_optimizer = getattr(optim, name)([ours], **options), getattr(torch.optim, name)([theirs], **options)
