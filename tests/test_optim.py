@@ -214,6 +214,17 @@ TORCH_OPTIONS = {
                                           centered=st.booleans())),
     "Adadelta": st.fixed_dictionaries(dict(lr=_rate(high=2.0), rho=st.floats(0, 0.99), eps=st.sampled_from([1e-6, 1e-3]),
                                            weight_decay=st.floats(0, 0.5))),
+    "Adamax": st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                         eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5))),
+    # RAdam steps without dividing by sqrt(v) while rho_t <= 5: within these 6 steps it reaches its
+    # rectified phase only for beta2 above about 0.85 (both phases are drawn; the next test runs longer)
+    "RAdam": st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                        eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5),
+                                        decoupled_weight_decay=st.booleans())),
+    "NAdam": st.fixed_dictionaries(dict(lr=_rate(), betas=st.tuples(st.floats(0, 0.99), st.floats(0.5, 0.999)),
+                                        eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.floats(0, 0.5),
+                                        momentum_decay=st.sampled_from([4e-3, 0.1, 0.0]),
+                                        decoupled_weight_decay=st.booleans())),
 }
 
 
@@ -228,19 +239,26 @@ def test_step_by_step_as_torch_in_float64_through_a_state_dict(name, data):
     ours = [nn.Parameter(v) for v in initial_values(np.float64)]
     theirs = [torch.nn.Parameter(torch.from_numpy(v)) for v in initial_values(np.float64)]
     our_optimizer = getattr(optim, name)(ours, **options)
-    their_optimizer = getattr(torch.optim, name)(theirs, **options)
-    for step, grads in enumerate(gradient_sequence(np.float64)):
-        if step == STEPS // 2:
-            saved = our_optimizer.state_dict()
-            our_optimizer = getattr(optim, name)(ours, lr=123.0)
-            our_optimizer.load_state_dict(saved)
-        for mine, their, g in zip(ours, theirs, grads):
-            mine.grad, their.grad = Tensor(g.copy()), torch.from_numpy(g.copy())
-        our_optimizer.step()
-        their_optimizer.step()
-        for mine, their in zip(ours, theirs):
-            np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-10, atol=1e-12,
-                                       err_msg=f"{name} step {step + 1}")
+    # torch keeps NAdam's running product of the momentum coefficients in its default dtype
+    # (float32) whatever the parameters' dtype; stepped under float64 it keeps it in float64, as ours
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        their_optimizer = getattr(torch.optim, name)(theirs, **options)
+        for step, grads in enumerate(gradient_sequence(np.float64)):
+            if step == STEPS // 2:
+                saved = our_optimizer.state_dict()
+                our_optimizer = getattr(optim, name)(ours, lr=123.0)
+                our_optimizer.load_state_dict(saved)
+            for mine, their, g in zip(ours, theirs, grads):
+                mine.grad, their.grad = Tensor(g.copy()), torch.from_numpy(g.copy())
+            our_optimizer.step()
+            their_optimizer.step()
+            for mine, their in zip(ours, theirs):
+                np.testing.assert_allclose(mine.data, their.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{name} step {step + 1}")
+    finally:
+        torch.set_default_dtype(default_dtype)
     assert our_optimizer.param_groups[0]["lr"] == their_optimizer.param_groups[0]["lr"]
 
 
@@ -438,12 +456,15 @@ def _momenta(optimizer):
 def test_new_schedules_match_torch_through_a_state_dict(schedule, kind):
     """Learning rates and (for OneCycleLR) momenta equal torch's at every step; half way, the
     optimizer and schedule are rebuilt and loaded from their state_dicts, as when resuming."""
+    _compare_with_torch_through_a_state_dict(SCHEDULES[schedule], kind, steps=12)
+
+
+def _compare_with_torch_through_a_state_dict(make, kind, steps):
     torch = pytest.importorskip("torch")
-    make = SCHEDULES[schedule]
     their_optimizer, our_optimizer = _two_group_optimizer(torch, kind), _two_group_optimizer(tg, kind)
     theirs, ours = make(torch, their_optimizer), make(tg, our_optimizer)
-    for step in range(12):
-        if step == 6:
+    for step in range(steps):
+        if step == steps // 2:
             saved_optimizer, saved_schedule = our_optimizer.state_dict(), ours.state_dict()
             our_optimizer = _two_group_optimizer(tg, kind)
             ours = make(tg, our_optimizer)
@@ -642,3 +663,90 @@ def test_parameters_to_vector_and_back():
     theirs = [torch.nn.Parameter(torch.from_numpy(a.data.copy())), torch.nn.Parameter(torch.from_numpy(b.data.copy()))]
     np.testing.assert_array_equal(torch.nn.utils.parameters_to_vector(theirs).detach().numpy(),
                                   nn.utils.parameters_to_vector([a, b]).data)
+
+
+def _sequence(lib, opt):
+    schedules = lib.optim.lr_scheduler
+    return schedules.SequentialLR(opt, [schedules.LinearLR(opt, start_factor=0.1, total_iters=5),
+                                        schedules.CosineAnnealingLR(opt, T_max=10, eta_min=0.001)], milestones=[5])
+
+
+def _sequence_of_three(lib, opt):
+    schedules = lib.optim.lr_scheduler
+    return schedules.SequentialLR(opt, [schedules.ConstantLR(opt, factor=0.1, total_iters=3),
+                                        schedules.ExponentialLR(opt, gamma=0.9),
+                                        schedules.StepLR(opt, step_size=2, gamma=0.5)], milestones=[4, 9])
+
+
+MORE_SCHEDULES = {
+    "linear warm-up": lambda lib, opt: lib.optim.lr_scheduler.LinearLR(opt),
+    "linear decay": lambda lib, opt: lib.optim.lr_scheduler.LinearLR(opt, start_factor=1.0, end_factor=0.2,
+                                                                      total_iters=8),
+    "constant": lambda lib, opt: lib.optim.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=4),
+    "polynomial": lambda lib, opt: lib.optim.lr_scheduler.PolynomialLR(opt, total_iters=12, power=2.0),
+    "polynomial linear": lambda lib, opt: lib.optim.lr_scheduler.PolynomialLR(opt),
+    "warm restarts": lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=4),
+    "warm restarts growing": lambda lib, opt: lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=3, T_mult=2, eta_min=0.01),
+    "sequential": _sequence,
+    "sequential of three": _sequence_of_three,
+}
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # torch's, about its own order
+@pytest.mark.filterwarnings("ignore:The epoch parameter in `scheduler.step\\(\\)`")  # torch's SequentialLR calls step(0)
+@pytest.mark.parametrize("schedule", MORE_SCHEDULES)
+def test_more_schedules_match_torch_over_20_steps_through_a_state_dict(schedule):
+    """get_last_lr() equals torch's at each of 20 steps; half way, rebuilt and loaded from state_dicts."""
+    _compare_with_torch_through_a_state_dict(MORE_SCHEDULES[schedule], "SGD", steps=20)
+
+
+def test_more_schedules_refuse_what_torch_refuses_in_one_line():
+    optimizer = _optimizer()
+    with pytest.raises(ValueError, match="^LinearLR: start_factor must be greater than 0 and at most 1, got 0"):
+        lr_scheduler.LinearLR(optimizer, start_factor=0)
+    with pytest.raises(ValueError, match="^ConstantLR: factor must be between 0 and 1, got 2"):
+        lr_scheduler.ConstantLR(optimizer, factor=2)
+    with pytest.raises(ValueError, match="^CosineAnnealingWarmRestarts: T_0 must be a positive int, got 0"):
+        lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=0)
+    with pytest.raises(ValueError, match="^SequentialLR: give one milestone fewer than schedulers"):
+        lr_scheduler.SequentialLR(optimizer, [lr_scheduler.ConstantLR(optimizer)], milestones=[3])
+    with pytest.raises(ValueError, match="^SequentialLR: every scheduler must belong to the optimizer"):
+        lr_scheduler.SequentialLR(_optimizer(), [lr_scheduler.ConstantLR(optimizer)], milestones=[])
+
+
+def test_radam_nadam_adamax_over_10_steps_as_torch_through_both_radam_phases():
+    """RAdam is plain momentum SGD while rho_t <= 5 (here the first 5 steps), rectified Adam after."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    for name, options in [("RAdam", dict(lr=0.1, betas=(0.9, 0.99))), ("NAdam", dict(lr=0.1, momentum_decay=0.2)),
+                          ("Adamax", dict(lr=0.1, weight_decay=0.1))]:
+        start = rng.standard_normal(5)
+        ours, theirs = nn.Parameter(start.copy()), torch.nn.Parameter(torch.tensor(start))
+        our_optimizer, their_optimizer = getattr(optim, name)([ours], **options), getattr(torch.optim, name)([theirs], **options)
+        default_dtype = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)  # torch's NAdam keeps a product in the default dtype (test above)
+        try:
+            for step in range(10):
+                g = rng.standard_normal(5)
+                ours.grad, theirs.grad = Tensor(g.copy()), torch.tensor(g)
+                our_optimizer.step(), their_optimizer.step()
+                np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                           err_msg=f"{name} step {step + 1}")
+        finally:
+            torch.set_default_dtype(default_dtype)
+
+
+@pytest.mark.parametrize("name", ["Adamax", "NAdam", "RAdam"])
+def test_new_optimizers_keep_float32_and_refuse_bad_hyperparameters(name):
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    optimizer = getattr(optim, name)([p], lr=0.1)
+    for _ in range(7):
+        p.grad = Tensor(np.array([0.5, -1.0, 2.0], dtype=np.float32))
+        optimizer.step()
+    assert p.dtype == np.float32 and all(v.dtype == np.float32 for v in optimizer.state[p].values()
+                                         if isinstance(v, np.ndarray))
+    with pytest.raises(ValueError, match=f"^{name}: invalid lr -1"):
+        getattr(optim, name)([p], lr=-1)
+    with pytest.raises(ValueError, match=rf"^{name}: betas must be in \[0, 1\)"):
+        getattr(optim, name)([p], betas=(0.9, 1.0))

@@ -154,3 +154,34 @@ VISION_IDIOMS = {
 
 # Idioms known not to work here, with the reason shown in the generated page.
 KNOWN_GAPS = {}
+
+# The everyday names added for torch programs: a line or two per category.
+IDIOMS["Math"] += [
+    ("log1p / expm1 / square / rsqrt / reciprocal / erf", "y = x.abs() + 1\nassert torch.allclose(torch.log1p(x.abs()), (x.abs() + 1).log()) and torch.allclose(torch.expm1(x), x.exp() - 1)\nassert torch.allclose(x.square(), x * x) and torch.allclose(y.rsqrt(), 1 / y.sqrt()) and torch.allclose(y.reciprocal(), 1 / y)\nassert abs(torch.erf(torch.tensor(0.5)).item() - 0.5204999) < 1e-6"),
+    ("isinf / isclose / nan_to_num", "t = torch.tensor([1.0, float('inf'), float('nan')])\nassert t.isinf().tolist() == [False, True, False] and torch.isclose(t, t).tolist() == [True, True, False]\nassert torch.nan_to_num(t, nan=0.0, posinf=9.0).tolist() == [1.0, 9.0, 0.0]"),
+    ("outer / dot / inner / trace / lerp", "a = torch.arange(3.0)\nassert torch.outer(a, a).shape == (3, 3) and torch.dot(a, a).item() == 5 and torch.inner(x, x).shape == (3, 3)\nassert torch.eye(3).trace().item() == 3 and torch.lerp(a, a + 2, 0.5).tolist() == [1.0, 2.0, 3.0]"),
+    ("cumprod / diff / count_nonzero / clamp_min", "a = torch.tensor([1.0, 2.0, 3.0])\nassert a.cumprod(0).tolist() == [1.0, 2.0, 6.0] and torch.diff(a).tolist() == [1.0, 1.0]\nassert torch.count_nonzero(torch.eye(3)).item() == 3 and x.clamp_min(0).min().item() >= 0"),
+    ("logical_and / logical_or / logical_xor", "assert torch.logical_and(x > 0, x < 1).dtype == torch.bool and torch.logical_xor(x > 0, x <= 0).all()"),
+]
+IDIOMS["Indexing, views and joining"] += [
+    ("tril / triu(diagonal=)", "m = torch.ones(3, 3)\nassert torch.tril(m).sum().item() == 6 and m.triu(diagonal=1).sum().item() == 3"),
+    ("repeat_interleave / tile / broadcast_to", "assert torch.tensor([1, 2]).repeat_interleave(2).tolist() == [1, 1, 2, 2]\nassert torch.tile(torch.tensor([1, 2]), (2,)).tolist() == [1, 2, 1, 2] and torch.broadcast_to(torch.ones(4), (3, 4)).shape == (3, 4)"),
+    ("meshgrid(indexing='ij' / 'xy')", "i, j = torch.meshgrid(torch.arange(2), torch.arange(3), indexing='ij')\nassert i.shape == (2, 3)\nxs, ys = torch.meshgrid(torch.arange(2), torch.arange(3), indexing='xy')\nassert xs.shape == (3, 2)"),
+]
+IDIOMS["Layers"] += [
+    ("Softplus / Hardtanh / LogSigmoid / Softmin / SELU / CELU / Mish / Hardswish / GLU ...", "for m in (nn.Softplus(beta=2), nn.Hardtanh(), nn.LogSigmoid(), nn.Softmin(dim=1), nn.Softsign(), nn.Tanhshrink(), nn.Threshold(0.1, 0.0), nn.SELU(), nn.CELU(), nn.Mish(), nn.Hardswish(), nn.ReLU6()):\n    assert m(x).shape == x.shape\nassert nn.GLU()(x).shape == (3, 2) and F.softplus(x, beta=1, threshold=20).shape == x.shape"),
+    ("nn.PReLU learns its slope", "m = nn.PReLU()\nm(x).sum().backward()\nassert m.weight.grad.shape == (1,) and nn.PReLU(3)(img).shape == img.shape"),
+    ("F.normalize / cosine_similarity / pairwise_distance", "assert torch.allclose(F.normalize(x, dim=1).norm(dim=1), torch.ones(3))\nassert F.cosine_similarity(x, x).shape == (3,) and nn.PairwiseDistance()(x, x).shape == (3,)"),
+    ("Unflatten / ZeroPad2d", "assert nn.Unflatten(1, (2, 2))(x).shape == (3, 2, 2) and nn.ZeroPad2d((1, 1, 2, 0))(img).shape == (2, 3, 10, 10)"),
+    ("MaxPool1d / AvgPool1d / AdaptiveAvgPool1d / F.max_pool1d", "s = torch.randn(2, 3, 10)\nassert nn.MaxPool1d(2)(s).shape == (2, 3, 5) and nn.AvgPool1d(3, stride=1)(s).shape == (2, 3, 8)\nassert nn.AdaptiveAvgPool1d(1)(s).shape == (2, 3, 1) and F.max_pool1d(s, 2).shape == (2, 3, 5)"),
+]
+IDIOMS["Losses"] += [
+    ("SmoothL1Loss(beta=) / HuberLoss(delta=)", "assert nn.SmoothL1Loss(beta=0.5)(x, torch.zeros_like(x)).ndim == 0 and nn.HuberLoss(delta=2.0)(x, x).item() == 0"),
+    ("KLDivLoss(reduction='batchmean') with log_softmax", "p = F.log_softmax(x, dim=1)\nassert abs(nn.KLDivLoss(reduction='batchmean')(p, p.exp()).item()) < 1e-6 and F.kl_div(p, p, reduction='sum', log_target=True).item() == 0"),
+    ("MarginRankingLoss / TripletMarginLoss", "assert nn.MarginRankingLoss(margin=0.1)(x[0], x[1], torch.ones(4)).ndim == 0\nassert nn.TripletMarginLoss(margin=1.0)(x, x, -x).ndim == 0"),
+]
+IDIOMS["Optimizers and schedules"] += [
+    ("NAdam / RAdam / Adamax", "for cls in (optim.NAdam, optim.RAdam, optim.Adamax):\n    m = nn.Linear(4, 2)\n    o = cls(m.parameters(), lr=0.01)\n    m(x).sum().backward(); o.step(); o.zero_grad()"),
+    ("warm-up then cosine: SequentialLR(LinearLR, CosineAnnealingLR)", "from torch.optim import lr_scheduler as S\no = optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)\ns = S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=2), S.CosineAnnealingLR(o, T_max=3)], milestones=[2])\nfor _ in range(4):\n    o.step(); s.step()\nassert 0 < s.get_last_lr()[0] < 0.1"),
+    ("ConstantLR / PolynomialLR / CosineAnnealingWarmRestarts", "from torch.optim import lr_scheduler as S\nfor make in (lambda o: S.ConstantLR(o, factor=0.5), lambda o: S.PolynomialLR(o, total_iters=4), lambda o: S.CosineAnnealingWarmRestarts(o, T_0=2)):\n    o = optim.SGD(nn.Linear(4, 2).parameters(), lr=0.1)\n    s = make(o)\n    o.step(); s.step()\n    assert s.get_last_lr()[0] <= 0.1"),
+]

@@ -28,6 +28,11 @@ from .functions import (
     scatter_add, sigmoid, sign, sin, log_softmax, softmax, sort, split,
     sqrt, squeeze, stack, std, sub, sum, t, tanh, topk, transpose, unbind, unsqueeze, var, where,
 )
+from .functions import (
+    broadcast_to, clamp_max, clamp_min, count_nonzero, cumprod, diff, dot, erf, expm1, ger, inner, isclose, isfinite,
+    isinf, lerp, log1p, logical_and, logical_not, logical_or, logical_xor, meshgrid, nan_to_num, outer, reciprocal,
+    repeat_interleave, rsqrt, square, tile, trace, tril, triu,
+)
 from .dtypes import (
     bool_, double, float16, float32, float64, get_default_dtype, half, int8, int16, int32, int64, long, short, uint8,
 )
@@ -70,6 +75,10 @@ __all__ = [
     "reshape", "roll", "scatter", "scatter_add", "sigmoid", "sin", "sort", "split", "sqrt", "squeeze", "stack",
     "std", "sub", "t", "tanh", "topk", "transpose", "unbind", "unsqueeze", "var", "where", "softmax", "log_softmax",
     "ceil", "diag", "floor", "floor_divide", "remainder", "sign",
+    "broadcast_to", "clamp_max", "clamp_min", "count_nonzero", "cumprod", "diff", "dot", "erf", "expm1", "ger",
+    "inner", "isclose", "isfinite", "isinf", "lerp", "log1p", "logical_and", "logical_not", "logical_or",
+    "logical_xor", "meshgrid", "nan_to_num", "outer", "reciprocal", "repeat_interleave", "rsqrt", "square", "tile",
+    "trace", "tril", "triu",
     # dtypes
     "bool_", "double", "float16", "float32", "float64", "get_default_dtype", "half", "int8",
     "int16", "int32", "int64", "long", "short", "uint8",

@@ -382,3 +382,154 @@ def diag(input, diagonal=0):
         steps = np.arange(length)
         return x[steps + builtins.max(-diagonal, 0), steps + builtins.max(diagonal, 0)]
     raise ValueError(f"diag: expected a 1-D or 2-D tensor, got shape {x.shape}")
+
+
+# ---- more of torch's everyday functions (the Tensor methods of the same names) -------------------------
+
+
+def square(input):
+    return _t(input).square()
+
+
+def reciprocal(input):
+    return _t(input).reciprocal()
+
+
+def rsqrt(input):
+    return _t(input).rsqrt()
+
+
+def erf(input):
+    return _t(input).erf()
+
+
+def log1p(input):
+    return _t(input).log1p()
+
+
+def expm1(input):
+    return _t(input).expm1()
+
+
+def isinf(input):
+    return _t(input).isinf()
+
+
+def isfinite(input):
+    return _t(input).isfinite()
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return _t(input).isclose(other, rtol, atol, equal_nan)
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    return _t(input).nan_to_num(nan, posinf, neginf)
+
+
+def clamp_min(input, min):  # noqa: A002
+    return _t(input).clamp_min(min)
+
+
+def clamp_max(input, max):  # noqa: A002
+    return _t(input).clamp_max(max)
+
+
+def lerp(input, end, weight):
+    return _t(input).lerp(end, weight)
+
+
+def logical_and(input, other):
+    return _t(input).logical_and(other)
+
+
+def logical_or(input, other):
+    return _t(input).logical_or(other)
+
+
+def logical_xor(input, other):
+    return _t(input).logical_xor(other)
+
+
+def logical_not(input):
+    return _t(input).logical_not()
+
+
+def count_nonzero(input, dim=None):
+    return _t(input).count_nonzero(dim)
+
+
+def tril(input, diagonal=0):
+    return _t(input).tril(diagonal)
+
+
+def triu(input, diagonal=0):
+    return _t(input).triu(diagonal)
+
+
+def outer(input, vec2):
+    return _t(input).outer(vec2)
+
+
+ger = outer
+
+
+def dot(input, other):
+    """The inner product of two 1-D tensors of the same length, as ``torch.dot`` (the method
+    ``Tensor.dot`` stays NumPy's, the matrix product, which torch's refuses for 2-D operands)."""
+    input, other = _t(input), _t(other)
+    if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
+        raise ValueError(f"dot: expected two 1-D tensors of the same length, got shapes {input.shape} and {other.shape}")
+    return (input * other).sum()
+
+
+def inner(input, other):
+    return _t(input).inner(other)
+
+
+def trace(input):
+    return _t(input).trace()
+
+
+def cumprod(input, dim, dtype=None):
+    return _t(input).cumprod(dim, dtype)
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    return _t(input).diff(n, dim, prepend, append)
+
+
+def repeat_interleave(input, repeats, dim=None, *, output_size=None):
+    return _t(input).repeat_interleave(repeats, dim, output_size=output_size)
+
+
+def tile(input, dims):
+    return _t(input).tile(dims)
+
+
+def broadcast_to(input, size):
+    return _t(input).broadcast_to(size)
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids from 1-D tensors, as ``torch.meshgrid``: with ``indexing="ij"`` output k
+    varies along dimension k; with ``"xy"`` (NumPy's default) the first two dimensions are swapped,
+    so for two inputs the grids have shape ``(len(y), len(x))``. Each grid is a broadcast view of its
+    input, so gradients sum back over the copies."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    tensors = [_t(x) for x in tensors]
+    for x in tensors:
+        if x.ndim > 1:
+            raise ValueError(f"meshgrid: expected 0-D or 1-D tensors, got shape {x.shape}")
+    tensors = [x.reshape(-1) for x in tensors]
+    positions = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) > 1:
+        positions[0], positions[1] = 1, 0
+    shape = [0] * len(tensors)
+    for x, p in zip(tensors, positions):
+        shape[p] = x.shape[0]
+    return tuple(x.reshape(*(-1 if d == p else 1 for d in range(len(shape)))).expand(*shape)
+                 for x, p in zip(tensors, positions))

@@ -836,6 +836,180 @@ class Tensor:
         dim, keepdim = _dim_args("any", self.ndim, dim, axis, keepdim, keepdims)
         return _values_of(np.any, self, axis=dim, keepdims=keepdim)
 
+    # ---- more of torch's everyday ops, composed from the ones above ---------------------------------
+    # Masks come from comparisons of tensors or from shapes alone, never from reading values, so
+    # each stays differentiable (and runs under vmap) the way its parts do.
+
+    def square(self):
+        return self * self
+
+    def reciprocal(self):
+        return 1.0 / self._floating()
+
+    def rsqrt(self):
+        return 1.0 / self._floating().sqrt()
+
+    def erf(self):
+        from .ops.special import Erf
+
+        return Erf.apply(self._floating())
+
+    def log1p(self):
+        """log(1 + x), accurate for small x: there 1 + x would round away x's low digits, so for
+        |x| < 1e-2 the series x - x^2/2 + x^3/3 - ... (to x^8: the next term is below a float64's
+        last digit) stands in."""
+        x = self._floating()
+        return x._series_near_zero_or((0.0, 1.0, -1 / 2, 1 / 3, -1 / 4, 1 / 5, -1 / 6, 1 / 7, -1 / 8), lambda: (x + 1.0).log())
+
+    def expm1(self):
+        """exp(x) - 1, accurate for small x by its series x + x^2/2! + ... (|x| < 1e-2), as log1p."""
+        x = self._floating()
+        return x._series_near_zero_or((0.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320), lambda: x.exp() - 1.0)
+
+    def _series_near_zero_or(self, coefficients, otherwise):
+        """The power series sum(c_k x^k) where |x| < 1e-2, else ``otherwise()``. Both sides are
+        computed everywhere and finite there, so the unused side's zero gradient stays 0."""
+        series = coefficients[-1]
+        for c in reversed(coefficients[:-1]):
+            series = series * self + c
+        return where(self.abs() < 1e-2, series, otherwise())
+
+    def isinf(self):
+        return _values_of(np.isinf, self)
+
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return _values_of(lambda a, b: np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan), self, other)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        """NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf`` (the infinities by
+        default by the dtype's largest and lowest finite values). The gradient passes where the
+        value was kept and is 0 where it was replaced, as torch's."""
+        if self.dtype.kind not in "fc":
+            return self
+        finfo = np.finfo(self.dtype)
+        posinf = finfo.max if posinf is None else posinf
+        neginf = finfo.min if neginf is None else neginf
+        out = where(self.isnan(), float(nan), self)
+        out = where(self == math.inf, float(posinf), out)
+        return where(self == -math.inf, float(neginf), out)
+
+    def clamp_min(self, min):  # noqa: A002 - torch's parameter name
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):  # noqa: A002
+        return self.clamp(max=max)
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self); ``weight`` a number or a tensor."""
+        return self + (_as_tensor(end) - self) * weight
+
+    def logical_and(self, other):
+        return _values_of(np.logical_and, self, other)
+
+    def logical_or(self, other):
+        return _values_of(np.logical_or, self, other)
+
+    def logical_xor(self, other):
+        return _values_of(np.logical_xor, self, other)
+
+    def count_nonzero(self, dim=None):
+        """How many elements are not zero, over ``dim`` (an int or a tuple; all by default), as int64."""
+        axis = None if dim is None else (tuple(check_axis("count_nonzero", d, self.ndim) for d in dim)
+                                         if isinstance(dim, (tuple, list)) else check_axis("count_nonzero", dim, self.ndim))
+        return _values_of(lambda a, axis, keepdims: np.asarray(np.count_nonzero(a, axis=axis), dtype=np.int64),
+                          self, axis=axis)
+
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two dimensions: elements on and below the ``diagonal``-th
+        diagonal kept, the rest 0. The mask depends on the shape only."""
+        return self._triangle("tril", diagonal, lower=True)
+
+    def triu(self, diagonal=0):
+        """The upper triangle of the last two dimensions: on and above the ``diagonal``-th diagonal."""
+        return self._triangle("triu", diagonal, lower=False)
+
+    def _triangle(self, op: str, diagonal: int, lower: bool):
+        if self.ndim < 2:
+            raise ValueError(f"{op}: expected a tensor of at least 2 dimensions, got shape {self.shape}")
+        rows, cols = self.shape[-2:]
+        keep = np.tri(rows, cols, diagonal, dtype=bool) if lower else ~np.tri(rows, cols, diagonal - 1, dtype=bool)
+        return where(keep, self, 0)
+
+    def outer(self, vec2):
+        """The outer product of two 1-D tensors: ``out[i, j] = self[i] * vec2[j]``."""
+        vec2 = _as_tensor(vec2)
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise ValueError(f"outer: expected two 1-D tensors, got shapes {self.shape} and {vec2.shape}")
+        return self.reshape(-1, 1) * vec2.reshape(1, -1)
+
+    ger = outer
+
+    def inner(self, other):
+        """Sums of products over the last dimension of both: the result has shape
+        ``self.shape[:-1] + other.shape[:-1]`` (a 0-d operand multiplies)."""
+        other = _as_tensor(other)
+        if self.ndim == 0 or other.ndim == 0:
+            return self * other
+        if self.shape[-1] != other.shape[-1]:
+            raise ValueError(f"inner: the last dimensions differ, got shapes {self.shape} and {other.shape}")
+        lined_up = self.reshape(*self.shape[:-1], *(1,) * (other.ndim - 1), self.shape[-1])
+        return (lined_up * other).sum(-1)
+
+    def trace(self):
+        """The sum of a 2-D tensor's main diagonal."""
+        if self.ndim != 2:
+            raise ValueError(f"trace: expected a 2-D tensor, got shape {self.shape}")
+        steps = np.arange(builtins.min(self.shape))
+        return self[steps, steps].sum()
+
+    def cumprod(self, dim, dtype=None):
+        """Running products along ``dim``: each the previous one times the next element. Written
+        as that loop (not exp of a cumulative sum of logs), so zeros and negative values are exact
+        and every element's gradient is the product of the others before it."""
+        x = self if dtype is None else self.astype(dtype)
+        dim = check_axis("cumprod", dim, x.ndim) if x.ndim else 0
+        if x.ndim == 0:
+            return x * 1
+        products = [x.narrow(dim, 0, 1)]
+        for k in range(1, x.shape[dim]):
+            products.append(products[-1] * x.narrow(dim, k, 1))
+        return concatenate(products, dim)
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        """The ``n``-th forward difference along ``dim``: ``out[i] = x[i + 1] - x[i]``, repeated ``n``
+        times, after ``prepend`` and ``append`` are joined to the ends."""
+        if self.ndim == 0:
+            raise ValueError("diff: expected a tensor of at least 1 dimension, got a 0-d tensor")
+        dim = check_axis("diff", dim, self.ndim)
+        x = concatenate([t for t in (prepend, self, append) if t is not None], dim)
+        for _ in range(n):
+            length = x.shape[dim]
+            if length == 0:
+                break
+            x = x.narrow(dim, 1, length - 1) - x.narrow(dim, 0, length - 1)
+        return x
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        """Each element repeated ``repeats`` times along ``dim`` (the flattened tensor when None):
+        ``[a, b]`` with 2 gives ``[a, a, b, b]``. ``repeats`` an int, or one count per element."""
+        x, dim = (self.reshape(-1), 0) if dim is None else (self, check_axis("repeat_interleave", dim, self.ndim))
+        if isinstance(repeats, (Tensor, np.ndarray, list, tuple)) and np.ndim(_data(repeats)) > 0:
+            counts = np.asarray(_data(repeats), dtype=np.int64)
+            if counts.shape != (x.shape[dim],) or (counts < 0).any():
+                raise ValueError(f"repeat_interleave: repeats must hold one non-negative count per element along "
+                                 f"dim ({x.shape[dim]}), got {counts.tolist()}")
+            return x.index_select(dim, Tensor(np.repeat(np.arange(x.shape[dim]), counts)))
+        repeats = int(_data(repeats))
+        if repeats < 0:
+            raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
+        spread = x.unsqueeze(dim + 1).expand(*x.shape[: dim + 1], repeats, *x.shape[dim + 1:])
+        return spread.reshape(*x.shape[:dim], x.shape[dim] * repeats, *x.shape[dim + 1:])
+
+    def tile(self, *dims):
+        """torch's ``tile``: ``repeat`` with missing leading counts taken as 1."""
+        dims = _shape_args(dims)
+        return self.repeat(*(1,) * (self.ndim - len(dims)), *dims)
+
     # ---- sorting ----------------------------------------------------------------------------------
 
     def argsort(self, dim=-1, descending=False, stable=False):

@@ -410,3 +410,123 @@ def test_dropout2d_drops_whole_channels():
     assert F.dropout2d(x, 0.4, training=False) is x
     with pytest.raises(ValueError, match=r"^dropout2d: input must be \(N, C, H, W\)"):
         F.dropout2d(Tensor(np.ones((2, 3))))
+
+
+# ---- more activations, distances and 1-D pooling ------------------------------------------------------------
+# Each: a NumPy formula written here, gradients of order 1 and 2 (away from the kinks the function
+# or its first derivative has), float32 kept, and torch's values and gradients.
+
+
+def _softplus(a, beta=1.0, threshold=20.0):
+    return np.where(a * beta > threshold, a, np.log1p(np.exp(np.minimum(a * beta, threshold))) / beta)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+MORE_ACTIVATIONS = {  # name: (arguments, NumPy formula, kinks of the function or its first two derivatives)
+    "softplus": ((), _softplus, ()),
+    "softplus-beta": ((2.0, 3.0), lambda a: _softplus(a, 2.0, 3.0), (1.5,)),  # torch switches to x at beta*x = threshold
+    "logsigmoid": ((), lambda a: -np.logaddexp(0, -a), ()),
+    "hardtanh": ((-0.5, 1.5), lambda a: np.clip(a, -0.5, 1.5), (-0.5, 1.5)),
+    "relu6": ((), lambda a: np.clip(a, 0, 6), (0.0, 6.0)),
+    "softsign": ((), lambda a: a / (1 + np.abs(a)), (0.0,)),
+    "tanhshrink": ((), lambda a: a - np.tanh(a), ()),
+    "threshold": ((0.5, -2.0), lambda a: np.where(a > 0.5, a, -2.0), (0.5,)),
+    "selu": ((), lambda a: SELU_SCALE * np.where(a > 0, a, SELU_ALPHA * np.expm1(np.minimum(a, 0))), (0.0,)),
+    "celu": ((0.5,), lambda a: np.where(a > 0, a, 0.5 * np.expm1(np.minimum(a, 0) / 0.5)), (0.0,)),
+    "mish": ((), lambda a: a * np.tanh(np.logaddexp(0, a)), ()),
+    "hardswish": ((), lambda a: a * np.clip(a + 3, 0, 6) / 6, (-3.0, 3.0)),
+    "hardsigmoid": ((), lambda a: np.clip(a + 3, 0, 6) / 6, (-3.0, 3.0)),
+}
+
+
+@pytest.mark.parametrize("name", MORE_ACTIVATIONS)
+@given(data=st.data())
+def test_more_activations(name, data, assert_matches_torch):
+    args, formula, kinks = MORE_ACTIVATIONS[name]
+    function = getattr(F, name.split("-")[0])
+    x = data.draw(S.away_from_kinks(kinks=kinks, low=-5.0, high=5.0), label="x")
+    op = lambda t: function(t, *args)  # noqa: E731
+    check_op(op, formula(x.data), x)
+    if name != "hardsigmoid":  # torch's hardsigmoid gradient is 1/6 rounded to float32 (test_layers.py)
+        torch = pytest.importorskip("torch")
+        assert_matches_torch(op, lambda t: getattr(torch.nn.functional, name.split("-")[0])(t, *args), x)
+
+
+def test_softplus_and_logsigmoid_stay_finite_for_large_inputs():
+    x = Tensor(np.array([-1e3, -30.0, 0.0, 30.0, 1e3]), requires_grad=True)
+    np.testing.assert_allclose(F.softplus(x).data, np.logaddexp(0, x.data), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(F.logsigmoid(x).data, -np.logaddexp(0, -x.data), rtol=1e-12, atol=1e-300)
+    (F.softplus(x) + F.logsigmoid(x) + F.mish(x)).sum().backward()
+    assert np.isfinite(x.grad.data).all()
+
+
+@given(data=st.data())
+def test_softmin_glu_prelu(data, assert_matches_torch):
+    torch = pytest.importorskip("torch")
+    x = data.draw(S.tensors(S.shapes(min_dims=2)), label="x")
+    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+    check_op(lambda t: F.softmin(t, dim), np.exp(log_softmax_reference(-x.data, dim)), x)
+    assert_matches_torch(lambda t: F.softmin(t, dim), lambda t: torch.nn.functional.softmin(t, dim), x)
+    doubled = data.draw(S.tensors(x.shape[:-1] + (2 * x.shape[-1],)), label="glu input")
+    a, b = np.split(doubled.data, 2, axis=-1)
+    check_op(F.glu, a / (1 + np.exp(-b)), doubled)
+    assert_matches_torch(F.glu, torch.nn.functional.glu, doubled)
+    x = data.draw(S.away_from_kinks(x.shape), label="prelu input")
+    weight = data.draw(S.tensors(data.draw(st.sampled_from([(1,), (x.shape[1],)]))), label="slopes")
+    slopes = weight.data.reshape(-1, *(1,) * (x.ndim - 2))
+    check_op(F.prelu, np.where(x.data > 0, x.data, slopes * x.data), x, weight)
+    assert_matches_torch(F.prelu, torch.nn.functional.prelu, x, weight)
+
+
+@given(data=st.data())
+def test_normalize_cosine_similarity_pairwise_distance(data, assert_matches_torch):
+    torch = pytest.importorskip("torch")
+    shapes, _ = data.draw(S.broadcastable_shapes(2, min_dims=2), label="shapes")
+    # the 2-norm has its kink at the zero vector: values bounded away from 0
+    x1, x2 = (data.draw(S.away_from_kinks(s, margin=0.3)) for s in shapes)
+    dim = data.draw(st.integers(-2, 1), label="dim")
+    p = data.draw(st.sampled_from([1.0, 2.0, 3.0]), label="p")
+    magnitude = (np.abs(x1.data) ** p).sum(axis=dim, keepdims=True) ** (1 / p)
+    check_op(lambda t: F.normalize(t, p, dim), x1.data / magnitude, x1)
+    assert_matches_torch(lambda t: F.normalize(t, p, dim), lambda t: torch.nn.functional.normalize(t, p, dim), x1)
+    a, b = np.broadcast_arrays(x1.data, x2.data)
+    cosine = (a * b).sum(dim) / np.linalg.norm(a, axis=dim) / np.linalg.norm(b, axis=dim)
+    check_op(lambda s, t: F.cosine_similarity(s, t, dim), cosine, x1, x2)
+    assert_matches_torch(lambda s, t: F.cosine_similarity(s, t, dim),
+                         lambda s, t: torch.nn.functional.cosine_similarity(s, t, dim), x1, x2)
+    if shapes[0] == shapes[1] and np.all(np.abs(a - b + 1e-6) > 0.05):  # |x1 - x2| also has its kink at 0
+        distance = (np.abs(a - b + 1e-6) ** p).sum(-1) ** (1 / p)
+        check_op(lambda s, t: F.pairwise_distance(s, t, p), distance, x1, x2)
+        assert_matches_torch(lambda s, t: F.pairwise_distance(s, t, p, keepdim=True),
+                             lambda s, t: torch.nn.functional.pairwise_distance(s, t, p, keepdim=True), x1, x2)
+
+
+@given(data=st.data())
+def test_one_dimensional_pools(data, assert_matches_torch):
+    torch = pytest.importorskip("torch")
+    shape = data.draw(st.sampled_from([(1, 2), (2, 1), (2, 2)]), label="batch and channels")
+    length = data.draw(st.integers(1, 7), label="length")
+    kernel = data.draw(st.integers(1, length), label="kernel_size")
+    stride = data.draw(st.integers(1, 3), label="stride")
+    padding = data.draw(st.integers(0, kernel // 2), label="padding")
+    unbatched = data.draw(st.booleans(), label="unbatched")
+    x = data.draw(S.distinct_values(shape[1:] + (length,) if unbatched else shape + (length,)), label="x")
+    windows = [np.pad(x.data, [(0, 0)] * (x.ndim - 1) + [(padding, padding)], constant_values=-np.inf)[..., s:s + kernel]
+               for s in range(0, length + 2 * padding - kernel + 1, stride)]
+    check_op(lambda t: F.max_pool1d(t, kernel, stride, padding), np.stack([w.max(-1) for w in windows], -1), x)
+    sums = [np.where(np.isinf(w), 0, w).sum(-1) / kernel for w in windows]
+    check_op(lambda t: F.avg_pool1d(t, kernel, stride, padding), np.stack(sums, -1), x)
+    out_size = data.draw(st.integers(1, length), label="output_size")
+    for ours, theirs in [(lambda t: F.max_pool1d(t, kernel, stride, padding, return_indices=True),
+                          lambda t: torch.nn.functional.max_pool1d(t, kernel, stride, padding, return_indices=True)),
+                         (lambda t: F.avg_pool1d(t, kernel, stride, padding, ceil_mode=True, count_include_pad=False),
+                          lambda t: torch.nn.functional.avg_pool1d(t, kernel, stride, padding, ceil_mode=True,
+                                                                   count_include_pad=False)),
+                         (lambda t: F.adaptive_avg_pool1d(t, out_size),
+                          lambda t: torch.nn.functional.adaptive_avg_pool1d(t, out_size))]:
+        assert_matches_torch(lambda t: [o.astype(np.float64) for o in _as_list(ours(t))],
+                             lambda t: [o.double() for o in _as_list(theirs(t))], x)
+
+
+def _as_list(result):
+    return list(result) if isinstance(result, tuple) else [result]

@@ -379,3 +379,80 @@ def test_conv_padding_mode_gradients(padding_mode):
                           randn(1, 2, 3, 3, dtype=np.float64))
     check_layer_gradients(nn.Conv1d(1, 2, 2, padding="same", padding_mode=padding_mode, dtype=np.float64),
                           randn(2, 1, 4, dtype=np.float64))
+
+
+# ---- more activation, distance, reshaping, padding and 1-D pooling modules, as torch's ----------------------
+
+MORE_LAYERS = [
+    ("Softplus", (), {"beta": 2.0, "threshold": 5.0}, (2, 3)),
+    ("Hardtanh", (-0.5, 0.5), {}, (2, 3)),
+    ("ReLU6", (), {}, (2, 3)),
+    ("LogSigmoid", (), {}, (2, 3)),
+    ("Softmin", (1,), {}, (2, 3, 2)),
+    ("Softsign", (), {}, (2, 3)),
+    ("Tanhshrink", (), {}, (2, 3)),
+    ("Threshold", (0.1, 20.0), {}, (2, 3)),
+    ("SELU", (), {}, (2, 3)),
+    ("CELU", (0.5,), {}, (2, 3)),
+    ("GLU", (), {"dim": 1}, (2, 4)),
+    ("Mish", (), {}, (2, 3)),
+    ("Hardswish", (), {}, (2, 3)),
+    ("PReLU", (), {}, (2, 3)),
+    ("PReLU", (3,), {"init": 0.1}, (2, 3, 4)),
+    ("Unflatten", (1, (2, 3)), {}, (2, 6)),
+    ("ZeroPad2d", ((1, 0, 2, 1),), {}, (1, 2, 3, 3)),
+    ("ZeroPad2d", (1,), {}, (1, 2, 3, 3)),
+    ("MaxPool1d", (3, 2, 1), {}, (2, 3, 7)),
+    ("MaxPool1d", (2,), {"ceil_mode": True}, (3, 5)),
+    ("AvgPool1d", (3, 2, 1), {"count_include_pad": False}, (2, 3, 7)),
+    ("AdaptiveAvgPool1d", (3,), {}, (2, 3, 7)),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", MORE_LAYERS)
+def test_more_modules_as_torch(name, args, kwargs, shape):
+    torch = pytest.importorskip("torch")
+    from torch_comparison import assert_matches_torch
+
+    ours, theirs = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs).double()
+    assert repr(ours) == repr(theirs)
+    ours.load_state_dict({k: Tensor(v.detach().numpy()) for k, v in theirs.state_dict().items()})
+    x = Tensor(randn(*shape, dtype=np.float64) * 3, requires_grad=True)
+    assert_matches_torch(ours, theirs, x)
+    assert getattr(nn, name)(*args, **kwargs)(Tensor(x.data.astype(np.float32))).dtype == np.float32
+    if list(ours.parameters()):
+        check_layer_gradients(ours, x.data[:1])
+
+
+@pytest.mark.parametrize("name", ["CosineSimilarity", "PairwiseDistance"])
+def test_distance_modules_as_torch(name):
+    torch = pytest.importorskip("torch")
+    from torch_comparison import assert_matches_torch
+
+    a, b = (Tensor(randn(3, 4, seed=s, dtype=np.float64), requires_grad=True) for s in (1, 2))
+    assert_matches_torch(getattr(nn, name)(), getattr(torch.nn, name)(), a, b)
+
+
+def test_hardsigmoid_module():
+    # torch's hardsigmoid backward multiplies by 1/6 rounded to float32 even in float64 (its
+    # gradient is 0.1666666716...), so the gradient is checked by gradcheck, the values by torch's
+    torch = pytest.importorskip("torch")
+    assert repr(nn.Hardsigmoid()) == repr(torch.nn.Hardsigmoid())
+    x = randn(2, 5, dtype=np.float64) * 3
+    np.testing.assert_allclose(nn.Hardsigmoid()(Tensor(x)).data, torch.nn.Hardsigmoid()(torch.tensor(x)).numpy(),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_more_modules_refuse_bad_arguments_in_one_line():
+    with pytest.raises(ValueError, match=r"^Hardtanh: min_val \(1\) must not be greater than max_val \(0\)$"):
+        nn.Hardtanh(1, 0)
+    with pytest.raises(ValueError, match="^glu: the halved dimension must have an even size"):
+        nn.GLU()(tg.ones(2, 3))
+    with pytest.raises(ValueError, match="^prelu: weight has 2 slopes, the input has 3 channels"):
+        nn.PReLU(2)(tg.ones(2, 3))
+    with pytest.raises(ValueError, match=r"^max_pool1d: input must be 3-D \(N, C, L\) or 2-D \(C, L\)"):
+        nn.MaxPool1d(2)(tg.ones(1, 1, 2, 2))
+    with pytest.raises(ValueError, match=r"^max_pool1d: max_pool2d: kernel of size \(1, 3\).* \(as a 2-D pool over one row"):
+        nn.MaxPool1d(3)(tg.ones(1, 1, 2))
+    with pytest.raises(TypeError, match="^Softplus: unexpected argument 'alpha'"):
+        nn.Softplus(alpha=1)

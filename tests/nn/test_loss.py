@@ -4,7 +4,7 @@ targets, extra dimensions (N, C, d1, ...), ``pos_weight``, every reduction. Each
 formula written here, with gradients of order 1 and 2 and torch's values and gradients."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinygrad_cnn.nn.functional as F
@@ -239,3 +239,113 @@ def test_losses_of_one_unbatched_sample_as_torch(reduction, assert_matches_torch
                       lambda t: tf.cross_entropy(t, theirs_target, reduction=reduction, label_smoothing=0.1), logits)
     assert_matches_torch(lambda t: F.nll_loss(t, np.array(1), reduction=reduction),
                   lambda t: tf.nll_loss(t, torch.tensor(1), reduction=reduction), logits)
+
+
+# ---- more losses: smooth L1, Huber, KL divergence, margin ranking, triplet margin -----------------------------
+
+
+@pytest.mark.parametrize("name", ["smooth_l1_loss", "huber_loss"])
+@given(data=st.data())
+def test_smooth_l1_and_huber_loss(name, data, check_op, assert_matches_torch):
+    width = data.draw(st.sampled_from([0.5, 1.0, 2.0]), label="beta or delta")
+    reduction = data.draw(st.sampled_from(sorted(REDUCE)), label="reduction")
+    target = data.draw(S.arrays(S.shapes(min_dims=1)), label="target")
+    # the second derivative jumps where |input - target| = beta (delta): differences kept away from there
+    d = data.draw(S.away_from_kinks(target.shape, kinks=(-width, width)), label="input - target").data
+    x = Tensor(target + d, requires_grad=True)
+    d = x.data - target
+    quadratic = np.abs(d) < width
+    if name == "smooth_l1_loss":
+        expected = np.where(quadratic, 0.5 * d * d / width, np.abs(d) - 0.5 * width)
+    else:
+        expected = np.where(quadratic, 0.5 * d * d, width * (np.abs(d) - 0.5 * width))
+    op = lambda t: getattr(F, name)(t, target, reduction, width)  # noqa: E731
+    check_op(op, REDUCE[reduction](expected), x)
+    torch = pytest.importorskip("torch")
+    keyword = "beta" if name == "smooth_l1_loss" else "delta"
+    assert_matches_torch(op, lambda t: getattr(torch.nn.functional, name)(t, torch.tensor(target), reduction=reduction,
+                                                                          **{keyword: width}), x)
+    module = nn.SmoothL1Loss(reduction=reduction, beta=width) if keyword == "beta" else nn.HuberLoss(reduction, width)
+    np.testing.assert_allclose(module(x, target).data, op(x).data, rtol=0)
+
+
+def test_smooth_l1_loss_with_beta_0_is_the_l1_loss_and_bad_widths_are_one_line():
+    x, t = Tensor([0.5, -2.0]), np.array([0.0, 0.0], dtype=np.float32)
+    assert F.smooth_l1_loss(x, t, beta=0.0).item() == F.l1_loss(x, t).item()
+    with pytest.raises(ValueError, match="^smooth_l1_loss: beta must be non-negative, got -1"):
+        F.smooth_l1_loss(x, t, beta=-1)
+    with pytest.raises(ValueError, match="^HuberLoss: delta must be positive, got 0"):
+        nn.HuberLoss(delta=0)
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")  # torch's, about its own default
+@pytest.mark.parametrize("reduction", ["batchmean", "sum", "none", "mean"])
+@given(data=st.data())
+def test_kl_div(reduction, data, check_op, assert_matches_torch):
+    shape = data.draw(S.shapes(min_dims=2, max_dims=2), label="shape")
+    log_probs = data.draw(S.tensors(shape), label="input")
+    log_target = data.draw(st.booleans(), label="log_target")
+    target = data.draw(S.tensors(shape, elements=st.floats(-3, 1)), label="target")
+    if not log_target:  # probabilities, some exactly 0 (a term that counts as 0, as torch)
+        zeros = data.draw(S.arrays(shape, elements=st.booleans(), dtype=bool), label="zeros")
+        target = Tensor(np.where(zeros, 0.0, np.exp(target.data)), requires_grad=False)
+        pointwise = np.where(target.data > 0, target.data * (np.log(np.where(zeros, 1, target.data)) - log_probs.data), 0)
+    else:
+        pointwise = np.exp(target.data) * (target.data - log_probs.data)
+    expected = pointwise.sum() / shape[0] if reduction == "batchmean" else REDUCE[reduction](pointwise)
+    op = lambda x, t: F.kl_div(x, t, reduction, log_target)  # noqa: E731
+    check_op(op, expected, log_probs, target)
+    assert_matches_torch(op, lambda x, t: __import__("torch").nn.functional.kl_div(x, t, reduction=reduction,
+                                                                                   log_target=log_target),
+                         log_probs, target)
+    np.testing.assert_allclose(nn.KLDivLoss(reduction=reduction, log_target=log_target)(log_probs, target).data,
+                               op(log_probs, target).data, rtol=0)
+
+
+@given(data=st.data())
+def test_margin_ranking_loss(data, check_op, assert_matches_torch):
+    n = data.draw(st.integers(1, 4), label="n")
+    x1, x2 = data.draw(S.tensors((n,))), data.draw(S.tensors((n,)))
+    y = data.draw(S.arrays((n,), elements=st.sampled_from([-1.0, 1.0])), label="target")
+    margin = data.draw(st.sampled_from([0.0, 0.5]), label="margin")
+    reduction = data.draw(st.sampled_from(sorted(REDUCE)), label="reduction")
+    hinge = -y * (x1.data - x2.data) + margin
+    if np.any(np.abs(hinge) < 0.05):  # the hinge's kink at 0
+        x1 = Tensor(x1.data + np.where(np.abs(hinge) < 0.05, 0.2 * -y, 0.0), requires_grad=True)
+        hinge = -y * (x1.data - x2.data) + margin
+    target = Tensor(y)  # an input too, so the float32 check casts it with the others
+    op = lambda a, b, t: F.margin_ranking_loss(a, b, t, margin, reduction)  # noqa: E731
+    check_op(op, REDUCE[reduction](np.maximum(hinge, 0)), x1, x2, target)
+    torch = pytest.importorskip("torch")
+    assert_matches_torch(op, lambda a, b, t: torch.nn.functional.margin_ranking_loss(a, b, t, margin, reduction=reduction),
+                         x1, x2, target)
+    np.testing.assert_allclose(nn.MarginRankingLoss(margin, reduction=reduction)(x1, x2, target).data,
+                               op(x1, x2, target).data, rtol=0)
+
+
+@pytest.mark.parametrize("swap", [False, True])
+@given(data=st.data())
+def test_triplet_margin_loss(swap, data, check_op, assert_matches_torch):
+    shape = data.draw(st.sampled_from([(3,), (2, 3), (3, 2)]), label="shape")
+    # distinct values far apart: no distance near 0 (the norm's kink), no tie between the distances
+    anchor, positive, negative = data.draw(S.distinct_values(shape, shape, shape, spacing=0.5), label="triplet")
+    p = data.draw(st.sampled_from([1.0, 2.0]), label="p")
+    reduction = data.draw(st.sampled_from(sorted(REDUCE)), label="reduction")
+
+    def distance(a, b):
+        return (np.abs(a - b + 1e-6) ** p).sum(-1) ** (1 / p)
+
+    to_negative = distance(anchor.data, negative.data)
+    if swap:  # the smaller of two distances: not differentiable where they tie
+        assume(np.all(np.abs(to_negative - distance(positive.data, negative.data)) > 0.05))
+        to_negative = np.minimum(to_negative, distance(positive.data, negative.data))
+    hinge = distance(anchor.data, positive.data) - to_negative + 1.0
+    assume(np.all(np.abs(hinge) > 0.05))  # the hinge's kink at 0
+    op = lambda a, b, c: F.triplet_margin_loss(a, b, c, p=p, swap=swap, reduction=reduction)  # noqa: E731
+    check_op(op, REDUCE[reduction](np.maximum(hinge, 0)), anchor, positive, negative)
+    torch = pytest.importorskip("torch")
+    assert_matches_torch(op, lambda a, b, c: torch.nn.functional.triplet_margin_loss(a, b, c, p=p, swap=swap,
+                                                                                     reduction=reduction),
+                         anchor, positive, negative)
+    np.testing.assert_allclose(nn.TripletMarginLoss(p=p, swap=swap, reduction=reduction)(anchor, positive, negative).data,
+                               op(anchor, positive, negative).data, rtol=0)

@@ -261,3 +261,145 @@ def test_diag_builds_and_reads_diagonals(data):
     check(lambda t: tg.diag(t, diagonal), lambda t: __import__("torch").diag(t, diagonal), np.diag(v.data, diagonal), v)
     m = data.draw(S.tensors(data.draw(S.shapes(min_dims=2, max_dims=2, max_side=4))))
     check(lambda t: tg.diag(t, diagonal), lambda t: __import__("torch").diag(t, diagonal), np.diag(m.data, diagonal), m)
+
+
+# ---- more everyday ops: elementwise, triangles, products, scans, grids ---------------------------------
+
+
+@given(data=st.data())
+def test_elementwise_math(data):
+    torch = pytest.importorskip("torch")
+    x = data.draw(S.tensors(elements=st.floats(-0.9, 3.0, allow_subnormal=False)), label="x")
+    check(tg.log1p, torch.log1p, np.log1p(x.data), x)
+    check(tg.expm1, torch.expm1, np.expm1(x.data), x)
+    check(tg.erf, torch.erf, np.vectorize(math.erf)(x.data), x)
+    check(tg.square, torch.square, x.data ** 2, x)
+    away = data.draw(S.away_from_kinks(x.shape, kinks=(0.5,)), label="away from 0.5")  # the clamps' kink
+    check(lambda t: t.clamp_min(0.5), lambda t: t.clamp_min(0.5), np.maximum(away.data, 0.5), away)
+    check(lambda t: tg.clamp_max(t, 0.5), lambda t: torch.clamp_max(t, 0.5), np.minimum(away.data, 0.5), away)
+    positive = data.draw(S.tensors(x.shape, elements=st.floats(0.5, 3.0)), label="positive")
+    check(tg.reciprocal, torch.reciprocal, 1 / positive.data, positive)
+    check(tg.rsqrt, torch.rsqrt, 1 / np.sqrt(positive.data), positive)
+    end, weight = data.draw(S.tensors(x.shape)), data.draw(S.tensors(x.shape, elements=st.floats(0, 1, allow_subnormal=False)))
+    check(tg.lerp, torch.lerp, x.data + weight.data * (end.data - x.data), x, end, weight)
+    check(lambda a, b: tg.lerp(a, b, 0.25), lambda a, b: torch.lerp(a, b, 0.25), x.data + 0.25 * (end.data - x.data), x, end)
+
+
+@given(st.floats(-1e-2, 1e-2, allow_subnormal=False))
+def test_log1p_and_expm1_keep_the_digits_of_small_values(v):
+    # where 1 + x rounds away x's low digits (the series' range): every digit kept, as NumPy's log1p/expm1
+    x = tg.tensor([v], dtype=tg.float64)
+    np.testing.assert_allclose(x.log1p().data, np.log1p([v]), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(x.expm1().data, np.expm1([v]), rtol=1e-14, atol=0)
+
+
+def test_value_tests_and_nan_to_num():
+    torch = pytest.importorskip("torch")
+    x = tg.tensor([1.0, math.nan, math.inf, -math.inf, -2.0, 0.0], dtype=tg.float64, requires_grad=True)
+    twin = torch.tensor(x.data)
+    assert tg.isinf(x).tolist() == torch.isinf(twin).tolist()
+    assert tg.isclose(x, x + 1e-9).tolist() == torch.isclose(twin, twin + 1e-9).tolist()
+    assert x.isclose(x, equal_nan=True).tolist() == twin.isclose(twin, equal_nan=True).tolist()
+    assert tg.count_nonzero(x).item() == 5 and tg.count_nonzero(tg.eye(3), dim=1).tolist() == [1, 1, 1]
+    assert tg.count_nonzero(tg.eye(3), dim=(0, 1)).dtype == tg.int64
+    a, b = tg.tensor([True, True, False]), tg.tensor([True, False, False])
+    for name in ("logical_and", "logical_or", "logical_xor"):
+        assert getattr(tg, name)(a, b).tolist() == getattr(torch, name)(torch.tensor(a.data), torch.tensor(b.data)).tolist()
+    assert_matches_torch(lambda t: tg.nan_to_num(t), torch.nan_to_num, x)
+    assert_matches_torch(lambda t: t.nan_to_num(1.5, 9.0, -9.0), lambda t: t.nan_to_num(1.5, 9.0, -9.0), x)
+    assert x.float().nan_to_num()[2].item() == np.finfo(np.float32).max
+
+
+@given(data=st.data())
+def test_tril_triu_and_trace(data):
+    torch = pytest.importorskip("torch")
+    x = data.draw(S.tensors(S.shapes(min_dims=2, max_side=4)), label="x")
+    k = data.draw(st.integers(-4, 4), label="diagonal")
+    check(lambda t: tg.tril(t, k), lambda t: torch.tril(t, k), np.tril(x.data, k), x)
+    check(lambda t: t.triu(diagonal=k), lambda t: t.triu(diagonal=k), np.triu(x.data, k), x)
+    m = x.reshape(x.shape[-2], -1)
+    m = Tensor(m.data, requires_grad=True)
+    check(tg.trace, torch.trace, np.trace(m.data), m)
+    with pytest.raises(ValueError, match="^tril: expected a tensor of at least 2 dimensions"):
+        tg.tril(tg.ones(3))
+
+
+@given(data=st.data())
+def test_outer_dot_inner(data):
+    torch = pytest.importorskip("torch")
+    n, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    u, v, w = data.draw(S.tensors((n,))), data.draw(S.tensors((m,))), data.draw(S.tensors((n,)))
+    check(tg.outer, torch.outer, np.outer(u.data, v.data), u, v)
+    check(tg.dot, torch.dot, np.dot(u.data, w.data), u, w)
+    a = data.draw(S.tensors(S.shapes(max_dims=3).map(lambda s: s + (n,))), label="a")
+    b = data.draw(S.tensors(S.shapes(max_dims=2).map(lambda s: s + (n,))), label="b")
+    check(tg.inner, torch.inner, np.inner(a.data, b.data), a, b)
+    with pytest.raises(ValueError, match="^dot: expected two 1-D tensors of the same length"):
+        tg.dot(tg.ones(2), tg.ones(3))
+
+
+@given(data=st.data())
+def test_cumprod_and_diff(data):
+    torch = pytest.importorskip("torch")
+    x = data.draw(S.tensors(S.shapes(min_dims=1, max_side=4), elements=st.floats(-2, 2, allow_subnormal=False)), label="x")
+    dim = a_dim(data, x)
+    check(lambda t: tg.cumprod(t, dim), lambda t: torch.cumprod(t, dim), np.cumprod(x.data, axis=dim), x)
+    with_zero = Tensor(np.where(np.arange(x.numel()) % 3 == 1, 0.0, x.data.ravel()).reshape(x.shape), requires_grad=True)
+    assert_matches_torch(lambda t: t.cumprod(dim), lambda t: t.cumprod(dim), with_zero)  # zeros: exact gradients
+    n = data.draw(st.integers(1, 3), label="n")
+    check(lambda t: tg.diff(t, n, dim), lambda t: torch.diff(t, n, dim), np.diff(x.data, n, axis=dim), x)
+    edge_shape = x.shape[: dim % x.ndim] + (2,) + x.shape[dim % x.ndim + 1 :]
+    before, after = data.draw(S.tensors(edge_shape)), data.draw(S.tensors(edge_shape))
+    check(lambda t, p, a: t.diff(1, dim, p, a), lambda t, p, a: t.diff(1, dim, p, a),
+          np.diff(x.data, 1, axis=dim, prepend=before.data, append=after.data), x, before, after)
+
+
+@given(data=st.data())
+def test_repeat_interleave_tile_broadcast_to(data):
+    torch = pytest.importorskip("torch")
+    x = data.draw(S.tensors(S.shapes(min_dims=1)), label="x")
+    dim = a_dim(data, x)
+    r = data.draw(st.integers(0, 3), label="repeats")
+    check(lambda t: tg.repeat_interleave(t, r, dim), lambda t: torch.repeat_interleave(t, r, dim),
+          np.repeat(x.data, r, axis=dim), x)
+    check(lambda t: t.repeat_interleave(r), lambda t: t.repeat_interleave(r), np.repeat(x.data, r), x)
+    counts = data.draw(st.lists(st.integers(0, 2), min_size=x.shape[dim], max_size=x.shape[dim]), label="counts")
+    check(lambda t: t.repeat_interleave(tg.tensor(counts), dim), lambda t: t.repeat_interleave(torch.tensor(counts), dim),
+          np.repeat(x.data, counts, axis=dim), x)
+    dims = tuple(data.draw(st.lists(st.integers(1, 2), min_size=1, max_size=4), label="tile dims"))
+    check(lambda t: tg.tile(t, dims), lambda t: torch.tile(t, dims),
+          np.tile(x.data, dims), x)
+    size = (2,) + x.shape
+    check(lambda t: tg.broadcast_to(t, size), lambda t: torch.broadcast_to(t, size), np.broadcast_to(x.data, size), x)
+    with pytest.raises(ValueError, match="^repeat_interleave: repeats must hold one non-negative count"):
+        x.repeat_interleave([1] * (x.shape[dim] + 1), dim)
+
+
+@pytest.mark.parametrize("indexing", ["ij", "xy"])
+@given(data=st.data())
+def test_meshgrid(indexing, data):
+    torch = pytest.importorskip("torch")
+    vectors = [data.draw(S.tensors((data.draw(st.integers(1, 3)),))) for _ in range(data.draw(st.integers(1, 3)))]
+    check(lambda *ts: tg.meshgrid(*ts, indexing=indexing), lambda *ts: torch.meshgrid(*ts, indexing=indexing),
+          list(np.meshgrid(*[v.data for v in vectors], indexing=indexing)), *vectors)
+
+
+def test_the_new_ops_under_vmap_equal_a_loop_over_samples():
+    # composed without reading values, so each runs batched; per sample it must give the same
+    from tinygrad_cnn import func
+    import tinygrad_cnn.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x, y = tg.tensor(rng.standard_normal((3, 4, 4))), tg.tensor(rng.standard_normal((3, 4, 4)))
+    functions = [
+        lambda t, u: t.tril(-1) + t.triu(1).log1p().nan_to_num() + t.expm1().cumprod(1),
+        lambda t, u: t.diff(dim=0).sum() + t.trace() + tg.inner(t, u).sum() + t.lerp(u, 0.3).sum(),
+        lambda t, u: t.repeat_interleave(2, dim=1).tile((2, 1)).sum(0) * t.count_nonzero(),
+        lambda t, u: F.cosine_similarity(t, u) + F.softplus(t).sum(1) + F.glu(t).sum(1) + F.logsigmoid(u).sum(0),
+        lambda t, u: F.smooth_l1_loss(t, u) + F.kl_div(F.log_softmax(t, dim=1), F.softmax(u, dim=1), reduction="batchmean")
+                     + F.triplet_margin_loss(t, u, -u) + F.margin_ranking_loss(t[0], u[0], tg.ones(4)),
+    ]
+    for f in functions:
+        batched = func.vmap(f)(x, y)
+        looped = tg.stack([f(a, b) for a, b in zip(x, y)])
+        np.testing.assert_allclose(batched.data, looped.data, rtol=1e-12, atol=1e-12)

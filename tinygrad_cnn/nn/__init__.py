@@ -45,7 +45,13 @@ from .layers import (
     Tanh,
     Upsample,
 )
+from .layers import (  # the activations, distances, reshaping, padding and 1-D pools added for torch programs
+    CELU, GLU, SELU, AdaptiveAvgPool1d, AvgPool1d, CosineSimilarity, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid,
+    MaxPool1d, Mish, PairwiseDistance, PReLU, ReLU6, Softmin, Softplus, Softsign, Tanhshrink, Threshold, Unflatten,
+    ZeroPad2d,
+)
 from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
+from .loss import HuberLoss, KLDivLoss, MarginRankingLoss, SmoothL1Loss, TripletMarginLoss
 from .module import Module, Parameter, RemovableHandle
 
 __all__ = [
@@ -55,4 +61,8 @@ __all__ = [
     "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU",
     "RemovableHandle", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "Upsample",
     "functional", "init", "utils",
+    "CELU", "GLU", "SELU", "AdaptiveAvgPool1d", "AvgPool1d", "CosineSimilarity", "Hardsigmoid", "Hardswish",
+    "Hardtanh", "LogSigmoid", "MaxPool1d", "Mish", "PairwiseDistance", "PReLU", "ReLU6", "Softmin", "Softplus",
+    "Softsign", "Tanhshrink", "Threshold", "Unflatten", "ZeroPad2d",
+    "HuberLoss", "KLDivLoss", "MarginRankingLoss", "SmoothL1Loss", "TripletMarginLoss",
 ]

@@ -805,3 +805,272 @@ def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if x.ndim not in (3, 4):
         raise ValueError(f"dropout2d: input must be (N, C, H, W) or (C, H, W), got shape {x.shape}")
     return _dropout(x, p, training, x.shape[:-2] + (1, 1), "dropout2d")
+
+
+# ---- more activations -----------------------------------------------------------------------------------
+# Each composed from Tensor ops; where one side of a ``where`` could overflow (an exp of a large
+# value), its input is clamped first, so the unused side's zero gradient never meets an inf.
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta; where beta * x > threshold, x itself (as torch: there the two
+    agree to float precision)."""
+    scaled = x * float(beta)
+    smooth = E.Clip.apply(scaled, None, float(threshold)).exp().log1p() / float(beta)
+    return where(scaled > threshold, x, smooth)
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -log(1 + exp(-x)), written per sign so no exp overflows:
+    x - log(1 + exp(x)) for x < 0, -log(1 + exp(-x)) otherwise."""
+    negative_side = x - E.Clip.apply(x, None, 0.0).exp().log1p()
+    positive_side = -E.Clip.apply(-x, None, 0.0).exp().log1p()
+    return where(x < 0, negative_side, positive_side)
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clamped to [min_val, max_val]."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not be greater than max_val ({max_val})")
+    return x.clamp(float(min_val), float(max_val))
+
+
+def relu6(x: Tensor) -> Tensor:
+    return hardtanh(x, 0.0, 6.0)
+
+
+def softmin(x: Tensor, dim: int = None) -> Tensor:
+    """softmax(-x): the smallest values get the largest weights."""
+    return softmax(-x, dim)
+
+
+def softsign(x: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return x / (x.abs() + 1.0)
+
+
+def tanhshrink(x: Tensor) -> Tensor:
+    """x - tanh(x)."""
+    return x - x.tanh()
+
+
+def threshold(x: Tensor, threshold: float, value: float) -> Tensor:
+    """x where x > threshold, else value."""
+    return where(x > threshold, x, float(value))
+
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x: Tensor) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. (2017)."""
+    return elu(x, SELU_ALPHA) * SELU_SCALE
+
+
+def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha * (exp(x / alpha) - 1): continuously differentiable at 0."""
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (it divides x)")
+    return where(x > 0, x, (E.Clip.apply(x, None, 0.0) / float(alpha)).expm1() * float(alpha))
+
+
+def glu(x: Tensor, dim: int = -1) -> Tensor:
+    """The gated linear unit: the first half of ``dim`` times the sigmoid of the second half."""
+    axis = check_axis("glu", dim, x.ndim)
+    if x.shape[axis] % 2:
+        raise ValueError(f"glu: the halved dimension must have an even size, dimension {dim} has size {x.shape[axis]}")
+    a, b = x.chunk(2, axis)
+    return a * b.sigmoid()
+
+
+def mish(x: Tensor) -> Tensor:
+    """x * tanh(softplus(x))."""
+    return x * softplus(x).tanh()
+
+
+def hardswish(x: Tensor) -> Tensor:
+    """x * relu6(x + 3) / 6: 0 below -3, x above 3, a parabola between."""
+    return x * (x + 3.0).clamp(0.0, 6.0) * (1 / 6)
+
+
+def hardsigmoid(x: Tensor) -> Tensor:
+    """relu6(x + 3) / 6."""
+    return (x + 3.0).clamp(0.0, 6.0) * (1 / 6)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, else weight * x; ``weight`` holds one slope, or one per channel (dimension 1)."""
+    if weight.ndim != 1:
+        raise ValueError(f"prelu: weight must be 1-D, got shape {weight.shape}")
+    if weight.shape[0] == 1:
+        slope = weight.reshape(())
+    else:
+        channels = x.shape[1] if x.ndim >= 2 else (x.shape[0] if x.ndim == 1 else 1)
+        if weight.shape[0] != channels:
+            raise ValueError(f"prelu: weight has {weight.shape[0]} slopes, the input has {channels} channels "
+                             f"(dimension 1 of shape {x.shape})")
+        slope = weight.reshape(-1, *(1,) * (x.ndim - 2)) if x.ndim >= 2 else weight
+    return where(x > 0, x, x * slope)
+
+
+# ---- distances and normalisation of vectors -----------------------------------------------------------------
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x divided by its p-norm along ``dim``, the norm at least ``eps`` (so a zero vector stays zero)."""
+    return x / x.norm(p, dim, keepdim=True).clamp_min(eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """The cosine of the angle between x1 and x2 along ``dim`` (they broadcast): the sum of the
+    products of the unit vectors, each norm at least ``eps``."""
+    x1, x2 = (x if isinstance(x, Tensor) else Tensor(x) for x in (x1, x2))
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise ValueError(f"cosine_similarity: shapes {x1.shape} and {x2.shape} do not broadcast") from None
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    unit1 = x1 / x1.norm(2, dim, keepdim=True).clamp_min(eps)
+    unit2 = x2 / x2.norm(2, dim, keepdim=True).clamp_min(eps)
+    return (unit1 * unit2).sum(dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """The p-norm of x1 - x2 + eps along the last dimension (eps keeps the 2-norm differentiable
+    where x1 == x2), as torch."""
+    difference = x1 - x2 + eps
+    return difference.norm(p, -1, keepdim=keepdim)
+
+
+# ---- 1-D pooling: 2-D pooling over an image one row high -----------------------------------------------------
+
+
+def _as_row_image(x: Tensor, op: str) -> Tensor:
+    """(N, C, L) or unbatched (C, L) -> (N, C, 1, L)."""
+    if not isinstance(x, Tensor) or x.ndim not in (2, 3):
+        raise ValueError(f"{op}: input must be 3-D (N, C, L) or 2-D (C, L), got "
+                         f"{'shape ' + str(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    return x.unsqueeze(-2) if x.ndim == 3 else x.unsqueeze(0).unsqueeze(-2)
+
+
+def _from_row_image(out: Tensor, unbatched: bool) -> Tensor:
+    out = out.squeeze(-2)
+    return out.squeeze(0) if unbatched else out
+
+
+def _pool_one_row(op: str, pool, *args):
+    """``pool(*args)`` (a 2-D pool of the one-row image), its errors named after the 1-D op: the
+    2-D pool's sizes have the row's height 1 first."""
+    try:
+        return pool(*args)
+    except ValueError as error:
+        raise ValueError(f"{op}: {error} (as a 2-D pool over one row; the last size is the length)") from None
+
+
+def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over windows sliding along the last dimension; indices (with ``return_indices``) are
+    positions along it, as torch's."""
+    op = "max_pool1d"
+    (kernel,) = ints(kernel_size, 1, "kernel_size", op)
+    (step,) = ints(default_stride(stride, kernel_size), 1, "stride", op)
+    (pad,), (spacing,) = ints(padding, 1, "padding", op), ints(dilation, 1, "dilation", op)
+    image = _as_row_image(x, op)
+    out = _pool_one_row(op, max_pool2d, image, (1, kernel), (1, step), (0, pad), (1, spacing), ceil_mode, return_indices)
+    if return_indices:
+        return _from_row_image(out[0], x.ndim == 2), _from_row_image(out[1], x.ndim == 2)
+    return _from_row_image(out, x.ndim == 2)
+
+
+def avg_pool1d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True) -> Tensor:
+    """Mean over windows sliding along the last dimension."""
+    op = "avg_pool1d"
+    (kernel,) = ints(kernel_size, 1, "kernel_size", op)
+    (step,) = ints(default_stride(stride, kernel_size), 1, "stride", op)
+    (pad,) = ints(padding, 1, "padding", op)
+    out = _pool_one_row(op, avg_pool2d, _as_row_image(x, op), (1, kernel), (1, step), (0, pad), ceil_mode, count_include_pad)
+    return _from_row_image(out, x.ndim == 2)
+
+
+def adaptive_avg_pool1d(x: Tensor, output_size) -> Tensor:
+    """Average pooling of the last dimension to ``output_size`` values."""
+    (size,) = ints(output_size, 1, "output_size", "adaptive_avg_pool1d")
+    out = _pool_one_row("adaptive_avg_pool1d", adaptive_avg_pool2d, _as_row_image(x, "adaptive_avg_pool1d"), (1, size))
+    return _from_row_image(out, x.ndim == 2)
+
+
+# ---- more losses ----------------------------------------------------------------------------------------------
+
+
+def _difference(input: Tensor, target, op: str) -> Tensor:
+    return input - _check_same_shape(input, target, op)
+
+
+def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target): quadratic near 0,
+    linear beyond; ``beta=0`` is the L1 loss."""
+    op = "smooth_l1_loss"
+    if beta < 0:
+        raise ValueError(f"{op}: beta must be non-negative, got {beta}")
+    d = _difference(input, target, op)
+    if beta == 0:
+        return _reduce(d.abs(), reduction, op)
+    return _reduce(where(d.abs() < beta, d * d * (0.5 / beta), d.abs() - 0.5 * beta), reduction, op)
+
+
+def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| <= delta, else delta * (|d| - 0.5 delta): smooth_l1_loss times delta."""
+    op = "huber_loss"
+    if delta <= 0:
+        raise ValueError(f"{op}: delta must be positive, got {delta}")
+    d = _difference(input, target, op)
+    return _reduce(where(d.abs() <= delta, d * d * 0.5, (d.abs() - 0.5 * delta) * delta), reduction, op)
+
+
+def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """The Kullback-Leibler divergence of ``input`` (log-probabilities) from ``target``
+    (probabilities, or log-probabilities with ``log_target``): t * (log t - input) per element, 0
+    where t = 0. ``reduction="batchmean"`` divides the sum by the batch size (the first dimension):
+    the mathematical KL divergence per sample; torch's default ``"mean"`` divides by every element."""
+    op = "kl_div"
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+    target = _check_same_shape(input, target, op)
+    target = target if isinstance(target, Tensor) else Tensor(target)
+    if log_target:
+        pointwise = target.exp() * (target - input)
+    else:
+        positive = target > 0
+        # log of 1 where t = 0: that side is unused, and its gradient must not meet log(0)
+        pointwise = where(positive, target * (where(positive, target, 1.0).log() - input), 0.0)
+    if reduction == "batchmean":
+        return pointwise.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(pointwise, reduction, op)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0, reduction: str = "mean") -> Tensor:
+    """max(0, -y * (x1 - x2) + margin): y = 1 says x1 should rank higher, y = -1 lower."""
+    op = "margin_ranking_loss"
+    shapes = [t.shape if isinstance(t, Tensor) else np.shape(t) for t in (input1, input2, target)]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{op}: input1, input2 and target shapes {shapes[0]}, {shapes[1]}, {shapes[2]} do not broadcast") from None
+    return _reduce(((input1 - input2) * -target + margin).relu(), reduction, op)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2,
+                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean") -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0) with d the ``pairwise_distance`` (p-norm, ``eps`` added);
+    with ``swap`` d(a, n) is replaced by d(p, n) where that is smaller (Balntas et al. 2016)."""
+    op = "triplet_margin_loss"
+    if not (anchor.ndim == positive.ndim == negative.ndim and anchor.ndim in (1, 2)):
+        raise ValueError(f"{op}: anchor, positive and negative must all be 1-D (D) or 2-D (N, D), got shapes "
+                         f"{anchor.shape}, {positive.shape} and {negative.shape}")
+    if margin <= 0:
+        raise ValueError(f"{op}: margin must be positive, got {margin}")
+    to_positive = pairwise_distance(anchor, positive, p, eps)
+    to_negative = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        to_negative = to_negative.clamp(max=pairwise_distance(positive, negative, p, eps))
+    return _reduce((to_positive - to_negative + margin).relu(), reduction, op)

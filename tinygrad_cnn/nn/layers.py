@@ -803,3 +803,219 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs, per channel C."""
 
     _expected_ndims = (4,)
+
+
+# ---- more activations, as modules over nn.functional --------------------------------------------------------
+
+
+class _Activation(Module):
+    """A module that calls ``F.<function>`` with the hyperparameters it was built with (named in
+    ``_arguments``, shown in the printout). ``inplace`` is accepted for torch's signature: the
+    result is a new tensor either way."""
+
+    _function = None
+    _arguments = ()
+
+    def __init__(self, *args, inplace: bool = False, **kwargs):
+        super().__init__()
+        names = [name for name, _ in self._arguments]
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}: takes at most {len(names)} arguments ({', '.join(names)}), got {len(args)}")
+        values = dict(self._arguments)
+        values.update(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in values:
+                raise TypeError(f"{type(self).__name__}: unexpected argument {key!r}; it takes {', '.join(names) or 'none'}")
+            values[key] = value
+        for key, value in values.items():
+            setattr(self, key, value)
+        self.inplace = bool(inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self)._function(x, *(getattr(self, name) for name, _ in self._arguments))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{name}={getattr(self, name)}" for name, _ in self._arguments)
+
+
+class Softplus(_Activation):
+    _function, _arguments = F.softplus, (("beta", 1.0), ("threshold", 20.0))
+
+
+class Hardtanh(_Activation):
+    _function, _arguments = F.hardtanh, (("min_val", -1.0), ("max_val", 1.0))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.min_val > self.max_val:
+            raise ValueError(f"Hardtanh: min_val ({self.min_val}) must not be greater than max_val ({self.max_val})")
+
+
+class ReLU6(_Activation):
+    _function = F.relu6
+
+
+class LogSigmoid(_Activation):
+    _function = F.logsigmoid
+
+
+class Softmin(_Activation):
+    _function, _arguments = F.softmin, (("dim", None),)
+
+
+class Softsign(_Activation):
+    _function = F.softsign
+
+
+class Tanhshrink(_Activation):
+    _function = F.tanhshrink
+
+
+class Threshold(_Activation):
+    _function, _arguments = F.threshold, (("threshold", 0.0), ("value", 0.0))
+
+    def __init__(self, threshold, value, inplace: bool = False):  # both required, as torch
+        super().__init__(threshold, value, inplace=inplace)
+
+
+class SELU(_Activation):
+    _function = F.selu
+
+
+class CELU(_Activation):
+    _function, _arguments = F.celu, (("alpha", 1.0),)
+
+
+class GLU(_Activation):
+    _function, _arguments = F.glu, (("dim", -1),)
+
+
+class Mish(_Activation):
+    _function = F.mish
+
+
+class Hardswish(_Activation):
+    _function = F.hardswish
+
+
+class Hardsigmoid(_Activation):
+    _function = F.hardsigmoid
+
+
+class PReLU(Module):
+    """x where x > 0, else a * x, with the slope ``a`` learnt: one shared (``num_parameters=1``) or
+    one per channel, each starting at ``init``."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        check_positive(ints(num_parameters, 1, "num_parameters", "PReLU"), "num_parameters", "PReLU")
+        self.num_parameters = int(num_parameters)
+        self.weight = Parameter(Tensor(np.full(self.num_parameters, init, dtype=dtype or np.float32)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class CosineSimilarity(Module):
+    def __init__(self, dim: int = 1, eps: float = 1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+# ---- more reshaping, padding and 1-D pooling ----------------------------------------------------------------
+
+
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``unflattened_size``: (N, 12) -> (N, 3, 4) with (1, (3, 4))."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim % x.ndim
+        return x.reshape(*x.shape[:dim], *self.unflattened_size, *x.shape[dim + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class ZeroPad2d(Module):
+    """Pad the last two dimensions with zeros: an int for all four sides, or (left, right, top, bottom)."""
+
+    def __init__(self, padding):
+        super().__init__()
+        self.padding = ints(padding, 4, "padding", "ZeroPad2d")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.pad(x, self.padding, "constant", 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class MaxPool1d(Module):
+    """Max over windows sliding along the last dimension (``F.max_pool1d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        for name, value in (("kernel_size", kernel_size), ("padding", padding), ("dilation", dilation)):
+            ints(value, 1, name, "MaxPool1d")
+        self.kernel_size, self.padding, self.dilation = kernel_size, padding, dilation
+        self.stride = default_stride(stride, kernel_size)
+        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+
+    def forward(self, x: Tensor):
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool1d(Module):
+    """Mean over windows sliding along the last dimension (``F.avg_pool1d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        # kept as one-element tuples, as torch's printout shows them
+        self.kernel_size, self.padding = ints(kernel_size, 1, "kernel_size", "AvgPool1d"), ints(padding, 1, "padding", "AvgPool1d")
+        self.stride = ints(default_stride(stride, kernel_size), 1, "stride", "AvgPool1d")
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool1d(Module):
+    """Average pooling of the last dimension to ``output_size`` values, whatever its length."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool1d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

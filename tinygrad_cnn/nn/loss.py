@@ -85,3 +85,73 @@ class BCEWithLogitsLoss(_WeightedLoss):
 
     def forward(self, input: Tensor, target) -> Tensor:
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+# ---- more losses ------------------------------------------------------------------------------------------------
+# torch's deprecated leading arguments (size_average, reduce) are not taken: the options are
+# keywords here, so an old positional call is refused instead of read as another option.
+
+
+class SmoothL1Loss(_Loss):
+    """``F.smooth_l1_loss``: quadratic below ``beta``, linear beyond."""
+
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction)
+        if beta < 0:
+            raise ValueError(f"SmoothL1Loss: beta must be non-negative, got {beta}")
+        self.beta = beta
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class HuberLoss(_Loss):
+    """``F.huber_loss``: quadratic up to ``delta``, linear beyond."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction)
+        if delta <= 0:
+            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
+        self.delta = delta
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.huber_loss(input, target, self.reduction, self.delta)
+
+
+class KLDivLoss(Module):
+    """``F.kl_div``: input log-probabilities, target probabilities (or log-probabilities with
+    ``log_target``); ``reduction="batchmean"`` for the divergence per sample."""
+
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False):
+        super().__init__()
+        if reduction not in F.REDUCTIONS + ("batchmean",):
+            raise ValueError(f"KLDivLoss: reduction must be one of {F.REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+        self.reduction, self.log_target = reduction, bool(log_target)
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.kl_div(input, target, self.reduction, self.log_target)
+
+
+class MarginRankingLoss(_Loss):
+    """``F.margin_ranking_loss``: max(0, -y * (x1 - x2) + margin)."""
+
+    def __init__(self, margin: float = 0.0, *, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1: Tensor, input2: Tensor, target) -> Tensor:
+        return F.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """``F.triplet_margin_loss``: the anchor nearer the positive than the negative by ``margin``."""
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False, *,
+                 reduction: str = "mean"):
+        super().__init__(reduction)
+        if margin <= 0:
+            raise ValueError(f"TripletMarginLoss: margin must be positive, got {margin}")
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, bool(swap)
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return F.triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap, self.reduction)

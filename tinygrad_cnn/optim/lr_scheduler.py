@@ -315,3 +315,125 @@ class ReduceLROnPlateau(LRScheduler):
 
 # torch's older name for the base class, still subclassed by many programs
 _LRScheduler = LRScheduler
+
+
+# ---- warm-up, polynomial decay, warm restarts, and schedules in sequence ------------------------------------
+
+
+def _check_factor(name: str, op: str, value: float, allow_zero: bool) -> None:
+    low_ok = value >= 0 if allow_zero else value > 0
+    if not (low_ok and value <= 1):
+        bound = "between 0 and 1" if allow_zero else "greater than 0 and at most 1"
+        raise ValueError(f"{op}: {name} must be {bound}, got {value}")
+
+
+class LinearLR(LRScheduler):
+    """lr = base_lr * (start_factor + (end_factor - start_factor) * min(epoch, total_iters) / total_iters):
+    a straight line from start_factor * base_lr to end_factor * base_lr (a warm-up, by default from
+    a third of the rate), then constant."""
+
+    def __init__(self, optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5,
+                 last_epoch: int = -1):
+        _check_factor("start_factor", "LinearLR", start_factor, allow_zero=False)
+        _check_factor("end_factor", "LinearLR", end_factor, allow_zero=True)
+        self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        progress = min(epoch, self.total_iters) / self.total_iters if self.total_iters else 1.0
+        return base_lr * (self.start_factor + (self.end_factor - self.start_factor) * progress)
+
+
+class ConstantLR(LRScheduler):
+    """lr = base_lr * factor for the first ``total_iters`` epochs, base_lr after."""
+
+    def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1):
+        _check_factor("factor", "ConstantLR", factor, allow_zero=True)
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * (self.factor if epoch < self.total_iters else 1.0)
+
+
+class PolynomialLR(LRScheduler):
+    """lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power: down to 0 at total_iters."""
+
+    def __init__(self, optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1):
+        if total_iters < 1:
+            raise ValueError(f"PolynomialLR: total_iters must be at least 1, got {total_iters}")
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * (1.0 - min(epoch, self.total_iters) / self.total_iters) ** self.power
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Half a cosine from base_lr down to eta_min over T_0 epochs, then a restart at base_lr; each
+    period ``T_mult`` times longer than the one before (SGDR, Loshchilov & Hutter 2017)."""
+
+    def __init__(self, optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1):
+        if not isinstance(T_0, int) or T_0 < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_0 must be a positive int, got {T_0!r}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: T_mult must be an int of at least 1, got {T_mult!r}")
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def position(self, epoch) -> tuple:
+        """(epochs since the last restart, length of the current period)."""
+        since, period = epoch, self.T_0
+        while since >= period:
+            since, period = since - period, period * self.T_mult
+        return since, period
+
+    def lr_at(self, base_lr, epoch):
+        since, period = self.position(epoch)
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * since / period)) / 2
+
+
+class SequentialLR(LRScheduler):
+    """One schedule after another: ``schedulers[i]`` runs from ``milestones[i - 1]``, restarted at
+    its own epoch 0 there. As torch, building it undoes the step the schedulers made when they were
+    built (the learning rates go back to their initial values) and redoes the first one's."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
+        schedulers, milestones = list(schedulers), list(milestones)
+        if not schedulers:
+            raise ValueError("SequentialLR: give at least one scheduler")
+        if any(s.optimizer is not optimizer for s in schedulers):
+            raise ValueError("SequentialLR: every scheduler must belong to the optimizer given to SequentialLR")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR: give one milestone fewer than schedulers; got {len(schedulers)} "
+                             f"schedulers and {len(milestones)} milestones")
+        self.optimizer, self._schedulers, self._milestones = optimizer, schedulers, milestones
+        self.last_epoch = last_epoch + 1
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for scheduler in schedulers:
+            scheduler.last_epoch -= 1
+        schedulers[0].step()
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self._last_lr = schedulers[0].get_last_lr()
+
+    def step(self, epoch=None) -> None:
+        self.last_epoch += 1
+        index = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            scheduler.step(0)  # the next schedule starts at its epoch 0
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self) -> dict:
+        state = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        for scheduler, saved in zip(self._schedulers, state.pop("_schedulers")):
+            scheduler.load_state_dict(saved)
+        self.__dict__.update(state)
