@@ -608,22 +608,26 @@ def _grad_and_value_in_vmap(f, argnums, has_aux: bool, args: tuple):
     return (gradient, (value, aux)) if has_aux else (gradient, value)
 
 
-def _outputs_to_canonical(result, levels):
-    outputs = _outputs(result, "vjp")
-    return tuple(batching.to_canonical(o, levels) for o in outputs)
+def _on_the_batch(f, levels, has_aux: bool, what: str):
+    """``f`` as a function of the physical tensors of the open ``levels``: its arguments wrapped as
+    one sample, its outputs given every batch dimension; ``single`` records whether ``f`` returned
+    one Tensor (set on the first call)."""
+    single = []
+
+    def on_batch(*xs):
+        result, aux = _split_aux(f(*(batching.from_canonical(x, levels) for x in xs)), has_aux, what)
+        single.append(isinstance(result, Tensor))
+        outputs = tuple(batching.to_canonical(o, levels) for o in _outputs(result, what))
+        out = outputs[0] if single[0] else outputs
+        return (out, aux) if has_aux else out
+
+    return on_batch, single
 
 
 def _vjp_in_vmap(f, primals: tuple, has_aux: bool):
     levels = batching.active_levels()
     physical = tuple(batching.to_canonical(_as_tensor(p, "vjp"), levels) for p in primals)
-    single = []
-
-    def on_batch(*xs):
-        result, aux = _split_aux(f(*(batching.from_canonical(x, levels) for x in xs)), has_aux, "vjp")
-        single.append(isinstance(result, Tensor))
-        outputs = _outputs_to_canonical(result, levels)
-        out = outputs[0] if single[0] else outputs
-        return (out, aux) if has_aux else out
+    on_batch, single = _on_the_batch(f, levels, has_aux, "vjp")
 
     results = _vjp(on_batch, physical, has_aux)
     out, physical_fn = results[0], results[1]
@@ -651,14 +655,7 @@ def _jvp_in_vmap(f, primals: tuple, tangents: tuple, has_aux: bool):
     levels = batching.active_levels()
     physical = tuple(batching.to_canonical(_as_tensor(p, "jvp"), levels) for p in primals)
     directions = tuple(batching.to_canonical(_as_tensor(t, "jvp"), levels) for t in tangents)
-    single = []
-
-    def on_batch(*xs):
-        result, aux = _split_aux(f(*(batching.from_canonical(x, levels) for x in xs)), has_aux, "jvp")
-        single.append(isinstance(result, Tensor))
-        outputs = _outputs_to_canonical(result, levels)
-        out = outputs[0] if single[0] else outputs
-        return (out, aux) if has_aux else out
+    on_batch, single = _on_the_batch(f, levels, has_aux, "jvp")
 
     results = _jvp(on_batch, physical, directions, has_aux)
     wrap = (lambda t: batching.from_canonical(t, levels)) if single[0] else \
