@@ -103,22 +103,23 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 
 
 # The fast convolution makes a layer's GEMMs one per chunk of samples, or one per sample when they
-# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
-# weight gradient): each test runs both ways, whatever the drawn size.
-CONV_PATHS = {"chunked GEMMs": 0, "GEMMs per sample": 2**62}
-THRESHOLDS = ("PER_SAMPLE_MULTIPLY_ADDS", "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS")
+# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS): each test runs both ways, whatever the drawn size,
+# and the second way also with blocks that cut a sample's rows into pieces (GEMM_OPERAND_BYTES).
+CONV_PATHS = {"chunked GEMMs": {"PER_SAMPLE_MULTIPLY_ADDS": 0},
+              "GEMMs per sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62},
+              "GEMMs per piece of a sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "GEMM_OPERAND_BYTES": 64}}
 
 
 @contextlib.contextmanager
 def conv_path(name):
-    saved = {threshold: getattr(conv_gemm, threshold) for threshold in THRESHOLDS}
-    for threshold in THRESHOLDS:
-        setattr(conv_gemm, threshold, CONV_PATHS[name])
+    saved = {setting: getattr(conv_gemm, setting) for setting in CONV_PATHS[name]}
+    for setting, value in CONV_PATHS[name].items():
+        setattr(conv_gemm, setting, value)
     try:
         yield
     finally:
-        for threshold, value in saved.items():
-            setattr(conv_gemm, threshold, value)
+        for setting, value in saved.items():
+            setattr(conv_gemm, setting, value)
 
 
 def geometry_of(config) -> ConvGeometry:
