@@ -24,14 +24,16 @@ small enough to stay in the CPU cache and out of the peak memory of a training s
 have few rows (8 output channels), read each column only a few times, and run at the speed the
 columns come from the cache; so they make one GEMM per sample, with the columns kept per sample in
 blocks (``Columns.each_block``) and each operand stored as BLAS reads it fastest
-(``conv2d_per_sample``, ``conv2d_weight_grad_per_sample``). With groups, each group is its own GEMM. Output positions are the window corners; with stride 1 they are taken along
-whole rows of the padded input instead (``Columns.wide``), which makes every copy a plain memory
-copy, at the price of a few positions per row that are computed and dropped.
+(``conv2d_per_sample``, ``conv2d_weight_grad_per_sample``). With groups, each group is its own
+GEMM. Output positions are the window corners; with stride 1 they are taken along whole rows of
+the padded input instead (``Columns.wide``), which makes every copy a plain memory copy, at the
+price of a few positions per row that are computed and dropped.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
 every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
 them for the built-in nets.
 """
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -133,7 +135,7 @@ class Columns:
         ``zero_extra`` as in ``columns``. Every block's columns are copied into one buffer, in turn."""
         if not self.blocks:  # no samples
             return
-        n, c, kh, kw = windows.shape[:4]
+        c, kh, kw = windows.shape[1:4]
         (first_samples, first_rows), groups = self.blocks[0], self.geometry.groups
         largest = (first_samples.stop - first_samples.start) * c * kh * kw * (first_rows.stop - first_rows.start) * self.row
         buffer = memory.scratch((largest,), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
@@ -218,7 +220,7 @@ def _even_slices(n: int, most: int) -> list:
     bounds = [0]
     while bounds[-1] < n:
         bounds.append(bounds[-1] + size + (len(bounds) <= larger))
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def _blocks(n: int, out_rows: int, column_bytes_per_row: int, bytes_per_row: int) -> list:
