@@ -7,7 +7,7 @@ multiplies the update by ``lr`` (default 1.0), and so does this one.
 """
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameters
+from .optimizer import Optimizer, check_hyperparameters, count_step, decay_weights
 
 
 class Adadelta(Optimizer):
@@ -30,13 +30,8 @@ class Adadelta(Optimizer):
     def _update(self, param, grad, group, state):
         lr, rho, eps = float(group["lr"]), float(group["rho"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.data)
-            state["acc_delta"] = np.zeros_like(param.data)
-        state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * param.data
+        count_step(state, param, "square_avg", "acc_delta")
+        grad = decay_weights(param, grad, lr, weight_decay)
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad

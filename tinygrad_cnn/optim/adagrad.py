@@ -6,7 +6,7 @@ The sum only grows, so steps shrink for ever; ``lr_decay`` shrinks them further 
 """
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameters
+from .optimizer import Optimizer, check_hyperparameters, count_step, decay_weights
 
 
 class Adagrad(Optimizer):
@@ -27,12 +27,10 @@ class Adagrad(Optimizer):
     def _update(self, param, grad, group, state):
         lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
         weight_decay = float(group["weight_decay"])
-        if not state:
-            state["step"] = 0
+        step = count_step(state, param)
+        if step == 1:
             state["sum"] = np.full_like(param.data, float(group["initial_accumulator_value"]))
-        state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * param.data
+        grad = decay_weights(param, grad, lr, weight_decay)
         state["sum"] += grad * grad
-        decayed_lr = lr / (1 + (state["step"] - 1) * lr_decay)
+        decayed_lr = lr / (1 + (step - 1) * lr_decay)
         param.sub_(decayed_lr * grad / (np.sqrt(state["sum"]) + eps))

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..kernels import memory
-from .optimizer import Optimizer
+from .optimizer import Optimizer, count_step, decay_weights
 
 
 class Adam(Optimizer):
@@ -45,17 +45,9 @@ class Adam(Optimizer):
     def _update(self, param, grad, group, state):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_avg_sq"] = np.zeros_like(param.data)
-        state["step"] += 1
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        if weight_decay != 0:
-            if self.decoupled_weight_decay:
-                param.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * param.data
+        step = count_step(state, param, "exp_avg", "exp_avg_sq")
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        grad = decay_weights(param, grad, lr, weight_decay, self.decoupled_weight_decay)
         # Every update is done in place, through one scratch array: a parameter-sized temporary
         # per arithmetic step would cost more than the arithmetic on a large layer.
         scratch = memory.empty(m.shape, m.dtype)

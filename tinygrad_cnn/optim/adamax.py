@@ -6,7 +6,7 @@ maximum of |g| instead of the root of a running average of g^2, which needs no b
 """
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameters, lerp_
+from .optimizer import Optimizer, check_hyperparameters, count_step, decay_weights, lerp_
 
 
 class Adamax(Optimizer):
@@ -28,14 +28,9 @@ class Adamax(Optimizer):
     def _update(self, param, grad, group, state):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_inf"] = np.zeros_like(param.data)
-        state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * param.data
+        step = count_step(state, param, "exp_avg", "exp_inf")
+        grad = decay_weights(param, grad, lr, weight_decay)
         m, u = state["exp_avg"], state["exp_inf"]
         lerp_(m, grad, 1 - beta1)
         np.maximum(u * beta2, np.abs(grad) + eps, out=u)
-        param.sub_(lr / (1 - beta1 ** state["step"]) * m / u)
+        param.sub_(lr / (1 - beta1**step) * m / u)

@@ -11,7 +11,7 @@ float32 unless changed, even for float64 parameters: its steps then differ from 
 """
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameters, lerp_
+from .optimizer import Optimizer, check_hyperparameters, count_step, decay_weights, lerp_
 
 
 class NAdam(Optimizer):
@@ -39,18 +39,11 @@ class NAdam(Optimizer):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         momentum_decay = float(group["momentum_decay"])
-        if not state:
-            state["step"] = 0
+        step = count_step(state, param, "exp_avg", "exp_avg_sq")
+        if step == 1:
             state["mu_product"] = 1.0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_avg_sq"] = np.zeros_like(param.data)
-        state["step"] += 1
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        if weight_decay != 0:
-            if group.get("decoupled_weight_decay", False):
-                param.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * param.data
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        grad = decay_weights(param, grad, lr, weight_decay, group.get("decoupled_weight_decay", False))
         mu = beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
         state["mu_product"] *= mu

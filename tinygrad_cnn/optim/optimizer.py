@@ -37,6 +37,29 @@ def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     return start
 
 
+def count_step(state: dict, param, *buffers: str) -> int:
+    """This step's number (1, 2, ...), counted in ``state``; at the first step each buffer named is
+    made in ``state``: zeros of the parameter's shape."""
+    if not state:
+        state["step"] = 0
+        for name in buffers:
+            state[name] = np.zeros_like(param.data)
+    state["step"] += 1
+    return state["step"]
+
+
+def decay_weights(param, grad, lr: float, weight_decay: float, decoupled: bool = False):
+    """Weight decay before a step: the gradient plus ``weight_decay * p`` (L2: it passes through the
+    optimizer's running averages); or, ``decoupled`` (as AdamW), the parameter shrunk in place by
+    ``1 - lr * weight_decay`` and the gradient returned as it is."""
+    if weight_decay == 0:
+        return grad
+    if decoupled:
+        param.mul_(1 - lr * weight_decay)
+        return grad
+    return grad + weight_decay * param.data
+
+
 class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)

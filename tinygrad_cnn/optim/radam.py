@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameters, lerp_
+from .optimizer import Optimizer, check_hyperparameters, count_step, decay_weights, lerp_
 
 
 class RAdam(Optimizer):
@@ -40,17 +40,9 @@ class RAdam(Optimizer):
     def _update(self, param, grad, group, state):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = np.zeros_like(param.data)
-            state["exp_avg_sq"] = np.zeros_like(param.data)
-        state["step"] += 1
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        if weight_decay != 0:
-            if group.get("decoupled_weight_decay", False):
-                param.mul_(1 - lr * weight_decay)
-            else:
-                grad = grad + weight_decay * param.data
+        step = count_step(state, param, "exp_avg", "exp_avg_sq")
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        grad = decay_weights(param, grad, lr, weight_decay, group.get("decoupled_weight_decay", False))
         lerp_(m, grad, 1 - beta1)
         v *= beta2
         v += (1 - beta2) * grad * grad

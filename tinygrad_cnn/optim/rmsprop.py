@@ -7,7 +7,7 @@ gradient, dividing by an estimate of the gradient's variance instead of its raw 
 """
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameters, lerp_
+from .optimizer import Optimizer, check_hyperparameters, count_step, decay_weights, lerp_
 
 
 class RMSprop(Optimizer):
@@ -30,12 +30,8 @@ class RMSprop(Optimizer):
     def _update(self, param, grad, group, state):
         lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
         weight_decay, momentum = float(group["weight_decay"]), float(group["momentum"])
-        if not state:
-            state["step"] = 0
-            state["square_avg"] = np.zeros_like(param.data)
-        state["step"] += 1
-        if weight_decay != 0:
-            grad = grad + weight_decay * param.data
+        count_step(state, param, "square_avg")
+        grad = decay_weights(param, grad, lr, weight_decay)
         square_avg = state["square_avg"]
         square_avg *= alpha
         square_avg += (1 - alpha) * grad * grad

@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, as ``torch.optim.SGD``."""
-from .optimizer import Optimizer
+from .optimizer import Optimizer, decay_weights
 
 
 class SGD(Optimizer):
@@ -29,8 +29,7 @@ class SGD(Optimizer):
         # float(): a NumPy float64 hyperparameter would otherwise promote float32 state to float64
         lr, momentum, dampening = float(group["lr"]), float(group["momentum"]), float(group["dampening"])
         weight_decay = float(group["weight_decay"])
-        if weight_decay != 0:
-            grad = grad + weight_decay * param.data
+        grad = decay_weights(param, grad, lr, weight_decay)
         if momentum != 0:
             buffer = state.get("momentum_buffer")
             if buffer is None:
