@@ -23,7 +23,13 @@ def _max_of_2x2(x: np.ndarray, out_hw) -> tuple:
     bottom pair, then the two winners. The four corners of every window are first copied into four
     contiguous arrays, since NumPy compares two stride-2 views some eight times slower than
     contiguous ones; one strided copy each and contiguous work after that is faster than the
-    general loop below. Same maxima and the same argmax (ties and all) as that loop."""
+    general loop below. Same maxima and the same argmax (ties and all) as that loop.
+
+    Tried and left out: splitting the windows' top rows from their bottom rows first, by one copy
+    of whole image rows (each seen as a void element), then left from right by 1-D copies. Alone
+    it laid the corners out faster (0.58 -> 0.38 ms at (64, 64, 14, 14), 0.78 -> 0.69 ms at
+    (64, 32, 28, 28)), but it moves the input twice, and inside LeNet's training step the pooling
+    was no faster (min of 40 steps, four alternations)."""
     (oh, ow), q_shape = out_hw, (*x.shape[:2], *out_hw)
     corners = memory.empty((2, 2, *q_shape), x.dtype)
     for i in range(2):
