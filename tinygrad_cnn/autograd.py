@@ -227,9 +227,12 @@ class Function:
         """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
         saved, its inputs, and the arrays it kept as attributes of its own."""
         attributes = vars(self)
-        for name in attributes.keys() - ENGINE_ATTRIBUTES:  # what the op's forward set (as _array_attributes)
-            if _holds_arrays(attributes[name]):
-                del attributes[name]
+        dropped = ()  # what the op's forward set (as _array_attributes); a plain loop, as this runs
+        for name in attributes:  # for every node of every backward (a set difference costs twice this)
+            if name not in ENGINE_ATTRIBUTES and _holds_arrays(attributes[name]):
+                dropped += (name,)
+        for name in dropped:
+            del attributes[name]
         self.freed = True
         self.inputs = None
         self._saved = ()
@@ -294,14 +297,16 @@ class Function:
             result = Tensor._from_op(output, False, None)
             return result if output.base is None else _share_version_with_base(result, args)
         saved = ctx._saved
-        ctx.inputs = _inputs_to_keep(args, saved) if saved else _edges_of(args)
+        if saved:  # versions are only checked for saved inputs
+            ctx.inputs, ctx._input_versions = _inputs_to_keep(args, saved)
+        else:
+            ctx.inputs = _edges_of(args)
         ctx.sequence = next(_NODE_SEQUENCE)  # creation order: which nodes a block of code made
         ctx.output_shape, ctx.output_dtype = output.shape, output.dtype
         result = Tensor._from_op(output, True, ctx)
         if output.base is not None:
             _share_version_with_base(result, args)
-        if saved:  # versions are only checked for saved inputs
-            ctx._input_versions = {id(a): a._version_counter[0] for a in args if isinstance(a, Tensor)}
+        if saved:
             for s in saved:
                 if s is output:
                     # Watch the output for in-place changes without keeping it alive (no reference cycle).
@@ -442,11 +447,15 @@ def _holds_arrays(value) -> bool:
 
 
 def _inputs_to_keep(args, saved) -> tuple:
-    """``args`` with each op-made input that ``saved`` does not mention replaced by its edge."""
+    """``args`` with each op-made input that ``saved`` does not mention replaced by its edge, and the
+    version of each Tensor argument by id (``saved_tensors`` checks those of the saved ones)."""
     Tensor = _tensor_module.Tensor
-    kept = None
+    kept, versions = None, {}
     for i, a in enumerate(args):
-        if isinstance(a, Tensor) and a.grad_fn is not None:
+        if not isinstance(a, Tensor):
+            continue
+        versions[id(a)] = a._version_counter[0]
+        if a.grad_fn is not None:
             for s in saved:
                 if s is a.data:
                     break
@@ -454,7 +463,7 @@ def _inputs_to_keep(args, saved) -> tuple:
                 if kept is None:
                     kept = list(args)
                 kept[i] = InputEdge(a)
-    return args if kept is None else tuple(kept)
+    return (args if kept is None else tuple(kept)), versions
 
 
 def _edges_of(args) -> tuple:
@@ -586,14 +595,14 @@ class _Walk:
         leaf's gradient is delivered as soon as the last of them has been visited (``leave``)
         rather than after the whole walk; a data-parallel wrapper's post-accumulate hooks can then
         start sending the last layers' gradients while backward goes on through the first ones."""
-        self.leaf_uses = {}
-        self.leaves_of = {}  # node -> the keys of its leaf inputs, for the nodes that take any
+        self.leaf_uses = leaf_uses = {}
+        self.leaves_of = leaves_of = {}  # node -> the keys of its leaf inputs, for the nodes that take any
         for node in order:
-            keys = [id(inp) for inp in node.inputs if getattr(inp, "grad_fn", 1) is None and inp.requires_grad]
-            if keys:
-                self.leaves_of[node] = keys
-                for key in keys:
-                    self.leaf_uses[key] = self.leaf_uses.get(key, 0) + 1
+            for inp in node.inputs:  # a plain loop: most nodes take no leaf, and a comprehension costs a call
+                if getattr(inp, "grad_fn", 1) is None and inp.requires_grad:
+                    key = id(inp)
+                    leaves_of.setdefault(node, []).append(key)
+                    leaf_uses[key] = leaf_uses.get(key, 0) + 1
 
     def leave(self, node) -> None:
         """``node`` has been visited: deliver each leaf input of it that no node still to come uses."""

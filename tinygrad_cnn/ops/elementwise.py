@@ -356,12 +356,11 @@ def _sum_of(terms):
     return total
 
 
-def _shape(a) -> tuple:
-    """``np.shape(a)`` without its cost for the usual operands, an array or a Python number (for a
-    number ``np.shape`` makes an array): every binary op asks."""
-    if isinstance(a, np.ndarray):
-        return a.shape
-    return () if type(a) in (float, int) else np.shape(a)
+def _input_shapes(ctx) -> list:
+    """The shapes of ``ctx``'s inputs, each a Tensor, an ``InputEdge`` or a constant (an array or a
+    Python number, for which ``np.shape`` would make an array). Asked in backward rather than saved
+    in forward: most binary ops run inside a backward pass, where nothing asks."""
+    return [() if type(a) in (float, int) else a.shape if hasattr(a, "shape") else np.shape(a) for a in ctx.inputs]
 
 
 def broadcasting(op: str, fn, *operands):
@@ -382,20 +381,15 @@ def broadcasting(op: str, fn, *operands):
 class BinaryOp(Function):
     """z = x ∘ y, with x and y broadcast against each other.
 
-    A subclass states its forward (``compute``) and its two partial derivatives, each already
-    multiplied by the incoming gradient g (``grad_x``, ``grad_y``), at the broadcast shape. This base
-    computes only the ones ``needs_input_grad`` asks for, and sums each back to its input's shape."""
+    A subclass states its ``forward`` and its two partial derivatives, each already multiplied by
+    the incoming gradient g (``grad_x``, ``grad_y``), at the broadcast shape. This base computes only
+    the ones ``needs_input_grad`` asks for, and sums each back to its input's shape."""
 
     vmap = elementwise  # batching rule (ops/batching.py): the same op on the batch, operands lined up
 
     @classmethod
-    def forward(cls, ctx, x, y):
-        ctx.shapes = _shape(x), _shape(y)
-        return cls.compute(ctx, x, y)
-
-    @classmethod
     def backward(cls, ctx, grad):
-        x_shape, y_shape = ctx.shapes
+        x_shape, y_shape = _input_shapes(ctx)
         needs_x, needs_y = ctx.needs_input_grad
         return (
             sum_to_shape(cls.grad_x(ctx, grad), x_shape) if needs_x else None,
@@ -419,7 +413,7 @@ class Add(BinaryOp):
     vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
-    def compute(ctx, x, y):
+    def forward(ctx, x, y):
         return broadcasting("add", np.add, x, y)
 
     @staticmethod
@@ -439,7 +433,7 @@ class Sub(BinaryOp):
     vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
-    def compute(ctx, x, y):
+    def forward(ctx, x, y):
         return broadcasting("sub", np.subtract, x, y)
 
     @staticmethod
@@ -459,7 +453,7 @@ class Mul(BinaryOp):
     vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
-    def compute(ctx, x, y):
+    def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
         return broadcasting("mul", np.multiply, x, y)
 
@@ -480,7 +474,7 @@ class Div(BinaryOp):
     vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
-    def compute(ctx, x, y):
+    def forward(ctx, x, y):
         ctx.save_for_backward(x, y)
         return broadcasting("div", np.true_divide, x, y)
 
@@ -502,7 +496,7 @@ class Pow(BinaryOp):
     vmap: the same op, each batched operand's dimensions lined up after the batch's"""
 
     @staticmethod
-    def compute(ctx, x, y):
+    def forward(ctx, x, y):
         out = broadcasting("pow", np.power, x, y)
         ctx.save_for_backward(x, y, out)
         return out
@@ -535,7 +529,7 @@ class Maximum(BinaryOp):
     At a tie each side gets half the gradient, as torch.maximum's."""
 
     @staticmethod
-    def compute(ctx, x, y):
+    def forward(ctx, x, y):
         out = broadcasting("maximum", np.maximum, x, y)
         dtype = out.dtype
         ctx.x_share = (x > y).astype(dtype) + (x == y).astype(dtype) * dtype.type(0.5)
@@ -564,12 +558,11 @@ class Where(Function):
     @staticmethod
     def forward(ctx, condition, x, y):
         ctx.condition = np.asarray(condition, dtype=bool)
-        ctx.shapes = _shape(x), _shape(y)
         return broadcasting("where", np.where, ctx.condition, x, y)
 
     @staticmethod
     def backward(ctx, grad):
-        x_shape, y_shape = ctx.shapes
+        _, x_shape, y_shape = _input_shapes(ctx)
         _, needs_x, needs_y = ctx.needs_input_grad
         return (
             None,
