@@ -358,13 +358,6 @@ def _sum_of(terms):
     return total
 
 
-def _input_shapes(ctx) -> list:
-    """The shapes of ``ctx``'s inputs, each a Tensor, an ``InputEdge`` or a constant (an array or a
-    Python number, for which ``np.shape`` would make an array). Asked in backward rather than saved
-    in forward: most binary ops run inside a backward pass, where nothing asks."""
-    return [() if type(a) in (float, int) else a.shape if hasattr(a, "shape") else np.shape(a) for a in ctx.inputs]
-
-
 def broadcasting(op: str, fn, *operands):
     """``fn(*operands)`` with NumPy broadcasting; shapes that cannot broadcast raise an error naming
     ``op``. The shapes are only examined after NumPy refuses, so the common path costs nothing."""
@@ -391,11 +384,14 @@ class BinaryOp(Function):
 
     @classmethod
     def backward(cls, ctx, grad):
-        x_shape, y_shape = _input_shapes(ctx)
+        # An input that needs a gradient is a Tensor (or the edge to one), which knows its shape:
+        # read here rather than saved by forward, as most binary ops run in a backward pass where
+        # nothing asks.
+        x, y = ctx.inputs
         needs_x, needs_y = ctx.needs_input_grad
         return (
-            sum_to_shape(cls.grad_x(ctx, grad), x_shape) if needs_x else None,
-            sum_to_shape(cls.grad_y(ctx, grad), y_shape) if needs_y else None,
+            sum_to_shape(cls.grad_x(ctx, grad), x.shape) if needs_x else None,
+            sum_to_shape(cls.grad_y(ctx, grad), y.shape) if needs_y else None,
         )
 
     @classmethod
@@ -592,12 +588,12 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        _, x_shape, y_shape = _input_shapes(ctx)
+        _, x, y = ctx.inputs  # as in BinaryOp.backward, those that need a gradient know their shapes
         _, needs_x, needs_y = ctx.needs_input_grad
         return (
             None,
-            sum_to_shape(KeepWhere.apply(grad, ctx.condition), x_shape) if needs_x else None,
-            sum_to_shape(KeepWhere.apply(grad, ~ctx.condition), y_shape) if needs_y else None,
+            sum_to_shape(KeepWhere.apply(grad, ctx.condition), x.shape) if needs_x else None,
+            sum_to_shape(KeepWhere.apply(grad, ~ctx.condition), y.shape) if needs_y else None,
         )
 
     @staticmethod
