@@ -227,8 +227,8 @@ class Function:
         """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
         saved, its inputs, and the arrays it kept as attributes of its own."""
         attributes = vars(self)
-        dropped = ()  # what the op's forward set (as _array_attributes); a plain loop, as this runs
-        for name in attributes:  # for every node of every backward (a set difference costs twice this)
+        dropped = ()  # what the op's forward set (as _array_attributes); a plain loop, as this runs for
+        for name in attributes:  # every node of every backward (a set difference took about 1.5 times as long)
             if name not in ENGINE_ATTRIBUTES and _holds_arrays(attributes[name]):
                 dropped += (name,)
         for name in dropped:
