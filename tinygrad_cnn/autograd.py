@@ -488,7 +488,10 @@ def _inputs_to_keep(args, saved) -> tuple:
 def _edges_of(args) -> tuple:
     """``_inputs_to_keep`` for a node that saved nothing: every op-made input becomes its edge."""
     Tensor = _tensor_module.Tensor
-    return tuple([InputEdge(a) if isinstance(a, Tensor) and a.grad_fn is not None else a for a in args])
+    edges = []
+    for a in args:  # a loop, not a comprehension: see apply
+        edges.append(InputEdge(a) if isinstance(a, Tensor) and a.grad_fn is not None else a)
+    return tuple(edges)
 
 
 def _share_version_with_base(result, args):
