@@ -634,7 +634,7 @@ class Tensor:
     def _floating(self):
         """Itself, or for an integer or bool tensor a float32 copy: float math on integers gives
         torch's default float dtype (NumPy would compute in float64, or in the integers)."""
-        return self if self.data.dtype.kind in "fc" else self.astype(np.float32)  # .data: no property call per op
+        return self if self.dtype.kind in "fc" else self.astype(np.float32)
 
     def softmax(self, dim):
         from .nn import functional as F  # nn is built on the Tensor, so it is imported when first used
