@@ -227,9 +227,12 @@ class Function:
         """Drop everything this node holds so its arrays can be freed (``held_arrays``): what it
         saved, its inputs, and the arrays it kept as attributes of its own."""
         attributes = vars(self)
-        for name in attributes.keys() - ENGINE_ATTRIBUTES:  # what the op's forward set (as _array_attributes)
-            if _holds_arrays(attributes[name]):
-                del attributes[name]
+        dropped = ()  # what the op's forward set (as _array_attributes); a plain loop, as this runs for
+        for name in attributes:  # every node of every backward (a set difference took about 1.5 times as long)
+            if name not in ENGINE_ATTRIBUTES and _holds_arrays(attributes[name]):
+                dropped += (name,)
+        for name in dropped:
+            del attributes[name]
         self.freed = True
         self.inputs = None
         self._saved = ()
@@ -243,40 +246,59 @@ class Function:
 
         This runs for every op, in forward and in every backward written with Tensor ops, so it
         reads each per-thread mode once (a ``ContextVar.get``, no function around it) and builds
-        no temporary it can avoid: the per-op overhead benchmark counts each of them."""
+        no temporary it can avoid: the per-op overhead benchmark counts each of them. (Plain loops
+        rather than comprehensions: in Python 3.11 each comprehension is a function call, and two
+        of them cost about 0.25 us more than this loop, on ops that take 4 to 5 us in all.)"""
         if _vmap_depth.get() and any(type(a) is _batched_type() for a in args):
             return _batching().dispatch(cls, args, kwargs)  # inside vmap: the op's batching rule
         Tensor = _tensor_module.Tensor
         ctx = cls()
+        arrays = []  # what forward receives: each Tensor's array, constants as they are
         if _grad_enabled.get():
-            ctx.needs_input_grad = tuple([isinstance(a, Tensor) and a.requires_grad for a in args])
+            needs = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    arrays.append(a.data)
+                    needs.append(a.requires_grad)
+                else:
+                    arrays.append(a)
+                    needs.append(False)
+            ctx.needs_input_grad = needs = tuple(needs)
         else:
-            ctx.needs_input_grad = _NO_GRADS[len(args)] if len(args) < 8 else (False,) * len(args)
+            for a in args:
+                arrays.append(a.data if isinstance(a, Tensor) else a)
+            ctx.needs_input_grad = needs = _NO_GRADS[len(args)] if len(args) < 8 else (False,) * len(args)
         levels = _forward_levels.get()
-        tangent_levels = _levels_with_tangents(args, levels) if levels else ()
-        if tangent_levels:
-            # forward keeps what the JVP rule needs as well as what backward needs
-            needs_grad = ctx.needs_input_grad
-            ctx.needs_input_grad = tuple(n or _carries_tangent(a, tangent_levels) for n, a in zip(needs_grad, args))
-            output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
-            ctx.needs_input_grad = needs_grad
-            result = cls._record(ctx, output, args)
-            observers = _JVP_OBSERVERS.get()
-            if observers:  # explain_jvp is watching this thread's forward-mode pass
-                start = time.perf_counter()
-                _attach_tangents(cls, ctx, args, result, tangent_levels)
-                seconds = time.perf_counter() - start
-                for observe in observers:
-                    observe(cls, ctx, args, result, tangent_levels, seconds)
-            else:
-                _attach_tangents(cls, ctx, args, result, tangent_levels)
-            return result
-        output = cls.forward(ctx, *[a.data if isinstance(a, Tensor) else a for a in args], **kwargs)
-        if True not in ctx.needs_input_grad and type(output) is np.ndarray and output.base is None \
-                and not _anomaly_enabled.get():
+        if levels:
+            tangent_levels = _levels_with_tangents(args, levels)
+            if tangent_levels:
+                return cls._apply_with_tangents(ctx, args, arrays, kwargs, tangent_levels)
+        output = cls.forward(ctx, *arrays, **kwargs)
+        if True not in needs and type(output) is np.ndarray and output.base is None and not _anomaly_enabled.get():
             # nothing to record, check or share (every op of a backward pass without create_graph)
             return Tensor._from_op(output, False, None)
         return cls._record(ctx, output, args)
+
+    @classmethod
+    def _apply_with_tangents(cls, ctx, args, arrays, kwargs, tangent_levels):
+        """``apply`` when some argument carries a forward-mode tangent: the output, recorded as
+        usual, gets its tangent at each of ``tangent_levels`` from the op's JVP rule."""
+        # forward keeps what the JVP rule needs as well as what backward needs
+        needs_grad = ctx.needs_input_grad
+        ctx.needs_input_grad = tuple(n or _carries_tangent(a, tangent_levels) for n, a in zip(needs_grad, args))
+        output = cls.forward(ctx, *arrays, **kwargs)
+        ctx.needs_input_grad = needs_grad
+        result = cls._record(ctx, output, args)
+        observers = _JVP_OBSERVERS.get()
+        if observers:  # explain_jvp is watching this thread's forward-mode pass
+            start = time.perf_counter()
+            _attach_tangents(cls, ctx, args, result, tangent_levels)
+            seconds = time.perf_counter() - start
+            for observe in observers:
+                observe(cls, ctx, args, result, tangent_levels, seconds)
+        else:
+            _attach_tangents(cls, ctx, args, result, tangent_levels)
+        return result
 
     @classmethod
     def _record(cls, ctx, output, args):
@@ -294,14 +316,16 @@ class Function:
             result = Tensor._from_op(output, False, None)
             return result if output.base is None else _share_version_with_base(result, args)
         saved = ctx._saved
-        ctx.inputs = _inputs_to_keep(args, saved) if saved else _edges_of(args)
+        if saved:  # versions are only checked for saved inputs
+            ctx.inputs, ctx._input_versions = _inputs_to_keep(args, saved)
+        else:
+            ctx.inputs = _edges_of(args)
         ctx.sequence = next(_NODE_SEQUENCE)  # creation order: which nodes a block of code made
         ctx.output_shape, ctx.output_dtype = output.shape, output.dtype
         result = Tensor._from_op(output, True, ctx)
         if output.base is not None:
             _share_version_with_base(result, args)
-        if saved:  # versions are only checked for saved inputs
-            ctx._input_versions = {id(a): a._version_counter[0] for a in args if isinstance(a, Tensor)}
+        if saved:
             for s in saved:
                 if s is output:
                     # Watch the output for in-place changes without keeping it alive (no reference cycle).
@@ -442,11 +466,15 @@ def _holds_arrays(value) -> bool:
 
 
 def _inputs_to_keep(args, saved) -> tuple:
-    """``args`` with each op-made input that ``saved`` does not mention replaced by its edge."""
+    """``args`` with each op-made input that ``saved`` does not mention replaced by its edge, and the
+    version of each Tensor argument by id (``saved_tensors`` checks those of the saved ones)."""
     Tensor = _tensor_module.Tensor
-    kept = None
+    kept, versions = None, {}
     for i, a in enumerate(args):
-        if isinstance(a, Tensor) and a.grad_fn is not None:
+        if not isinstance(a, Tensor):
+            continue
+        versions[id(a)] = a._version_counter[0]
+        if a.grad_fn is not None:
             for s in saved:
                 if s is a.data:
                     break
@@ -454,13 +482,16 @@ def _inputs_to_keep(args, saved) -> tuple:
                 if kept is None:
                     kept = list(args)
                 kept[i] = InputEdge(a)
-    return args if kept is None else tuple(kept)
+    return (args if kept is None else tuple(kept)), versions
 
 
 def _edges_of(args) -> tuple:
     """``_inputs_to_keep`` for a node that saved nothing: every op-made input becomes its edge."""
     Tensor = _tensor_module.Tensor
-    return tuple([InputEdge(a) if isinstance(a, Tensor) and a.grad_fn is not None else a for a in args])
+    edges = []
+    for a in args:  # a loop, not a comprehension: see apply
+        edges.append(InputEdge(a) if isinstance(a, Tensor) and a.grad_fn is not None else a)
+    return tuple(edges)
 
 
 def _share_version_with_base(result, args):
@@ -586,14 +617,14 @@ class _Walk:
         leaf's gradient is delivered as soon as the last of them has been visited (``leave``)
         rather than after the whole walk; a data-parallel wrapper's post-accumulate hooks can then
         start sending the last layers' gradients while backward goes on through the first ones."""
-        self.leaf_uses = {}
-        self.leaves_of = {}  # node -> the keys of its leaf inputs, for the nodes that take any
+        self.leaf_uses = leaf_uses = {}
+        self.leaves_of = leaves_of = {}  # node -> the keys of its leaf inputs, for the nodes that take any
         for node in order:
-            keys = [id(inp) for inp in node.inputs if getattr(inp, "grad_fn", 1) is None and inp.requires_grad]
-            if keys:
-                self.leaves_of[node] = keys
-                for key in keys:
-                    self.leaf_uses[key] = self.leaf_uses.get(key, 0) + 1
+            for inp in node.inputs:  # a plain loop: most nodes take no leaf, and a comprehension costs a call
+                if getattr(inp, "grad_fn", 1) is None and inp.requires_grad:
+                    key = id(inp)
+                    leaves_of.setdefault(node, []).append(key)
+                    leaf_uses[key] = leaf_uses.get(key, 0) + 1
 
     def leave(self, node) -> None:
         """``node`` has been visited: deliver each leaf input of it that no node still to come uses."""

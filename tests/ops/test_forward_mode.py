@@ -16,7 +16,7 @@ import tinygrad_cnn.nn.functional as F
 from tinygrad_cnn import Function, Tensor, forward_ad, stack
 from tinygrad_cnn.ops import conv, einsum, elementwise, indexing, matmul, movement, pool, product, reduce, scan, special, trigonometric
 from tinygrad_cnn.ops.conv import Conv2dInputGrad, Conv2dWeightGrad, ConvGeometry
-from tinygrad_cnn.ops.elementwise import BinaryOp, KeepWhere, LocallyConstant
+from tinygrad_cnn.ops.elementwise import BinaryOp, KeepWhere, LocallyConstant, TanhGrad
 from tinygrad_cnn.ops.movement import Concatenate, GetItem, IndexAdd
 from tinygrad_cnn.ops.pool import WindowGather, WindowScatter
 from tinygrad_cnn.testing import check_batching_rule, check_gradients, check_jvp, check_vjp_jvp_consistency
@@ -112,6 +112,13 @@ def test_where_and_keep_where(data):
 
 
 @given(data=st.data())
+def test_tanh_grad(data):
+    # tanh's gradient as one op (its own primitive, so forward-over-reverse goes through it)
+    x_shape, y_shape = data.draw(S.broadcastable_shapes(2, max_dims=3, max_side=3)).input_shapes
+    both_modes(TanhGrad.apply, data.draw(S.tensors(x_shape)), data.draw(S.tensors(y_shape)))
+
+
+@given(data=st.data())
 def test_sum_and_max(data):
     shape = data.draw(S.shapes(min_dims=1, max_dims=3, max_side=3))
     axis = data.draw(st.sampled_from([None] + list(range(len(shape)))))
@@ -200,7 +207,7 @@ def _primitives():
 def test_every_primitive_has_a_jvp_rule():
     missing = sorted(cls.__name__ for cls in _primitives() if cls.jvp is Function.jvp)
     assert not missing, f"primitives without a JVP rule: {missing}"
-    tested = set(UNARY) | set(BINARY) | {"Maximum", "Where", "KeepWhere", "LocallyConstant", "Sum", "Max", "Reshape", "Permute", "Expand",
+    tested = set(UNARY) | set(BINARY) | {"Maximum", "Where", "KeepWhere", "LocallyConstant", "TanhGrad", "Sum", "Max", "Reshape", "Permute", "Expand",
                                          "Pad", "GetItem", "IndexAdd", "Concatenate", "MatMul", "Conv2d",
                                          "Conv2dInputGrad", "Conv2dWeightGrad", "MaxPool2d", "WindowScatter", "WindowGather",
                                          "Gather", "ScatterAdd", "Cumsum", "Prod", "Einsum"}

@@ -7,7 +7,7 @@ by side, written in Tensor ops, so they can be differentiated again. Where NumPy
 function is the plain kernel (reshape, transpose, pad, indexing, abs, clip, a dtype cast),
 ``forward`` calls it directly.
 
-- ``elementwise``: Neg Exp Log Sqrt Tanh Sigmoid Relu Abs Cast Clip; Add Sub Mul Div Pow Maximum
+- ``elementwise``: Neg Exp Log Sqrt Tanh TanhGrad Sigmoid Relu Abs Cast Clip; Add Sub Mul Div Pow Maximum
   (on one base, ``BinaryOp``); Where KeepWhere LocallyConstant
 - ``reduce``: Sum Max
 - ``movement``: Reshape Permute Expand Pad GetItem IndexAdd Concatenate
