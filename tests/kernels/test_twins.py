@@ -103,11 +103,13 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 
 
 # The fast convolution makes a layer's GEMMs one per chunk of samples, or one per sample when they
-# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS): each test runs both ways, whatever the drawn size,
-# and the second way also with blocks that cut a sample's rows into pieces (GEMM_OPERAND_BYTES).
-CONV_PATHS = {"chunked GEMMs": {"PER_SAMPLE_MULTIPLY_ADDS": 0},
-              "GEMMs per sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62},
-              "GEMMs per piece of a sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "GEMM_OPERAND_BYTES": 64}}
+# are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
+# weight gradient): each test runs both ways, whatever the drawn size, and the second also with
+# blocks that cut a sample's rows into pieces (GEMM_OPERAND_BYTES).
+CONV_PATHS = {"chunked GEMMs": {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0},
+              "GEMMs per sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62},
+              "GEMMs per piece of a sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62,
+                                              "GEMM_OPERAND_BYTES": 64}}
 
 
 @contextlib.contextmanager

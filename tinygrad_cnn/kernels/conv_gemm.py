@@ -234,10 +234,12 @@ def _blocks(n: int, out_rows: int, column_bytes_per_row: int, bytes_per_row: int
             for rows in pieces]
 
 
-def _per_sample(w_shape, out_hw, groups: int) -> bool:
-    """Whether a layer is small: ``conv2d`` and ``conv2d_weight_grad`` make one GEMM per sample
-    (see ``PER_SAMPLE_MULTIPLY_ADDS``)."""
-    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= PER_SAMPLE_MULTIPLY_ADDS
+def _per_sample(w_shape, out_hw, groups: int, most=None) -> bool:
+    """Whether ``conv2d`` makes one GEMM per sample: a sample's GEMM has at most ``most``
+    multiply-adds (``PER_SAMPLE_MULTIPLY_ADDS``; ``conv2d_weight_grad`` asks with
+    ``PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS``)."""
+    most = PER_SAMPLE_MULTIPLY_ADDS if most is None else most
+    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= most
 
 
 def _weight_grad_transposed(w_shape, groups: int) -> bool:
@@ -259,7 +261,7 @@ def plan(x_shape, w_shape, geometry) -> dict:
     out_hw = geometry.output_size(*x_shape[2:])
     k = int(np.prod(w_shape[1:]))
     rows, cols = ("K", "O/G") if _weight_grad_transposed(w_shape, g) else ("O/G", "K")
-    if _per_sample(w_shape, out_hw, g):
+    if _per_sample(w_shape, out_hw, g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
         weight_grad = f"({rows} x positions) @ (positions x {cols}) per sample, summed, K = {k}, O/G = {o // g}"
     else:
         weight_grad = f"({rows} x m*positions) @ (m*positions x {cols}) per chunk, K = {k}, O/G = {o // g}"
@@ -305,6 +307,11 @@ PER_SAMPLE_MULTIPLY_ADDS = 1 << 20
 # rows and K = 200: (8 x K) @ (K x P) ran at 90-103 GFLOP/s for K * P * 4 bytes up to 480 KB, at
 # 54-58 from 512 KB.
 GEMM_OPERAND_BYTES = 448 << 10
+# The weight gradient pays per sample up to larger layers, as its chunked GEMM reads the gradient
+# transposed: LeNet's second layer (3.6M multiply-adds a sample) took 12.5-13.0 ms per sample
+# against 15.3-16.7 chunked (two threads, seven alternations; its forward and input gradient were
+# slower per sample).
+PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
@@ -360,7 +367,7 @@ def conv2d_per_sample(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.n
 def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g = geometry.groups
-    if _per_sample(w_shape, grad_out.shape[2:], g):
+    if _per_sample(w_shape, grad_out.shape[2:], g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
         return conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry)
     dtype = np.result_type(x, grad_out)
     layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
