@@ -834,7 +834,7 @@ def main(argv=None) -> int:
         return code
     # under MPI the other ranks may be waiting in a collective: say it once, then end them all
     print(f"error (rank {ranks.rank} of {ranks.world}): {message}", file=sys.stderr, flush=True)
-    distributed._world().Abort(code)
+    distributed._abort_job(code)
     return code
 
 

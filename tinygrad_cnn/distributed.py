@@ -22,10 +22,12 @@ with the rank's number and then aborts every rank (``MPI_Abort``), as ``python -
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 
 import numpy as np
 
+ABORT_DELAY_SECONDS = 0.5  # see _abort_job
 _INSTALL_HINT = 'pip install "tinygrad_cnn[distributed]" (mpi4py, and the mpich wheel for mpiexec)'
 
 
@@ -98,7 +100,16 @@ def _abort_on_uncaught_exception(kind, value, tb) -> None:
         message = "".join(traceback.format_exception(kind, value, tb)).rstrip()
     sys.stderr.write(f"rank {rank} of {size} stopped: {message}\nrank {rank}: aborting every rank of the job\n")
     sys.stderr.flush()
-    _World.comm.Abort(1)
+    _abort_job(1)
+
+
+def _abort_job(code: int) -> None:
+    """End every rank of the job (MPI_Abort) with ``code``, once what this rank wrote has had a
+    moment to reach the launcher: it forwards each rank's output through a pipe and, on an abort,
+    may tear the job down before reading what is left there (an empty stderr, seen twice in the
+    test suite's runs under load)."""
+    time.sleep(ABORT_DELAY_SECONDS)
+    _world().Abort(code)
 
 
 def is_initialized() -> bool:
