@@ -13,7 +13,9 @@ parallel region, so in a shared process whichever library runs second pays for t
 (torch's seed step measured 27-29 ms that way on an Intel host, 8.6 ms in a process of its own). A
 comparison runs in rounds: round k starts a fresh process for ours and then one for torch, in the
 reverse order on odd rounds, and each round gives one ratio ours / torch. The report gives the
-median and the range (min-max) of those ratios, and each library's median time.
+median and the range (min-max) of those ratios, and each library's median time. A training-step or
+per-op worker times calls for at least ``MEASURE_SECONDS`` (a small VM's speed moves in phases of
+seconds; see there).
 
 Both libraries get the same number of threads (``--threads``, default 2), set in each worker's own
 environment before NumPy or torch is loaded (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS,
@@ -119,7 +121,9 @@ def parse_args(argv=None):
     worker.add_argument("--net", choices=("seed", "lenet"), default="seed")
     worker.add_argument("--batch", type=int, default=64)
     worker.add_argument("--size", type=int, default=28, help="image height and width")
-    worker.add_argument("--repeat", type=int, default=10, help="timed calls in the process")
+    worker.add_argument("--repeat", type=int, default=10, help="timed calls in the process (at least)")
+    worker.add_argument("--seconds", type=float, default=0.0,
+                        help="time calls for at least this long (training steps, per-op overhead)")
     worker.add_argument("--tree", default=str(ROOT), help="the source tree to import tinygrad_cnn from")
     return parser.parse_args(argv)
 
@@ -129,10 +133,21 @@ def parse_args(argv=None):
 # NumPy, tinygrad_cnn and torch are imported inside these functions, in the worker process only.
 
 
-def time_per_call(fn, repeat: int) -> list:
-    """Seconds taken by each of ``repeat`` back-to-back calls of ``fn``."""
+# Each worker of the training-step and per-op sections times calls for at least this long. The
+# speed of a small cloud VM moves in phases of a few seconds that no counter shows (AMD EPYC host,
+# 2 vCPUs, no steal time reported): one process of our LeNet step ran at 33-35 ms for six seconds,
+# another at 57-79 ms, and one switched from ~40 to ~65 ms halfway, on idle CPUs. Twenty steps
+# (under a second) sample one phase, so a round's ratio was one phase against another (0.99-2.94
+# in one run of five rounds); a few seconds per process sample several.
+MEASURE_SECONDS = 3.0
+
+
+def time_per_call(fn, repeat: int, seconds: float = 0.0) -> list:
+    """Seconds taken by each of at least ``repeat`` back-to-back calls of ``fn``, called until
+    ``seconds`` have passed as well."""
     times = []
-    for _ in range(repeat):
+    end = time.perf_counter() + seconds
+    while len(times) < repeat or time.perf_counter() < end:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -220,8 +235,8 @@ def worker_step(args) -> dict:
     cache) and their losses are reported: the parent checks that both libraries agree on them."""
     step = training_step(args)
     losses = [step() for _ in range(3)]
-    times = time_per_call(step, args.repeat)
-    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "losses": losses}
+    times = time_per_call(step, args.repeat, args.seconds)
+    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "steps": len(times), "losses": losses}
 
 
 CONV = {"n": 32, "c": 64, "o": 64, "size": 32, "k": 3}
@@ -285,7 +300,8 @@ def elementwise_chain(x):
 
 
 def worker_overhead(args) -> dict:
-    """Microseconds per op of the chain, forward and backward (medians over ``repeat`` chains)."""
+    """Microseconds per op of the chain, forward and backward (medians over at least ``repeat``
+    chains, made for at least ``seconds``)."""
     import numpy as np
     data = np.random.default_rng(0).random((4, 4), dtype=np.float32)
     if args.framework == "torch":
@@ -300,13 +316,16 @@ def worker_overhead(args) -> dict:
             return Tensor(data, requires_grad=True)
 
     forward, backward = [], []
-    for chain in range(args.repeat + 2):  # the first two warm up
+    end = time.perf_counter() + args.seconds
+    chain = 0
+    while chain < args.repeat + 2 or time.perf_counter() < end:  # the first two warm up
+        chain += 1
         x = make_leaf()
         start = time.perf_counter()
         y = elementwise_chain(x)
         middle = time.perf_counter()
         y.backward()
-        if chain >= 2:
+        if chain > 2:
             forward.append(middle - start)
             backward.append(time.perf_counter() - middle)
     fwd, bwd = (1e6 * statistics.median(t) / CHAIN_LENGTH for t in (forward, backward))
@@ -600,7 +619,8 @@ class Bench:
         for name in ("seed", "lenet"):
             entry = compare("step", "ms", rounds or self.rounds, threads or self.threads,
                             self.settings if settings is None else settings, self.with_torch,
-                            net=name, batch=64, repeat=3 if self.quick else 20)
+                            net=name, batch=64, repeat=3 if self.quick else 20,
+                            seconds=0 if self.quick else MEASURE_SECONDS)
             if self.with_torch:
                 entry["same_arithmetic"] = same_arithmetic(entry)
             entry["goal_ratio"] = GOALS[f"{name}_step_ratio"]
@@ -626,7 +646,7 @@ class Bench:
 
     def overhead(self) -> dict:
         entry = compare("overhead", "us_per_op", 1 if self.quick else self.rounds, self.threads, self.settings,
-                        self.with_torch, repeat=3 if self.quick else 15)
+                        self.with_torch, repeat=3 if self.quick else 15, seconds=0 if self.quick else MEASURE_SECONDS)
         entry.update(ops=CHAIN_LENGTH, goal_ratio=GOALS["per_op_ratio"])
         for side in ("ours", "torch") if self.with_torch else ("ours",):
             for part in ("fwd", "bwd"):

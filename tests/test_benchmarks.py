@@ -103,6 +103,14 @@ def test_rounds_alternate_which_library_runs_first():
     assert run.spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
 
 
+def test_a_worker_times_at_least_repeat_calls_and_for_at_least_its_seconds():
+    run = load_run_module()
+    assert len(run.time_per_call(lambda: None, 5)) == 5
+    times = run.time_per_call(lambda: run.time.sleep(0.01), 2, seconds=0.1)
+    assert len(times) >= 8 and sum(times) >= 0.1, "calls go on until the window has passed"
+    assert len(run.time_per_call(lambda: run.time.sleep(0.01), 4, seconds=0.001)) == 4, "and at least repeat of them"
+
+
 def test_worker_environment_is_a_copy_with_the_threads_set():
     run = load_run_module()
     before = dict(os.environ)
