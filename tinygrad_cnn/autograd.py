@@ -552,18 +552,20 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, targ
     if targets is not None:
         order = walk.prune(order)
     else:
-        walk.count_leaf_uses(order)
+        walk.plan_leaf_deliveries(order)
+    last_users = walk.leaves_last_used_by  # read once: the loop below runs for every node
+    anomaly = _anomaly_enabled.get()  # likewise: under anomaly mode every gradient is checked
     timer = time.perf_counter
     with set_grad_enabled(create_graph):  # in this thread only: the backward ops record a graph iff asked
         for node in reversed(order):  # from the output towards the leaves
             grad = walk.arrive(node)
             if grad is not None:  # else no gradient reaches this node
                 start = timer() if observer else 0.0
-                for inp, g in _input_grads(node, grad):
-                    walk.send(inp, g)
+                _send_input_grads(walk, node, grad, anomaly)
                 if observer:
                     observer(node, timer() - start)
-            walk.leave(node)
+            if node in last_users:
+                walk.deliver_leaves_of(node)
             if not retain_graph:
                 node.release()
         walk.deliver_to_leaves()
@@ -588,7 +590,7 @@ class _Walk:
             id(t.grad_fn): i for i, t in enumerate(targets) if t.grad_fn is not None
         }
         self.target_leaves = None if targets is None else {id(t) for t in targets if t.grad_fn is None}
-        self.leaf_uses = None  # id(leaf) -> nodes still to visit that take it (see count_leaf_uses)
+        self.leaves_last_used_by = {}  # node -> the leaves it is the last to take (plan_leaf_deliveries)
         self.delivered: set = set()
 
     def send(self, tensor, g) -> None:
@@ -633,27 +635,26 @@ class _Walk:
             self.found[self.target_nodes[id(node)]] = grad
         return grad
 
-    def count_leaf_uses(self, order) -> None:
-        """Under ``backward()``: how many nodes of the walk take each leaf as an input, so that a
-        leaf's gradient is delivered as soon as the last of them has been visited (``leave``)
-        rather than after the whole walk; a data-parallel wrapper's post-accumulate hooks can then
-        start sending the last layers' gradients while backward goes on through the first ones."""
-        self.leaf_uses = leaf_uses = {}
-        self.leaves_of = leaves_of = {}  # node -> the keys of its leaf inputs, for the nodes that take any
+    def plan_leaf_deliveries(self, order) -> None:
+        """Under ``backward()``: the last node of the walk that takes each leaf as an input, so that
+        the leaf's gradient is delivered as soon as that node has been visited
+        (``deliver_leaves_of``) rather than after the whole walk; a data-parallel wrapper's
+        post-accumulate hooks can then start sending the last layers' gradients while backward goes
+        on through the first ones. The walk visits ``order`` backwards: the last to take a leaf is
+        the first in ``order``. (Only those nodes are marked, so the walk asks one dict per node
+        rather than counting down every use: 250 uses of one leaf in the overhead chain.)"""
+        last_users = self.leaves_last_used_by
+        seen = set()
         for node in order:
             for inp in node.inputs:  # a plain loop: most nodes take no leaf, and a comprehension costs a call
-                if getattr(inp, "grad_fn", 1) is None and inp.requires_grad:
-                    key = id(inp)
-                    leaves_of.setdefault(node, []).append(key)
-                    leaf_uses[key] = leaf_uses.get(key, 0) + 1
+                if getattr(inp, "grad_fn", 1) is None and inp.requires_grad and id(inp) not in seen:
+                    seen.add(id(inp))
+                    last_users.setdefault(node, []).append(id(inp))
 
-    def leave(self, node) -> None:
-        """``node`` has been visited: deliver each leaf input of it that no node still to come uses."""
-        if self.leaf_uses is None:
-            return
-        for key in self.leaves_of.get(node, ()):
-            self.leaf_uses[key] -= 1
-            if self.leaf_uses[key] == 0 and key in self.leaf_grads:
+    def deliver_leaves_of(self, node) -> None:
+        """``node`` has been visited: deliver each leaf that no node still to come takes."""
+        for key in self.leaves_last_used_by[node]:
+            if key in self.leaf_grads:
                 self._deliver(key)
 
     def deliver_to_leaves(self) -> None:
@@ -692,11 +693,10 @@ class _Walk:
         return [node for node in order if node in useful]
 
 
-def _input_grads(node, grad) -> list:
-    """``(input, gradient)`` for each input of ``node`` that needs one, from ``node.backward``, checked:
-    one gradient per positional argument of forward, each of its input's shape (and, under anomaly
-    mode, finite)."""
-    anomaly = _anomaly_enabled.get()
+def _send_input_grads(walk, node, grad, anomaly: bool) -> None:
+    """Send each input of ``node`` that needs one its gradient, from ``node.backward``, checked: one
+    gradient per positional argument of forward, each of its input's shape (and, under anomaly mode,
+    finite). ``node.backward`` is watched under anomaly mode (see ``backward_under_watch``)."""
     grads = backward_under_watch(node, grad) if anomaly else node.backward(node, grad)
     if not isinstance(grads, tuple):
         grads = (grads,)
@@ -707,7 +707,6 @@ def _input_grads(node, grad) -> list:
             f"{len(inputs)} (one per positional argument of forward, None where there is none)"
         )
     Tensor = _tensor_module.Tensor
-    routed = []
     for inp, g, needed in zip(inputs, grads, node.needs_input_grad):
         if g is None or not needed:
             continue
@@ -720,8 +719,7 @@ def _input_grads(node, grad) -> list:
             )
         if anomaly:
             check_finite(g.data, node, "backward")
-        routed.append((inp, g))
-    return routed
+        walk.send(inp, g)
 
 
 def _accumulate(current, new):
