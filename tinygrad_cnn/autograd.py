@@ -239,7 +239,8 @@ class Function:
         self.freed = True
         self.inputs = None
         self._saved = ()
-        self._output = self._output_tangents = None
+        if "_output" in attributes:  # only a node that saved its output has it (or its tangents)
+            self._output = self._output_tangents = None
 
     # -- running the op --------------------------------------------------------------------------
 
