@@ -277,8 +277,7 @@ class Function:
             tangent_levels = _levels_with_tangents(args, levels)
             if tangent_levels:
                 return cls._apply_with_tangents(ctx, args, arrays, kwargs, tangent_levels)
-        # (a call without **kwargs when there are none: building the empty dict's call cost about
-        # 1,200 instructions, a twentieth of a small op in a backward pass)
+        # (a call without **kwargs when there are none: about 300 instructions less, cachegrind)
         output = cls.forward(ctx, *arrays, **kwargs) if kwargs else cls.forward(ctx, *arrays)
         if True not in needs and type(output) is np.ndarray and output.base is None and not _anomaly_enabled.get():
             # nothing to record, check or share (every op of a backward pass without create_graph)

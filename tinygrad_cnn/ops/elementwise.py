@@ -392,7 +392,8 @@ class BinaryOp(Function):
         grad_x = cls.grad_x(ctx, grad) if needs_x else None
         grad_y = cls.grad_y(ctx, grad) if needs_y else None
         # summed only where broadcasting stretched the input: most binary ops broadcast nothing, and
-        # the check here saves a call per gradient (about 1,000 instructions, of some 60,000 an op)
+        # the check here saves a call per gradient (a Mul's backward to one input: 38,800
+        # instructions instead of 40,400, cachegrind)
         if grad_x is not None and grad_x.shape != x.shape:
             grad_x = sum_to_shape(grad_x, x.shape)
         if grad_y is not None and grad_y.shape != y.shape:
