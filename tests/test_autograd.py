@@ -70,6 +70,46 @@ def test_random_graphs_that_reuse_values_have_correct_gradients(program):
     check_gradients(lambda *xs: run_program(steps, *xs), *inputs)
 
 
+# ---- the engine's own sum of two gradients -----------------------------------------------------------
+
+DTYPES = st.sampled_from([np.float16, np.float32, np.float64, np.int64])
+
+
+@given(shapes=S.broadcastable_shapes(), dtypes=st.tuples(DTYPES, DTYPES), data=st.data())
+def test_the_engine_sums_two_gradients_as_the_tensor_add_does_bit_for_bit_into_a_fresh_array(shapes, dtypes, data):
+    (shape_a, shape_b), _ = shapes
+    a = Tensor(data.draw(S.arrays(shape_a, dtype=dtypes[0])))
+    b = Tensor(data.draw(S.arrays(shape_b, dtype=dtypes[1])))
+    with tg.no_grad():
+        expected = a + b  # the Tensor op the engine stands in for
+    total = tg.autograd._Walk(None, create_graph=False).sum_grads(a, b)
+    assert type(total.data) is np.ndarray and total.grad_fn is None and not total.requires_grad
+    assert total.dtype == expected.dtype and total.shape == expected.shape
+    np.testing.assert_array_equal(total.data, expected.data, strict=True)
+    assert not np.shares_memory(total.data, a.data) and not np.shares_memory(total.data, b.data)
+
+
+def test_a_leaf_used_many_times_gets_the_same_gradient_whether_or_not_the_sums_are_recorded():
+    data = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    grads = []
+    for create_graph in (False, True):  # without create_graph the engine adds the arrays itself
+        x = Tensor(data, requires_grad=True)
+        y = x
+        for _ in range(20):
+            y = (y * 1.001 + 0.5).tanh() - x
+        y.sum().backward(create_graph=create_graph)
+        grads.append(x.grad.data)
+    np.testing.assert_array_equal(grads[0], grads[1], strict=True)
+
+
+def test_an_overflowing_sum_of_gradients_is_still_caught_by_anomaly_mode():
+    x = Tensor(np.array([1e-3], dtype=np.float16), requires_grad=True)
+    with tg.autograd.detect_anomaly():
+        y = x * 60000.0 + x * 60000.0  # each path's gradient is finite, their sum is not (float16)
+        with pytest.raises(tg.autograd.AnomalyError, match="Add produced Inf"):
+            y.sum().backward()
+
+
 def test_a_chain_of_100000_ops_backpropagates_without_recursion():
     x = Tensor(np.array([0.5]), requires_grad=True)
     y = x

@@ -207,6 +207,21 @@ def test_retain_grad_on_a_leaf_changes_nothing():
 # ---- hooks under grad() -----------------------------------------------------------------------------
 
 
+def test_a_leaf_is_delivered_once_as_soon_as_the_last_node_that_takes_it_is_visited():
+    w_late, w_early = leaf([2.0]), leaf([3.0])  # w_early is taken by the first op and by the last
+    h = (leaf([1.0]) * w_early).tanh()
+    y = (h * w_late) * w_early
+    events = []
+    h.register_hook(lambda g: events.append("h"))  # runs when the walk reaches tanh's node
+    for name, w in (("w_late", w_late), ("w_early", w_early)):
+        w.register_post_accumulate_grad_hook(lambda t, name=name: events.append((name, t.grad.data.item())))
+    y.sum().backward()
+    h_value = np.tanh(np.float32(3.0))
+    dh = np.float32(2.0) * np.float32(3.0) * (1 - h_value * h_value)  # d y / d h, times d h / d w_early:
+    assert events == [("w_late", pytest.approx(h_value * 3.0)), "h",
+                      ("w_early", pytest.approx(h_value * 2.0 + dh * 1.0))]
+
+
 def test_hooks_apply_to_the_gradients_grad_returns():
     x = leaf([1.0, 2.0])
     y = x * 3

@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import math
 import numbers
+import operator
 import weakref
 from typing import NamedTuple
 
@@ -179,17 +180,12 @@ class Tensor:
     def _version(self, value: int) -> None:
         self._version_counter[0] = value
 
-    @property
-    def shape(self) -> tuple:
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.data.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
+    # The array's own attributes, read through a C getter rather than a Python function: the engine
+    # reads shapes on every op of a backward pass, and this costs about 950 instructions a read
+    # instead of 1,300 (cachegrind). (A BatchedTensor defines its own, one sample's.)
+    shape = property(operator.attrgetter("data.shape"), doc="The shape, a tuple (as torch's ``.shape``).")
+    ndim = property(operator.attrgetter("data.ndim"), doc="The number of dimensions.")
+    dtype = property(operator.attrgetter("data.dtype"), doc="The NumPy dtype of the values.")
 
     def size(self, dim=None):
         """The shape, or with ``dim`` the length of that dimension (torch: ``size`` is a method;
