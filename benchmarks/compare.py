@@ -90,9 +90,11 @@ def measure(kind: str, tree: Path, threads: int, **options) -> dict:
 
 
 def compare_trees(base: Path, other: Path, rounds: int, threads: int, quick: bool) -> dict:
+    window = 0 if quick else run.MEASURE_SECONDS  # as run.py's step section: a few seconds per process
     cases = {
-        "seed step, batch 64": ("step", {"net": "seed", "batch": 64, "repeat": 3 if quick else 10}),
-        "LeNet step, batch 64": ("step", {"net": "lenet", "batch": 64, "repeat": 3 if quick else 10}),
+        "seed step, batch 64": ("step", {"net": "seed", "batch": 64, "repeat": 3 if quick else 10, "seconds": window}),
+        "LeNet step, batch 64": ("step", {"net": "lenet", "batch": 64, "repeat": 3 if quick else 10,
+                                          "seconds": window}),
         "conv2d 3x3 64->64 fwd+bwd": ("conv", {"repeat": 2 if quick else 7}),
     }
     results = {}
