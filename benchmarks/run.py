@@ -15,7 +15,9 @@ comparison runs in rounds: round k starts a fresh process for ours and then one 
 reverse order on odd rounds, and each round gives one ratio ours / torch. The report gives the
 median and the range (min-max) of those ratios, and each library's median time. A training-step or
 per-op worker times calls for at least ``MEASURE_SECONDS`` (a small VM's speed moves in phases of
-seconds; see there).
+seconds; see there). A training-step worker also reports the hand-off probe before and after its
+steps (``handoff_probe``: whether BLAS's second thread was slow to read what the first had written),
+and the report counts the processes it caught.
 
 Both libraries get the same number of threads (``--threads``, default 2), set in each worker's own
 environment before NumPy or torch is loaded (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS,
@@ -232,11 +234,52 @@ def training_step(args):
 
 def worker_step(args) -> dict:
     """Milliseconds per training step. The first three steps warm up (Adam's state, the array
-    cache) and their losses are reported: the parent checks that both libraries agree on them."""
+    cache) and their losses are reported: the parent checks that both libraries agree on them.
+    The hand-off probe runs before and after the timed steps (``handoff_probe``)."""
+    before = handoff_probe()
+    time.sleep(0.2)  # the probe's BLAS worker thread stops spinning before the steps start
     step = training_step(args)
     losses = [step() for _ in range(3)]
     times = time_per_call(step, args.repeat, args.seconds)
-    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "steps": len(times), "losses": losses}
+    return {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "steps": len(times), "losses": losses,
+            "handoff": [before, handoff_probe()]}
+
+
+# The hand-off probe. On the AMD EPYC host (2 vCPUs) some processes of our LeNet step ran at about
+# twice the usual time (62-72 ms against 32-44), and a process could switch into or out of that
+# state midway; torch's processes in between ran at 22-35 ms (35 the one that showed the state too).
+# In such a process the step's GEMMs and copies, each timed alone on arrays of their sizes, were
+# only ~1.2x slower. What had slowed down was NumPy's two-thread GEMM reading an operand this thread
+# had just written, as it reads the im2col columns: 8 x (copy 2 MB into B, then W @ B) took 8.2-9.1
+# ms against 3.5-4.4 otherwise, while 8 x (copy elsewhere, then W @ B) took 4.4-4.8. BLAS's second
+# thread then pays for every byte the first one wrote, as when two vCPUs run on cores that share no
+# cache (the host places them; the process cannot). The probe is that measurement, the ratio of the
+# two loops: about 1 normally, above ``HANDOFF_PENALTY`` in that state. The report gives it per
+# process, to read the range of a comparison by; the goals are judged on every round all the same.
+HANDOFF_PENALTY = 1.5
+
+
+def handoff_probe(repeat: int = 15) -> float:
+    """Time of 8 x (copy 2 MB into B; W @ B) over 8 x (copy 2 MB elsewhere; W @ B), medians of
+    ``repeat`` alternations; the shapes of a chunk of LeNet's second layer (64 x 288 @ 288 x 1792)."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((64, 288), dtype=np.float32), rng.standard_normal((288, 1792), dtype=np.float32)
+    source, elsewhere, out = b.copy(), np.empty_like(b), np.empty((64, 1792), np.float32)
+
+    def loop(target):
+        start = time.perf_counter()
+        for _ in range(8):
+            np.copyto(target, source)
+            np.matmul(w, b, out=out)
+        return time.perf_counter() - start
+
+    loop(b), loop(elsewhere)
+    fresh, old = [], []
+    for _ in range(repeat):
+        fresh.append(loop(b))
+        old.append(loop(elsewhere))
+    return statistics.median(fresh) / statistics.median(old)
 
 
 CONV = {"n": 32, "c": 64, "o": 64, "size": 32, "k": 3}
@@ -837,6 +880,29 @@ def summary_rows(r: dict) -> list:
     return rows
 
 
+def handoff_line(name: str, e: dict) -> str | None:
+    """How many processes of a training-step comparison ran with the hand-off penalty (see
+    ``handoff_probe``), and the ratio over the rounds in which neither process did; None for results
+    from before the probe."""
+    sides = [("our", e["ours_runs"])] + ([("torch's", e["torch_runs"])] if "torch_runs" in e else [])
+    if not all("handoff" in run for _, runs in sides for run in runs):
+        return None
+
+    def penalised(run) -> bool:
+        return max(run["handoff"]) > HANDOFF_PENALTY
+
+    counts = [f"{sum(map(penalised, runs))} of {len(runs)} of {who} processes (probe "
+              f"{min(min(r['handoff']) for r in runs):.2f}-{max(max(r['handoff']) for r in runs):.2f})"
+              for who, runs in sides]
+    line = f"- {name}: hand-off probe above {HANDOFF_PENALTY} (see run.py) in " + " and ".join(counts)
+    if "torch_runs" in e:
+        clear = [a["ms"] / b["ms"] for a, b in zip(e["ours_runs"], e["torch_runs"]) if not penalised(a) and not penalised(b)]
+        line += (f"; ratio over the {len(clear)} rounds in which neither was: {ratio_cell(spread(clear))}"
+                 " (to read the range by; the goal is judged on every round)" if clear else
+                 "; no round in which neither was")
+    return line
+
+
 def format_report(r: dict) -> str:
     lines = format_environment(r["environment"])
     runs = r.get("section_runs", {})
@@ -854,6 +920,9 @@ def format_report(r: dict) -> str:
         for name, e in r["step"].items():
             lines.append(f"- {name}, rounds: {e['ours']['n']}; ours {e['ours']['min']:.2f}-{e['ours']['max']:.2f} ms"
                          + (f", torch {e['torch']['min']:.2f}-{e['torch']['max']:.2f} ms" if "torch" in e else ""))
+            probes = handoff_line(name, e)
+            if probes:
+                lines.append(probes)
             if "same_arithmetic" in e:
                 s = e["same_arithmetic"]
                 lines.append(f"- {name}: same weights and batch give the same losses over 3 steps: "

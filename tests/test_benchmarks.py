@@ -76,6 +76,7 @@ def test_worker_prints_one_json_line_with_what_its_process_saw():
     assert step["process"]["environment"]["OPENBLAS_NUM_THREADS"] == "1", "the worker sets its own threads"
     assert step["process"]["tinygrad_cnn"] == str(ROOT / "tinygrad_cnn")
     assert "torch" not in step["process"], "our worker does not load torch"
+    assert len(step["handoff"]) == 2 and all(probe > 0 for probe in step["handoff"]), "probed before and after"
 
     blas = run_worker_by_hand("env", "--threads", "1", env=env)
     for field in ("numpy", "blas", "blas_core", "blas_threads"):
@@ -109,6 +110,22 @@ def test_a_worker_times_at_least_repeat_calls_and_for_at_least_its_seconds():
     times = run.time_per_call(lambda: run.time.sleep(0.01), 2, seconds=0.1)
     assert len(times) >= 8 and sum(times) >= 0.1, "calls go on until the window has passed"
     assert len(run.time_per_call(lambda: run.time.sleep(0.01), 4, seconds=0.001)) == 4, "and at least repeat of them"
+
+
+def test_the_report_counts_the_processes_the_hand_off_probe_caught():
+    run = load_run_module()
+
+    def step(ms, *probes):
+        return {"ms": ms, "handoff": list(probes)}
+
+    entry = {"ours_runs": [step(33.0, 1.0, 1.1), step(66.0, 1.0, 1.9), step(40.0, 0.9, 1.0)],
+             "torch_runs": [step(30.0, 1.0, 1.0), step(30.0, 1.0, 1.0), step(25.0, 1.6, 1.0)]}
+    line = run.handoff_line("lenet", entry)
+    assert "in 1 of 3 of our processes (probe 0.90-1.90) and 1 of 3 of torch's processes (probe 1.00-1.60)" in line
+    assert "ratio over the 1 rounds in which neither was: 1.10 (1.10-1.10)" in line, "round 0 only"
+    assert "no round in which neither was" in run.handoff_line("seed", {**entry, "torch_runs": [step(30.0, 2.0, 2.0)] * 3})
+    assert run.handoff_line("seed", {"ours_runs": [{"ms": 1.0}]}) is None, "results from before the probe"
+    assert 0.5 < run.handoff_probe(repeat=2) < 20
 
 
 def test_worker_environment_is_a_copy_with_the_threads_set():
