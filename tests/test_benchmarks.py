@@ -76,7 +76,10 @@ def test_worker_prints_one_json_line_with_what_its_process_saw():
     assert step["process"]["environment"]["OPENBLAS_NUM_THREADS"] == "1", "the worker sets its own threads"
     assert step["process"]["tinygrad_cnn"] == str(ROOT / "tinygrad_cnn")
     assert "torch" not in step["process"], "our worker does not load torch"
-    assert len(step["handoff"]) == 2 and all(probe > 0 for probe in step["handoff"]), "probed before and after"
+    assert "handoff" not in step, "no probe unless asked"
+    probed = run_worker_by_hand("step", "--framework", "ours", "--net", "seed", "--batch", "8", "--repeat", "1",
+                                "--threads", "1", "--probe", "1", env=env)
+    assert len(probed["handoff"]) == 2 and all(0.5 < probe < 20 for probe in probed["handoff"]), "before and after"
 
     blas = run_worker_by_hand("env", "--threads", "1", env=env)
     for field in ("numpy", "blas", "blas_core", "blas_threads"):
@@ -116,15 +119,32 @@ def test_the_report_counts_the_processes_the_hand_off_probe_caught():
     run = load_run_module()
 
     def step(ms, *probes):
-        return {"ms": ms, "handoff": list(probes)}
+        return {"ms": ms, "handoff": list(probes), "losses": [1.0]}
 
-    entry = {"ours_runs": [step(33.0, 1.0, 1.1), step(66.0, 1.0, 1.9), step(40.0, 0.9, 1.0)],
-             "torch_runs": [step(30.0, 1.0, 1.0), step(30.0, 1.0, 1.0), step(25.0, 1.6, 1.0)]}
+    ours = [step(33.0, 1.0, 1.1), step(66.0, 1.0, 1.9), step(40.0, 0.9, run.HANDOFF_PENALTY)]
+    theirs = [step(30.0, 1.0, 1.0), step(30.0, 1.0, 1.0), step(25.0, 1.6, 1.0)]
+    entry = {"ours_runs": ours, "torch_runs": theirs}
     line = run.handoff_line("lenet", entry)
-    assert "in 1 of 3 of our processes (probe 0.90-1.90) and 1 of 3 of torch's processes (probe 1.00-1.60)" in line
-    assert "ratio over the 1 rounds in which neither was: 1.10 (1.10-1.10)" in line, "round 0 only"
-    assert "no round in which neither was" in run.handoff_line("seed", {**entry, "torch_runs": [step(30.0, 2.0, 2.0)] * 3})
+    assert "in 1 of 3 of our processes (values 0.90-1.90) and 1 of 3 of torch's processes (values 1.00-1.60)" in line
+    assert "over the 1 round in which it was above in neither process, the ratio was 1.10 (1.10-1.10)" in line, \
+        "round 0 only: round 1 has our caught process, round 2 torch's (ours at exactly the threshold is not caught)"
+    assert "in every round it was above" in run.handoff_line("seed", {**entry, "torch_runs": [step(30.0, 2.0, 2.0)] * 3})
+    no_torch = run.handoff_line("seed", {"ours_runs": ours})
+    assert "in 1 of 3 of our processes" in no_torch and "torch" not in no_torch and "ratio" not in no_torch
     assert run.handoff_line("seed", {"ours_runs": [{"ms": 1.0}]}) is None, "results from before the probe"
+    assert run.handoff_line("seed", {"ours_runs": []}) is None
+
+    spread = run.spread([a["ms"] / b["ms"] for a, b in zip(ours, theirs)])
+    results = {"environment": {"cpu": "x", "cores": 2, "flags": {}, "openblas_environment": {}, "torch": None,
+                               "python": "3", "numpy": "2", "blas": "b", "blas_core": "c", "blas_threads": 2,
+                               "threads": 2, "malloc": "m"},
+               "step": {net: {"ours": run.spread([r["ms"] for r in ours]), "torch": run.spread([r["ms"] for r in theirs]),
+                              "ratio": spread, "goal_ratio": 1.25, **entry} for net in ("seed", "lenet")}}
+    assert line in run.format_report(results), "the report carries the line"
+
+
+def test_the_probe_times_fresh_operands_against_ones_both_threads_have_read():
+    run = load_run_module()
     assert 0.5 < run.handoff_probe(repeat=2) < 20
 
 
