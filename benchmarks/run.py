@@ -887,23 +887,22 @@ def summary_rows(r: dict) -> list:
 
 
 def handoff_line(name: str, e: dict) -> str | None:
-    """How many processes of a training-step comparison ran with the hand-off penalty (see
-    ``handoff_probe``), and the ratio over the rounds in which neither process did; None for results
-    from before the probe."""
+    """How many processes of a training-step comparison the hand-off probe caught (``handoff_probe``),
+    and the ratio over the rounds in which it caught neither; None for results without the probe."""
     sides = [("our", e["ours_runs"])] + ([("torch's", e["torch_runs"])] if "torch_runs" in e else [])
     if not all(runs and all("handoff" in run for run in runs) for _, runs in sides):
         return None
 
-    def penalised(run) -> bool:
+    def caught(run) -> bool:
         return max(run["handoff"]) > HANDOFF_PENALTY
 
-    counts = [f"{sum(map(penalised, runs))} of {len(runs)} of {who} processes (values "
+    counts = [f"{sum(map(caught, runs))} of {len(runs)} of {who} processes (values "
               f"{min(min(r['handoff']) for r in runs):.2f}-{max(max(r['handoff']) for r in runs):.2f})"
               for who, runs in sides]
     line = (f"- {name}: the hand-off probe (`handoff_probe` in run.py) was above {HANDOFF_PENALTY}, before or after "
             "the steps, in " + " and ".join(counts))
     if "torch_runs" in e:
-        clear = [a["ms"] / b["ms"] for a, b in zip(e["ours_runs"], e["torch_runs"]) if not penalised(a) and not penalised(b)]
+        clear = [a["ms"] / b["ms"] for a, b in zip(e["ours_runs"], e["torch_runs"]) if not caught(a) and not caught(b)]
         rounds = f"{len(clear)} round{'s' if len(clear) != 1 else ''}"
         line += (f"; over the {rounds} in which it was above in neither process, the ratio was {ratio_cell(spread(clear))}"
                  " (for reading the range; the goal is judged on every round)" if clear else

@@ -143,11 +143,6 @@ def test_the_report_counts_the_processes_the_hand_off_probe_caught():
     assert line in run.format_report(results), "the report carries the line"
 
 
-def test_the_probe_times_fresh_operands_against_ones_both_threads_have_read():
-    run = load_run_module()
-    assert 0.5 < run.handoff_probe(repeat=2) < 20
-
-
 def test_worker_environment_is_a_copy_with_the_threads_set():
     run = load_run_module()
     before = dict(os.environ)
