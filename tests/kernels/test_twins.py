@@ -104,9 +104,13 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 
 # The fast convolution makes a layer's GEMMs one per chunk of samples, or one per sample when they
 # are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
-# weight gradient): each test runs both ways, whatever the drawn size, and the second also with
-# blocks that cut a sample's rows into pieces (GEMM_OPERAND_BYTES).
-CONV_PATHS = {"chunked GEMMs": {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0},
+# weight gradient); a chunk's columns for the forward are a copy per kernel offset, or per kernel row
+# with the kernel columns as shifted views (SHIFTED_FORWARD_CHANNEL_RATIO). Each test runs every
+# way, whatever the drawn size and channels, the per-sample one also with blocks that cut a
+# sample's rows into pieces (GEMM_OPERAND_BYTES).
+CHUNKED = {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0}
+CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
+              "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
               "GEMMs per sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62},
               "GEMMs per piece of a sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62,
                                               "GEMM_OPERAND_BYTES": 64}}
@@ -124,13 +128,17 @@ def conv_path(name):
             setattr(conv_gemm, setting, value)
 
 
+# Half the draws with stride 1, where the wide and shifted columns apply (given enough width).
+conv_configs = st.one_of(S.conv2d_configs(), S.conv2d_configs(max_stride=1))
+
+
 def geometry_of(config) -> ConvGeometry:
     return ConvGeometry(kernel=config.weight_shape[2:], stride=pair(config.stride), padding=pair(config.padding),
                         dilation=pair(config.dilation), groups=config.groups)
 
 
 @pytest.mark.parametrize("path", CONV_PATHS)
-@given(config=S.conv2d_configs(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
+@given(config=conv_configs, dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
 def test_conv2d_and_its_weight_gradient(path, config, dtype, seed, specials):
     geometry = geometry_of(config)
     x = values(seed, config.input_shape, dtype, specials=specials)
@@ -144,7 +152,7 @@ def test_conv2d_and_its_weight_gradient(path, config, dtype, seed, specials):
 
 
 @pytest.mark.parametrize("path", CONV_PATHS)
-@given(config=S.conv2d_configs(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
+@given(config=conv_configs, dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
 def test_conv2d_input_gradient(path, config, dtype, seed, specials):
     # Infinities in the output gradient only: the fast kernel may compute the input gradient as a
     # correlation over a zero-padded gradient, where an infinite weight meets the padding's zeros

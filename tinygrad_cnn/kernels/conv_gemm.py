@@ -27,7 +27,12 @@ blocks (``Columns.each_block``) and each operand stored as BLAS reads it fastest
 (``conv2d_per_sample``, ``conv2d_weight_grad_per_sample``). With groups, each group is its own
 GEMM. Output positions are the window corners; with stride 1 they are taken along whole rows of
 the padded input instead (``Columns.wide``), which makes every copy a plain memory copy, at the
-price of a few positions per row that are computed and dropped.
+price of a few positions per row that are computed and dropped. Along whole rows, kernel column j
+sees what column 0 sees moved on by j positions, so the columns need one copy of the input per
+kernel row only, with each kernel column's a view of it (``Columns.shifted_columns``), and a GEMM
+per kernel column, whose results are added up. The forward takes them where the input has at least
+as many channels as the output (``SHIFTED_FORWARD_CHANNEL_RATIO``), and so does the input gradient
+computed as a correlation.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
 every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
@@ -79,7 +84,7 @@ class Columns:
     col2im uses window corners only.
     """
 
-    def __init__(self, x_shape, geometry, out_hw, out_channels: int, dtype, wide_rows: bool):
+    def __init__(self, x_shape, geometry, out_hw, out_channels: int, dtype, wide_rows: bool, shifted=False):
         n, c, h, w = x_shape
         (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
         self.geometry, self.out_hw = geometry, tuple(out_hw)
@@ -89,8 +94,11 @@ class Columns:
         self.positions = out_hw[0] * self.row
         # the run each kernel offset sees along a sample's wide rows: it ends at the last real position
         self.run = (out_hw[0] - 1) * self.row + out_hw[1] if self.wide else None
-        # a chunk's GEMM holds its columns and, on the other side, a row per output channel
-        self.chunks = sample_chunks(n, (c * kh * kw + out_channels) * self.positions * np.dtype(dtype).itemsize)
+        self.shifted = shifted and self.wide
+        # a chunk's GEMM holds its columns and, on the other side, a row per output channel (shifted:
+        # kh rather than kh * kw copies of the input, and a result per kernel column)
+        rows = c * kh + out_channels * kw if self.shifted else c * kh * kw + out_channels
+        self.chunks = sample_chunks(n, rows * self.positions * np.dtype(dtype).itemsize)
         # a block of samples' rows for the small layers' kernels (``each_block``)
         self.blocks = _blocks(n, out_hw[0], c * kh * kw * self.row * np.dtype(dtype).itemsize,
                               (c * kh * kw + out_channels) * self.row * np.dtype(dtype).itemsize)
@@ -128,6 +136,32 @@ class Columns:
             columns.reshape(c, kh, kw, m, self.out_hw[0], self.row)[..., self.out_hw[1] :] = 0
         groups = self.geometry.groups
         return columns.reshape(groups, c * kh * kw // groups, m * self.positions)
+
+    def row_windows(self, x: np.ndarray) -> np.ndarray:
+        """For ``shifted`` columns: a read-only view (N, C, kh, positions) of the padded ``x``, for
+        each kernel row i the sample's output rows as whole padded rows (what kernel column 0 sees,
+        run on to the end of the last row)."""
+        padded = np.ascontiguousarray(pad_spatial(x, self.geometry.padding))
+        sn, sc, s_row, s_col = padded.strides
+        kh, dh = self.geometry.kernel[0], self.geometry.dilation[0]
+        return as_strided(padded, shape=(*padded.shape[:2], kh, self.positions),
+                          strides=(sn, sc, s_row * dh, s_col), writeable=False)
+
+    def shifted_columns(self, row_windows: np.ndarray, chunk: slice) -> np.ndarray:
+        """The columns of ``columns`` for the m samples in ``chunk`` as (kw, groups, C/groups * kh,
+        m * positions), from one copy of the input per kernel row: along whole padded rows, kernel
+        column j sees what column 0 sees moved on by j * dw positions, so its columns are a view of
+        column 0's. A read-only view of a scratch block, valid until the next chunk's."""
+        windows = row_windows[chunk]
+        m, c, kh = windows.shape[:3]
+        kw, dw, groups = self.geometry.kernel[1], self.geometry.dilation[1], self.geometry.groups
+        length, tail = m * self.positions, dw * (kw - 1)
+        rows = memory.scratch((c * kh, length + tail), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
+        rows[:, length:] = 0  # read past the last sample's last row by its extra positions only
+        np.copyto(rows[:, :length].reshape(c, kh, m, self.positions), windows.transpose(1, 2, 0, 3))
+        row_stride, item = rows.strides
+        return as_strided(rows, shape=(kw, groups, c // groups * kh, length),
+                          strides=(dw * item, c // groups * kh * row_stride, row_stride, item), writeable=False)
 
     def each_block(self, windows: np.ndarray, zero_extra=False):
         """For each of ``blocks``, (samples, rows, columns): the columns of the output rows ``rows``
@@ -247,6 +281,13 @@ def _weight_grad_transposed(w_shape, groups: int) -> bool:
     return int(np.prod(w_shape[1:])) > w_shape[0] // groups
 
 
+def _shifted_forward(w_shape, groups: int) -> bool:
+    """Whether the forward takes shifted columns (``Columns.shifted_columns``) where it takes whole
+    rows: with enough input channels per output channel that the copies they spare outweigh adding
+    up a result per kernel column."""
+    return w_shape[1] >= SHIFTED_FORWARD_CHANNEL_RATIO * (w_shape[0] // groups)
+
+
 def _input_grad_by_correlation(w_shape, x_shape, geometry) -> bool:
     """Whether the input gradient is a correlation of the output gradient (see conv2d_input_grad)."""
     return geometry.stride == (1, 1) and w_shape[0] <= 2 * x_shape[1]
@@ -285,7 +326,10 @@ def _forward_plan(x_shape, w_shape, geometry) -> str:
         pieces = "" if rows.stop == out_hw[0] else f", {rows.stop} of its {out_hw[0]} rows at a time"
         return (f"one GEMM per sample ({o // g} x {k} @ {k} x {rows.stop * layout.row}{pieces}), in blocks of "
                 f"{samples.stop} samples' {'whole padded rows' if layout.wide else 'window corners'}, into NCHW")
-    layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g))
+    layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g), _shifted_forward(w_shape, g))
+    if layout.shifted:
+        return (f"one GEMM per chunk and kernel column ({len(layout.chunks)} chunks of <= {layout.chunks[0].stop} "
+                f"samples, shifted columns: a copy per kernel row), their sum reordered into NCHW")
     return (f"one GEMM per chunk ({len(layout.chunks)} chunks of <= {layout.chunks[0].stop} samples, "
             f"{'whole padded rows' if layout.wide else 'window corners'}), reordered into NCHW")
 
@@ -314,6 +358,21 @@ GEMM_OPERAND_BYTES = 448 << 10
 PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 
 
+# The forward (and the input gradient, a correlation) takes shifted columns (``Columns.shifted_columns``,
+# a copy of the input per kernel row rather than per kernel offset, then a result per kernel column
+# to add up) when the input has at least this many times as many channels as the output, per group.
+# Measured (AMD EPYC, 2 threads, 3x3 kernels, batch 64 of 14 x 14 unless said; medians of 25-30
+# calls, alternating, two or three processes): 64 -> 32 channels 6.8 -> 5.6 and 8.0 -> 6.5 ms,
+# 64 -> 64 9.6 -> 8.9 and 10.2 -> 9.6, 64 -> 64 on 32 x 32 at batch 32 21.6 -> 20.7 and 23.8 -> 21.9;
+# but 32 -> 64 5.4 -> 5.5 and 5.3 -> 5.1, 16 -> 64 3.6 -> 3.4. In a process where everything ran at
+# about twice its usual time (the state benchmarks/run.py's hand-off probe looks for), 64 -> 32 took
+# 17.7 -> 10.2 ms: a third of the bytes written for BLAS to read. The weight gradient could take them
+# too (a GEMM per kernel column, nothing to add up), but the 64 -> 64 convolution's forward and
+# backward ran 3% slower so (1.012-1.071, eleven rounds of benchmarks/compare.py), and LeNet's second
+# layer's took 6.5-8.1 ms so against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
+SHIFTED_FORWARD_CHANNEL_RATIO = 1.0
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
@@ -321,10 +380,23 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     if _per_sample(w.shape, out_hw, g):
         return conv2d_per_sample(x, w, geometry, bias)
     dtype = np.result_type(x, w)
-    layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g))
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g), _shifted_forward(w.shape, g))
+    out = memory.empty((n, o, *out_hw), dtype)
+    if layout.shifted:
+        # a GEMM per kernel column j, weights[:, :, :, j] @ its columns, and their sum
+        kw = w.shape[3]
+        weights = np.ascontiguousarray(w.reshape(g, o // g, -1, kw).transpose(3, 0, 1, 2))
+        windows = layout.row_windows(x)
+        for chunk in layout.chunks:
+            per_column = memory.matmul(weights, layout.shifted_columns(windows, chunk))
+            result = per_column[0]
+            for j in range(1, kw):
+                result += per_column[j]
+            layout.to_image(result, out[chunk], bias)
+            del per_column, result  # before the next chunk's are made
+        return out
     windows = layout.windows(x)
     weights = w.reshape(g, o // g, -1)
-    out = memory.empty((n, o, *out_hw), dtype)
     for chunk in layout.chunks:
         layout.to_image(memory.matmul(weights, layout.columns(windows, chunk)), out[chunk], bias)
     return out
