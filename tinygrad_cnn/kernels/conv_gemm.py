@@ -211,13 +211,21 @@ class Columns:
 
     def to_image(self, result: np.ndarray, out: np.ndarray, bias=None) -> None:
         """Write a GEMM result (groups, O/groups, m * positions) into ``out`` (m, O, OH, OW), plus
-        ``bias`` (O,) when given: one pass that drops the extra positions and reorders the axes."""
+        ``bias`` (O,) when given: a copy that drops the extra positions and reorders the axes, then
+        the bias added in place. The copy moves each output row of OW numbers as one element: NumPy
+        loops over m * O * OH rows either way, and a row of 14 numbers cost it more per row as
+        numbers than as one element (a chunk of LeNet's second layer, 64 x 8 x 14 rows: 66-87 us
+        against 114-119 for adding the bias on the way)."""
         m, o = out.shape[:2]
-        image = result.reshape(o, m, self.out_hw[0], self.row)[..., : self.out_hw[1]].transpose(1, 0, 2, 3)
-        if bias is None:
-            np.copyto(out, image)
+        oh, ow = self.out_hw
+        image = result.reshape(o, m, oh, self.row)[..., :ow].transpose(1, 0, 2, 3)
+        if ow and out.flags.c_contiguous and result.dtype == out.dtype:
+            row = np.dtype((np.void, ow * out.itemsize))
+            np.copyto(out.view(row), image.view(row))
         else:
-            np.add(image, bias.reshape(o, 1, 1), out=out)
+            np.copyto(out, image)
+        if bias is not None:
+            out += bias.reshape(o, 1, 1)
 
     def from_image(self, y: np.ndarray) -> np.ndarray:
         """(m, O, OH, OW) -> (groups, O/groups, m * positions), zero at the extra positions."""
