@@ -106,11 +106,13 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
 # weight gradient); a chunk's columns for the forward are a copy per kernel offset, or per kernel row
 # with the kernel columns as shifted views (SHIFTED_FORWARD_CHANNEL_RATIO). Each test runs every
-# way, whatever the drawn size and channels, the per-sample one also with blocks that cut a
-# sample's rows into pieces (GEMM_OPERAND_BYTES).
+# way, whatever the drawn size and channels: the per-sample one also with blocks that cut a
+# sample's rows into pieces (GEMM_OPERAND_BYTES), the chunked ones also with a sample per chunk
+# (COLUMN_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the last one's block.
 CHUNKED = {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0}
 CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
               "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
+              "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1},
               "GEMMs per sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62},
               "GEMMs per piece of a sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62,
                                               "GEMM_OPERAND_BYTES": 64}}

@@ -8,7 +8,7 @@ samples the windows of the padded input are copied into *columns*: a matrix with
 (input channel, kernel row, kernel column) and one column per (sample, output position). Then
 
 * the convolution is ``weights (O, C*kh*kw) @ columns``: one GEMM for the whole chunk, whose result
-  (O, m, positions) is copied into the NCHW output with the bias added on the way;
+  (O, m, positions) is copied into the NCHW output, the bias then added there;
 * the weight gradient is ``grad (O, m*positions) @ columns.T``, summed over the chunks, or its
   transpose ``columns @ grad.T`` when K = C*kh*kw exceeds O (BLAS prefers the larger as rows);
 * the input gradient with stride 1 is itself a correlation: of the output gradient, padded, with
@@ -18,8 +18,8 @@ samples the windows of the padded input are copied into *columns*: a matrix with
   (col2im), in a Python loop over the kh * kw kernel offsets only.
 
 One GEMM per chunk rather than one per sample matters for large layers: BLAS runs far below its
-peak on the matrices of a single small image. Chunks keep the columns (kh * kw copies of the input)
-small enough to stay in the CPU cache and out of the peak memory of a training step. Small layers
+peak on the matrices of a single small image. Chunks keep the columns (up to kh * kw copies of the
+input) small enough to stay in the CPU cache and out of the peak memory of a training step. Small layers
 (``PER_SAMPLE_MULTIPLY_ADDS``: the seed net's, LeNet's first) are the other way round: their GEMMs
 have few rows (8 output channels), read each column only a few times, and run at the speed the
 columns come from the cache; so they make one GEMM per sample, with the columns kept per sample in
@@ -28,11 +28,11 @@ blocks (``Columns.each_block``) and each operand stored as BLAS reads it fastest
 GEMM. Output positions are the window corners; with stride 1 they are taken along whole rows of
 the padded input instead (``Columns.wide``), which makes every copy a plain memory copy, at the
 price of a few positions per row that are computed and dropped. Along whole rows, kernel column j
-sees what column 0 sees moved on by j positions, so the columns need one copy of the input per
-kernel row only, with each kernel column's a view of it (``Columns.shifted_columns``), and a GEMM
-per kernel column, whose results are added up. The forward takes them where the input has at least
-as many channels as the output (``SHIFTED_FORWARD_CHANNEL_RATIO``), and so does the input gradient
-computed as a correlation.
+sees what column 0 sees moved on by j * dilation positions, so the columns need one copy of the
+input per kernel row only, with each kernel column's a view of it (``Columns.shifted_columns``),
+and a GEMM per kernel column, whose results are added up. A chunked forward along whole rows takes
+them where the input has at least as many channels as the output (``SHIFTED_FORWARD_CHANNEL_RATIO``),
+and so does the input gradient computed as a correlation.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
 every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
@@ -48,13 +48,14 @@ from . import memory
 
 
 def copy_rows(dst: np.ndarray, src: np.ndarray) -> None:
-    """``np.copyto(dst, src)``, moving each run along the last axis as one element where both store
-    that axis contiguously in the same dtype and shape. NumPy loops over the runs either way, and
+    """``np.copyto(dst, src)`` for arrays of numbers, moving each run along the last axis as one
+    element where both store that axis contiguously in the same dtype and shape. NumPy loops over the runs either way, and
     short runs cost it more per run as numbers than as one element: padding LeNet's second-layer
     input (64 x 32 rows of 14 numbers) took 0.22 ms so against 0.31, a chunk of its output's
     reordering 66-87 us against 114-119, a block of its first layer's columns 20 against 39 us."""
     size = dst.shape[-1] * dst.itemsize if dst.ndim else 0
-    if size and dst.shape == src.shape and dst.dtype == src.dtype and dst.strides[-1] == src.strides[-1] == dst.itemsize:
+    if (size and isinstance(src, np.ndarray) and dst.shape == src.shape and dst.dtype == src.dtype
+            and dst.dtype.kind in "biufc" and dst.strides[-1] == src.strides[-1] == dst.itemsize):
         run = np.dtype((np.void, size))
         np.copyto(dst.view(run), src.view(run))
     else:
@@ -161,20 +162,22 @@ class Columns:
         return as_strided(padded, shape=(*padded.shape[:2], kh, self.positions),
                           strides=(sn, sc, s_row * dh, s_col), writeable=False)
 
-    def shifted_columns(self, row_windows: np.ndarray, chunk: slice) -> np.ndarray:
-        """The columns of ``columns`` for the m samples in ``chunk`` as (kw, groups, C/groups * kh,
-        m * positions), from one copy of the input per kernel row: along whole padded rows, kernel
+    def shifted_columns(self, row_windows: np.ndarray, chunk: slice, dtype) -> np.ndarray:
+        """The columns for the m samples in ``chunk`` as (kw, groups, C/groups * kh, m * positions)
+        of ``dtype``, from one copy of the input per kernel row: along whole padded rows, kernel
         column j sees what column 0 sees moved on by j * dw positions, so its columns are a view of
-        column 0's. A read-only view of a scratch block, valid until the next chunk's."""
+        column 0's. Unlike ``columns``, the extra positions hold other positions' values (the next
+        row's, the next sample's), which cannot be zeroed: they suit results whose extra positions
+        are dropped. A read-only view of a scratch block, valid until the next chunk's."""
         windows = row_windows[chunk]
         m, c, kh = windows.shape[:3]
         kw, dw, groups = self.geometry.kernel[1], self.geometry.dilation[1], self.geometry.groups
         length, tail = m * self.positions, dw * (kw - 1)
-        rows = memory.scratch((c * kh, length + tail), windows.dtype, reserve=COLUMN_CHUNK_BYTES)
-        rows[:, length:] = 0  # read past the last sample's last row by its extra positions only
-        copy_rows(rows[:, :length].reshape(c, kh, m, self.positions), windows.transpose(1, 2, 0, 3))
-        row_stride, item = rows.strides
-        return as_strided(rows, shape=(kw, groups, c // groups * kh, length),
+        copies = memory.scratch((c * kh, length + tail), dtype, reserve=COLUMN_CHUNK_BYTES)
+        copies[:, length:] = 0  # read past the last sample's last row by its extra positions only
+        copy_rows(copies[:, :length].reshape(c, kh, m, self.positions), windows.transpose(1, 2, 0, 3))
+        row_stride, item = copies.strides
+        return as_strided(copies, shape=(kw, groups, c // groups * kh, length),
                           strides=(dw * item, c // groups * kh * row_stride, row_stride, item), writeable=False)
 
     def each_block(self, windows: np.ndarray, zero_extra=False):
@@ -374,15 +377,18 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 # The forward (and the input gradient, a correlation) takes shifted columns (``Columns.shifted_columns``,
 # a copy of the input per kernel row rather than per kernel offset, then a result per kernel column
 # to add up) when the input has at least this many times as many channels as the output, per group.
-# Measured (AMD EPYC, 2 threads, 3x3 kernels, batch 64 of 14 x 14 unless said; medians of 25-30
-# calls, alternating, two or three processes): 64 -> 32 channels 6.8 -> 5.6 and 8.0 -> 6.5 ms,
-# 64 -> 64 9.6 -> 8.9 and 10.2 -> 9.6, 64 -> 64 on 32 x 32 at batch 32 21.6 -> 20.7 and 23.8 -> 21.9;
-# but 32 -> 64 5.4 -> 5.5 and 5.3 -> 5.1, 16 -> 64 3.6 -> 3.4. In a process where everything ran at
-# about twice its usual time (the state benchmarks/run.py's hand-off probe looks for), 64 -> 32 took
-# 17.7 -> 10.2 ms: a third of the bytes written for BLAS to read. The weight gradient could take them
-# too (a GEMM per kernel column, nothing to add up), but the 64 -> 64 convolution's forward and
-# backward ran 3% slower so (1.012-1.071, eleven rounds of benchmarks/compare.py), and LeNet's second
-# layer's took 6.5-8.1 ms so against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
+# Measured, copies per kernel offset -> shifted (AMD EPYC, 2 threads, 3x3 kernels, batch 64 of
+# 14 x 14 unless said; medians of 25-30 calls, alternating, two or three processes): 64 -> 32
+# channels 6.8 -> 5.6 and 8.0 -> 6.5 ms, 64 -> 64 9.6 -> 8.9 and 10.2 -> 9.6, 64 -> 64 on 32 x 32 at
+# batch 32 21.6 -> 20.7 and 23.8 -> 21.9; with fewer input than output channels the two were even
+# within their spread (32 -> 64 5.4 -> 5.5 and 5.3 -> 5.1, 16 -> 64 3.6 -> 3.4), so the rule leaves
+# those as they were. In a process where everything ran at about twice its usual time (the state
+# benchmarks/run.py's hand-off probe looks for), 64 -> 32 took 17.7 -> 10.2 ms: a third of the bytes
+# written for BLAS to read. The weight gradient does not take them: its extra positions must meet
+# zeros where the input holds an inf (0 * inf = NaN), and a version that fell back to ``columns``
+# then ran the 64 -> 64 convolution's forward and backward 3% slower (1.012-1.071, eleven rounds of
+# benchmarks/compare.py) and LeNet's second layer's 6.5-8.1 ms against 5.6-6.4 with its GEMM per
+# sample (min of 100 training steps).
 SHIFTED_FORWARD_CHANNEL_RATIO = 1.0
 
 
@@ -401,7 +407,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
         weights = np.ascontiguousarray(w.reshape(g, o // g, -1, kw).transpose(3, 0, 1, 2))
         windows = layout.row_windows(x)
         for chunk in layout.chunks:
-            per_column = memory.matmul(weights, layout.shifted_columns(windows, chunk))
+            per_column = memory.matmul(weights, layout.shifted_columns(windows, chunk, dtype))
             result = per_column[0]
             for j in range(1, kw):
                 result += per_column[j]
