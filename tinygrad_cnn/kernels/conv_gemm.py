@@ -19,10 +19,10 @@ samples the windows of the padded input are copied into *columns*: a matrix with
 
 One GEMM per chunk rather than one per sample matters for large layers: BLAS runs far below its
 peak on the matrices of a single small image. Chunks keep the columns (up to kh * kw copies of the
-input) small enough to stay in the CPU cache and out of the peak memory of a training step. Small layers
-(``PER_SAMPLE_MULTIPLY_ADDS``: the seed net's, LeNet's first) are the other way round: their GEMMs
-have few rows (8 output channels), read each column only a few times, and run at the speed the
-columns come from the cache; so they make one GEMM per sample, with the columns kept per sample in
+input) small enough to stay in the CPU cache and out of the peak memory of a training step. Small
+layers (``PER_SAMPLE_MULTIPLY_ADDS``: the seed net's, LeNet's first) are the other way round: their
+GEMMs have few rows (8 output channels), read each column only a few times, and run at the speed
+the columns come from the cache; so they make one GEMM per sample, with the columns kept per sample in
 blocks (``Columns.each_block``) and each operand stored as BLAS reads it fastest
 (``conv2d_per_sample``, ``conv2d_weight_grad_per_sample``). With groups, each group is its own
 GEMM. Output positions are the window corners; with stride 1 they are taken along whole rows of
@@ -49,10 +49,11 @@ from . import memory
 
 def copy_rows(dst: np.ndarray, src: np.ndarray) -> None:
     """``np.copyto(dst, src)`` for arrays of numbers, moving each run along the last axis as one
-    element where both store that axis contiguously in the same dtype and shape. NumPy loops over the runs either way, and
-    short runs cost it more per run as numbers than as one element: padding LeNet's second-layer
-    input (64 x 32 rows of 14 numbers) took 0.22 ms so against 0.31, a chunk of its output's
-    reordering 66-87 us against 114-119, a block of its first layer's columns 20 against 39 us."""
+    element where both store that axis contiguously in the same dtype and shape. NumPy loops over
+    the runs either way, and short runs cost it more per run as numbers than as one element:
+    padding LeNet's second-layer input (64 x 32 rows of 14 numbers) took 0.22 ms so against 0.31, a
+    chunk of its output's reordering 66-87 us against 114-119, a block of its first layer's
+    columns 20 against 39 us."""
     size = dst.shape[-1] * dst.itemsize if dst.ndim else 0
     if (size and isinstance(src, np.ndarray) and dst.shape == src.shape and dst.dtype == src.dtype
             and dst.dtype.kind in "biufc" and dst.strides[-1] == src.strides[-1] == dst.itemsize):
@@ -380,15 +381,15 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 # Measured, copies per kernel offset -> shifted (AMD EPYC, 2 threads, 3x3 kernels, batch 64 of
 # 14 x 14 unless said; medians of 25-30 calls, alternating, two or three processes): 64 -> 32
 # channels 6.8 -> 5.6 and 8.0 -> 6.5 ms, 64 -> 64 9.6 -> 8.9 and 10.2 -> 9.6, 64 -> 64 on 32 x 32 at
-# batch 32 21.6 -> 20.7 and 23.8 -> 21.9; with fewer input than output channels the two were even
-# within their spread (32 -> 64 5.4 -> 5.5 and 5.3 -> 5.1, 16 -> 64 3.6 -> 3.4), so the rule leaves
-# those as they were. In a process where everything ran at about twice its usual time (the state
-# benchmarks/run.py's hand-off probe looks for), 64 -> 32 took 17.7 -> 10.2 ms: a third of the bytes
-# written for BLAS to read. The weight gradient does not take them: its extra positions must meet
-# zeros where the input holds an inf (0 * inf = NaN), and a version that fell back to ``columns``
-# then ran the 64 -> 64 convolution's forward and backward 3% slower (1.012-1.071, eleven rounds of
-# benchmarks/compare.py) and LeNet's second layer's 6.5-8.1 ms against 5.6-6.4 with its GEMM per
-# sample (min of 100 training steps).
+# batch 32 21.6 -> 20.7 and 23.8 -> 21.9 (even in a later check); with fewer input than output
+# channels the two were even within their spread (32 -> 64 5.4 -> 5.5 and 5.3 -> 5.1, 16 -> 64
+# 3.6 -> 3.4), so the rule leaves those as they were. In a process where everything ran at about
+# twice its usual time (the state benchmarks/run.py's hand-off probe looks for), 64 -> 32 took
+# 17.7 -> 10.2 ms: a third of the bytes written for BLAS to read. The weight gradient does not take
+# them: its extra positions must meet zeros where the input holds an inf (0 * inf = NaN), and a
+# version that fell back to ``columns`` then ran the 64 -> 64 convolution's forward and backward 3%
+# slower (1.012-1.071, eleven rounds of benchmarks/compare.py) and LeNet's second layer's 6.5-8.1
+# ms against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
 SHIFTED_FORWARD_CHANNEL_RATIO = 1.0
 
 
