@@ -13,20 +13,23 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_small_layers_get_a_gemm_per_sample_and_large_ones_a_gemm_per_chunk():
     first_layer = conv_gemm.plan((64, 1, 28, 28), (8, 1, 5, 5), ConvGeometry(kernel=(5, 5)))
     assert first_layer["forward"].startswith("one GEMM per sample")
-    wide = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
+    wide = conv_gemm.plan((64, 16, 14, 14), (64, 16, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
     assert wide["forward"].startswith("one GEMM per chunk (") and "whole padded rows" in wide["forward"]
-    assert wide["input gradient"].startswith("a correlation")
+    lenet_second = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
+    assert lenet_second["input gradient"].startswith("a correlation")
     strided = conv_gemm.plan((8, 4, 16, 16), (4, 4, 3, 3), ConvGeometry(kernel=(3, 3), stride=(2, 2)))
     assert strided["input gradient"].endswith("col2im")
 
 
-def test_layers_with_at_least_as_many_input_as_output_channels_copy_their_input_once_per_kernel_row():
+def test_layers_with_at_least_half_as_many_input_as_output_channels_copy_their_input_once_per_kernel_row():
     geometry = ConvGeometry(kernel=(3, 3), padding=(1, 1))
     square = conv_gemm.plan((32, 64, 32, 32), (64, 64, 3, 3), geometry)
     assert square["forward"].startswith("one GEMM per chunk and kernel column") and "shifted" in square["forward"]
     widening = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), geometry)  # LeNet's second layer
-    assert "shifted" not in widening["forward"]  # 32 -> 64 channels
+    assert "shifted" in widening["forward"]  # 32 -> 64 channels
     assert "shifted" in widening["input gradient"]  # a correlation from 64 channels to 32
+    wider = conv_gemm.plan((64, 16, 14, 14), (64, 16, 3, 3), geometry)
+    assert "shifted" not in wider["forward"]  # 16 -> 64 channels: the sums would cost more than the copies
     strided = conv_gemm.plan((8, 64, 16, 16), (64, 64, 3, 3), ConvGeometry(kernel=(3, 3), stride=(2, 2)))
     assert "shifted" not in strided["forward"]  # whole rows need stride 1
 

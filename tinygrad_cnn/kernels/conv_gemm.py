@@ -31,7 +31,7 @@ price of a few positions per row that are computed and dropped. Along whole rows
 sees what column 0 sees moved on by j * dilation positions, so the columns need one copy of the
 input per kernel row only, with each kernel column's a view of it (``Columns.shifted_columns``),
 and a GEMM per kernel column, whose results are added up. A chunked forward along whole rows takes
-them where the input has at least as many channels as the output (``SHIFTED_FORWARD_CHANNEL_RATIO``),
+them where the input has at least half as many channels as the output (``SHIFTED_FORWARD_CHANNEL_RATIO``),
 and so does the input gradient computed as a correlation.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
@@ -383,14 +383,21 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 # channels 6.8 -> 5.6 and 8.0 -> 6.5 ms, 64 -> 64 9.6 -> 8.9 and 10.2 -> 9.6, 64 -> 64 on 32 x 32 at
 # batch 32 21.6 -> 20.7 and 23.8 -> 21.9 (even in a later check); with fewer input than output
 # channels the two were even within their spread (32 -> 64 5.4 -> 5.5 and 5.3 -> 5.1, 16 -> 64
-# 3.6 -> 3.4), so the rule leaves those as they were. In a process where everything ran at about
-# twice its usual time (the state benchmarks/run.py's hand-off probe looks for), 64 -> 32 took
-# 17.7 -> 10.2 ms: a third of the bytes written for BLAS to read. The weight gradient does not take
+# 3.6 -> 3.4). In a process where everything ran at about twice its usual time (the state
+# benchmarks/run.py's hand-off probe looks for), 64 -> 32 took 17.7 -> 10.2 ms: a third of the bytes
+# written for BLAS to read. So the rule takes them down to half as many input as output channels,
+# where the sums cost no more than the copies they spare (medians of eight alternations, three
+# processes: 32 -> 64 4.91 -> 4.77, 5.87 -> 5.81 and 5.81 -> 5.59 ms; 32 -> 64 on 28 x 28 17.0 ->
+# 17.0, 20.9 -> 20.7, 20.2 -> 20.7; 64 -> 128 on 16 x 16 at batch 32 10.2 -> 10.3, 11.5 -> 11.4,
+# 9.5 -> 9.5) and the state above costs them less (32 -> 64 10.6 -> 9.0 and 10.8 -> 9.6; inside
+# LeNet's training step, both forwards, medians of 100 steps: 13.2 -> 11.2 and 12.2 -> 10.2 there,
+# 7.1 -> 7.1 and 6.9 -> 7.1 in the usual state). With a quarter (16 -> 64) they lost: 2.9 -> 3.1,
+# 3.5 -> 4.0, 3.1 -> 3.4; 32 -> 128 8.3 -> 8.8, 9.8 -> 10.5, 8.7 -> 9.3. The weight gradient does not take
 # them: its extra positions must meet zeros where the input holds an inf (0 * inf = NaN), and a
 # version that fell back to ``columns`` then ran the 64 -> 64 convolution's forward and backward 3%
 # slower (1.012-1.071, eleven rounds of benchmarks/compare.py) and LeNet's second layer's 6.5-8.1
 # ms against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
-SHIFTED_FORWARD_CHANNEL_RATIO = 1.0
+SHIFTED_FORWARD_CHANNEL_RATIO = 0.5
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
