@@ -392,11 +392,11 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 # 9.5 -> 9.5) and the state above costs them less (32 -> 64 10.6 -> 9.0 and 10.8 -> 9.6; inside
 # LeNet's training step, both forwards, medians of 100 steps: 13.2 -> 11.2 and 12.2 -> 10.2 there,
 # 7.1 -> 7.1 and 6.9 -> 7.1 in the usual state). With a quarter (16 -> 64) they lost: 2.9 -> 3.1,
-# 3.5 -> 4.0, 3.1 -> 3.4; 32 -> 128 8.3 -> 8.8, 9.8 -> 10.5, 8.7 -> 9.3. The weight gradient does not take
-# them: its extra positions must meet zeros where the input holds an inf (0 * inf = NaN), and a
-# version that fell back to ``columns`` then ran the 64 -> 64 convolution's forward and backward 3%
-# slower (1.012-1.071, eleven rounds of benchmarks/compare.py) and LeNet's second layer's 6.5-8.1
-# ms against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
+# 3.5 -> 4.0, 3.1 -> 3.4; 32 -> 128 8.3 -> 8.8, 9.8 -> 10.5, 8.7 -> 9.3. The weight gradient does
+# not take them: its extra positions must meet zeros where the input holds an inf (0 * inf = NaN),
+# and a version that fell back to ``columns`` then ran the 64 -> 64 convolution's forward and
+# backward 3% slower (1.012-1.071, eleven rounds of benchmarks/compare.py) and LeNet's second
+# layer's 6.5-8.1 ms against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
 SHIFTED_FORWARD_CHANNEL_RATIO = 0.5
 
 
