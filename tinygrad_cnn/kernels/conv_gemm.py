@@ -451,10 +451,8 @@ def conv2d_per_sample(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.n
         image = out[samples, :, rows]
         if layout.row == out_hw[1] and rows.stop - rows.start == out_hw[0]:  # the results are NCHW already
             np.matmul(weights, columns, out=image.reshape(len(image), g, o // g, -1))
-            if bias is not None:
-                image += bias.reshape(o, 1, 1)
-            continue
-        copy_rows(image, memory.matmul(weights, columns).reshape(*image.shape[:3], layout.row)[..., : out_hw[1]])
+        else:
+            copy_rows(image, memory.matmul(weights, columns).reshape(*image.shape[:3], layout.row)[..., : out_hw[1]])
         if bias is not None:
             image += bias.reshape(o, 1, 1)
     return out
