@@ -154,6 +154,17 @@ def test_conv2d_and_its_weight_gradient(path, config, dtype, seed, specials):
 
 
 @pytest.mark.parametrize("path", CONV_PATHS)
+def test_conv2d_adds_a_wider_bias_at_its_own_precision(path):
+    """A float64 bias on float32 images and weights: -1e8 + (1e8 + 1) is 1, which a bias rounded to
+    float32 inside the GEMM would lose (it is 1e8 there)."""
+    x, w = np.ones((2, 1, 3, 4), np.float32), np.array([[[[-1e8, 0.0]]]], np.float32)
+    b = np.array([1e8 + 1])
+    with conv_path(path):
+        y = fast.conv2d(x, w, ConvGeometry(kernel=(1, 2)), b)
+    np.testing.assert_array_equal(y, np.ones((2, 1, 3, 3)))
+
+
+@pytest.mark.parametrize("path", CONV_PATHS)
 @given(config=conv_configs, dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.05]))
 def test_conv2d_input_gradient(path, config, dtype, seed, specials):
     # Infinities in the output gradient only: the fast kernel may compute the input gradient as a
