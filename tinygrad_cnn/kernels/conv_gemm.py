@@ -480,9 +480,9 @@ def _folds_bias(bias, groups: int, dtype) -> bool:
     weights the bias as a last column (``_with_bias``), so that no pass over the output adds it
     afterwards. One group only (a row of ones per group is not worth its code), and a bias that the
     GEMM's ``dtype`` holds exactly (a float64 bias on float32 images is added afterwards, at its own
-    precision, as before). Measured (AMD EPYC,
-    2 threads, batch 64): the pass cost LeNet's first layer 1.12 against 0.61 ms without a bias,
-    its second 4.83 against 4.52, the seed net's first 0.67 against 0.56 (min of 40 calls); inside
+    precision, as before). Measured (AMD EPYC, 2 threads, batch 64): the pass cost LeNet's first
+    layer 1.12 against 0.61 ms without a bias, its second 4.83 against 4.52, the seed net's first
+    0.67 against 0.56 (min of 40 calls); inside
     LeNet's training step, added against folded, alternating every five steps in one process (100
     steps each, min and first quartile), the first layer took 1.35 / 1.61 -> 1.12 / 1.30 ms, the
     second 4.80 / 5.38 -> 4.63 / 5.27; the seed net's first 0.56 / 0.67 -> 0.52 / 0.63."""
