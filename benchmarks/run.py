@@ -56,6 +56,7 @@ and ``--threads`` apply to every worker of a run; ``--what-if`` varies them for 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import importlib.metadata
 import importlib.util
@@ -245,6 +246,10 @@ def worker_step(args) -> dict:
     losses = [step() for _ in range(3)]
     times = time_per_call(step, args.repeat, args.seconds)
     result = {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "steps": len(times), "losses": losses}
+    if args.framework == "ours":  # the methods timed on this host and kept (kernels/tuning.py), as they were in force
+        from tinygrad_cnn.kernels import tuning
+        result["kernel_choices"] = {"file": str(tuning.path()), "mode": tuning.mode(),
+                                    "methods": {question: entry["method"] for question, entry in tuning.choices().items()}}
     if args.probe:
         result["handoff"] = [before, handoff_probe()]
     return result
@@ -910,6 +915,21 @@ def handoff_line(name: str, e: dict) -> str | None:
     return line
 
 
+def kernel_choices_line(name: str, e: dict) -> str | None:
+    """Which method each small convolution of our step took, as the last of our processes saw the
+    choices file (``kernels/tuning.py``): timed on this host by the first process that needed them."""
+    seen = [run["kernel_choices"] for run in e.get("ours_runs", []) if "kernel_choices" in run]
+    if not seen:
+        return None
+    last = seen[-1]
+    if last["mode"] == "fixed":
+        return f"- {name}: kernel choices: none timed (TINYGRAD_CNN_TUNING=fixed), every layer by the fixed rules"
+    counts = collections.Counter(last["methods"].values())
+    taken = ", ".join(f"{method} {counts[method]}" for method in sorted(counts)) or "none yet"
+    return (f"- {name}: kernel choices timed on this host and its thread settings, kept in `{last['file']}` "
+            f"(`python -m tinygrad_cnn.kernels` lists them): {taken}")
+
+
 def format_report(r: dict) -> str:
     lines = format_environment(r["environment"])
     runs = r.get("section_runs", {})
@@ -930,6 +950,9 @@ def format_report(r: dict) -> str:
             probes = handoff_line(name, e)
             if probes:
                 lines.append(probes)
+            choices = kernel_choices_line(name, e)
+            if choices:
+                lines.append(choices)
             if "same_arithmetic" in e:
                 s = e["same_arithmetic"]
                 lines.append(f"- {name}: same weights and batch give the same losses over 3 steps: "

@@ -11,6 +11,13 @@ Hypothesis profiles (HYPOTHESIS_PROFILE):
 Kernels: ``TINYGRAD_CNN_KERNELS=reference`` runs every op on the plain kernels of
 ``tinygrad_cnn/kernels/reference.py`` (CI runs ``tests/ops`` once that way); the header of the
 report says which set ran.
+
+Kernel choices: the fast kernels may time two methods on the host and keep the faster
+(``tinygrad_cnn/kernels/tuning.py``); the suite runs on the fixed rules instead
+(``TINYGRAD_CNN_TUNING=fixed`` unless set), so that no test's method depends on the host's timings
+and no test writes to the user's cache folder. Each method is forced where it is tested
+(``tests/kernels/test_twins.py``), and timing and keeping choices are tested in
+``tests/kernels/test_tuning.py``.
 """
 import os
 
@@ -18,6 +25,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+os.environ.setdefault("TINYGRAD_CNN_TUNING", "fixed")
+
 settings.register_profile("ci", max_examples=25, derandomize=True, print_blob=True, **_common)
 settings.register_profile("dev", max_examples=40, **_common)
 settings.register_profile("thorough", max_examples=400, **_common)

@@ -2,6 +2,8 @@
 
     TINYGRAD_CNN_KERNELS           fast | reference: the kernel set every thread starts on (kernels/)
     TINYGRAD_CNN_CACHE_MB          the array cache's limit in MB, 1024 by default (kernels/memory.py)
+    TINYGRAD_CNN_TUNING            measure | fixed: time small layers' two methods once per host, or not (kernels/tuning.py)
+    TINYGRAD_CNN_TUNING_FILE       where the timed choices are kept (kernels/tuning.py)
     TINYGRAD_CNN_MAX_IMAGE_PIXELS  the largest image the readers decode (data/images.py)
     TINYGRAD_CNN_DATA              a folder to look for dataset files in (data/locations.py)
 

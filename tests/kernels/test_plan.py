@@ -1,5 +1,6 @@
 """The GEMM layouts of the fast convolution kernels are chosen by fixed rules on the layer's shape,
 and ``python -m tinygrad_cnn.kernels`` shows which one each layer of the built-in nets gets."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,43 @@ def test_the_module_refuses_bad_arguments_in_one_line():
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip().splitlines()[-1].startswith("python -m tinygrad_cnn.kernels: error: ")
+
+
+def test_small_layers_name_banded_matrices_as_their_other_method_and_the_choice_kept(tmp_path, monkeypatch):
+    from tinygrad_cnn.kernels import tuning
+
+    monkeypatch.setenv(tuning.MODE_VARIABLE, "measure")
+    monkeypatch.setenv(tuning.FILE_VARIABLE, str(tmp_path / "choices.json"))
+    tuning.forget()
+    seed_second = ((64, 8, 24, 24), (8, 8, 5, 5), ConvGeometry(kernel=(5, 5)))
+    plan = conv_gemm.plan(*seed_second)
+    assert plan["forward"].endswith("or banded matrices (K = 560, 80 columns, 2 tile(s) a row), the faster on "
+                                    "this host: timed at the layer's first use")
+    assert "banded" in plan["weight gradient"] and "banded" in plan["input gradient"]
+    lenet_second = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
+    assert not any("banded" in how for how in lenet_second.values())  # 64 output channels: im2col only
+    question = conv_gemm._question("conv2d", seed_second[0], "float32", seed_second[1], "float32", seed_second[2])
+    tuning.choose(question, {"im2col": lambda: None, "banded": lambda: None}, fixed="im2col")
+    assert re.search(r"the faster on this host: (im2col|banded) \(banded [0-9.]+ ms, im2col [0-9.]+ ms\)$",
+                     conv_gemm.plan(*seed_second)["forward"])
+    monkeypatch.setenv(tuning.MODE_VARIABLE, "fixed")
+    assert conv_gemm.plan(*seed_second)["forward"].endswith("not timed (TINYGRAD_CNN_TUNING=fixed), im2col")
+    tuning.forget()
+
+
+def test_the_module_says_where_choices_are_kept_and_times_nothing_itself(tmp_path):
+    import os
+
+    file = tmp_path / "choices.json"
+    env = {**os.environ, "TINYGRAD_CNN_TUNING": "measure", "TINYGRAD_CNN_TUNING_FILE": str(file)}
+    done = subprocess.run([sys.executable, "-m", "tinygrad_cnn.kernels", "--batch", "8"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"kernel choices timed on this host (TINYGRAD_CNN_TUNING=measure): 0 kept in {file}" in done.stdout
+    assert done.stdout.count("timed at the layer's first use") == 5  # the seed net's small layers
+    assert not file.exists()
+    bad = subprocess.run([sys.executable, "-m", "tinygrad_cnn.kernels"], cwd=ROOT, capture_output=True, text=True,
+                         env={**env, "TINYGRAD_CNN_TUNING": "sometimes"}, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == ("python -m tinygrad_cnn.kernels: error: TINYGRAD_CNN_TUNING='sometimes': "
+                                                   "expected one of measure, fixed")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_cnn.kernels import KERNEL_NAMES, conv_gemm, fast, masks, reference
+from tinygrad_cnn.kernels import KERNEL_NAMES, conv_banded, conv_gemm, fast, masks, reference
 from tinygrad_cnn.ops.conv import ConvGeometry
 from tinygrad_cnn.testing import strategies as S
 
@@ -109,25 +109,40 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # way, whatever the drawn size and channels: the per-sample one also with blocks that cut a
 # sample's rows into pieces (GEMM_OPERAND_BYTES), the chunked ones also with a sample per chunk
 # (COLUMN_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the last one's block.
+# Small layers with stride 1 and one group may instead take a banded matrix (conv_banded.py; which
+# one is timed per host, conv_gemm.SMALL_LAYER_METHOD forces it here): whole rows as one tile, and
+# tiles as narrow as the kernel allows (TILE_OUTPUTS), a sample per chunk.
 CHUNKED = {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0}
+PER_SAMPLE = {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62}
+BANDED = {**PER_SAMPLE, "SMALL_LAYER_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS": 2**62}
 CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
               "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
               "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1},
-              "GEMMs per sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62},
-              "GEMMs per piece of a sample": {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62,
-                                              "GEMM_OPERAND_BYTES": 64}}
+              "GEMMs per sample": {**PER_SAMPLE, "SMALL_LAYER_METHOD": "im2col"},
+              "GEMMs per piece of a sample": {**PER_SAMPLE, "SMALL_LAYER_METHOD": "im2col", "GEMM_OPERAND_BYTES": 64},
+              "banded matrices, whole rows": {**BANDED, "conv_banded.TILE_OUTPUTS": 2**62},
+              "banded matrices, narrow tiles, a sample per chunk": {**BANDED, "conv_banded.TILE_OUTPUTS": 1,
+                                                                    "COLUMN_CHUNK_BYTES": 1}}
+
+
+def _module_and_name(setting: str):
+    """"conv_banded.NAME" names a setting of conv_banded.py; a bare NAME one of conv_gemm.py."""
+    module, _, name = setting.rpartition(".")
+    return {"": conv_gemm, "conv_banded": conv_banded}[module], name
 
 
 @contextlib.contextmanager
-def conv_path(name):
-    saved = {setting: getattr(conv_gemm, setting) for setting in CONV_PATHS[name]}
-    for setting, value in CONV_PATHS[name].items():
-        setattr(conv_gemm, setting, value)
+def conv_path(name, more=None):
+    """The settings of the path ``name``, and ``more`` of them, for the block."""
+    settings = [(*_module_and_name(setting), value) for setting, value in {**CONV_PATHS[name], **(more or {})}.items()]
+    saved = [(module, setting, getattr(module, setting)) for module, setting, _ in settings]
+    for module, setting, value in settings:
+        setattr(module, setting, value)
     try:
         yield
     finally:
-        for setting, value in saved.items():
-            setattr(conv_gemm, setting, value)
+        for module, setting, value in saved:
+            setattr(module, setting, value)
 
 
 # Half the draws with stride 1, where the wide and shifted columns apply (given enough width).
@@ -177,6 +192,34 @@ def test_conv2d_input_gradient(path, config, dtype, seed, specials):
     with np.errstate(all="ignore"), conv_path(path):
         assert_close(fast.conv2d_input_grad(g, w, config.input_shape, geometry),
                      reference.conv2d_input_grad(g, w, config.input_shape, geometry))
+
+
+BANDED_CASES = [  # (input shape, weight shape, padding, dilation): tiles of every kind, dilations along each axis
+    ((3, 2, 9, 12), (3, 2, 3, 3), (1, 1), (1, 1)),
+    ((2, 1, 7, 16), (4, 1, 2, 3), (0, 2), (1, 2)),
+    ((2, 3, 11, 10), (2, 3, 3, 2), (2, 0), (2, 1)),
+    ((1, 2, 6, 30), (5, 2, 1, 5), (0, 1), (3, 2)),
+]
+
+
+@pytest.mark.parametrize("tile_outputs", [1, 2**62])
+@pytest.mark.parametrize("case", BANDED_CASES)
+def test_banded_convolution_on_dilated_and_tiled_layers(case, tile_outputs):
+    """The banded method on layers the drawn ones reach only now and then: dilations, asymmetric
+    padding, one tile per row and several, each sample its own chunk (finite values: with a NaN in
+    the output gradient every weight's gradient would be NaN, and any mistake hidden)."""
+    x_shape, w_shape, padding, dilation = case
+    geometry = ConvGeometry(kernel=w_shape[2:], padding=padding, dilation=dilation)
+    x, w, b = values(1, x_shape, np.float64), values(2, w_shape, np.float64), values(3, w_shape[:1], np.float64)
+    more = {"conv_banded.TILE_OUTPUTS": tile_outputs, "COLUMN_CHUNK_BYTES": 1}
+    with np.errstate(all="ignore"), conv_path("banded matrices, whole rows", more):
+        y = fast.conv2d(x, w, geometry, b)
+        g = values(4, y.shape, np.float64)
+        dw = fast.conv2d_weight_grad(x, g, w_shape, geometry)
+        dx = fast.conv2d_input_grad(values(5, y.shape, np.float64), w, x_shape, geometry)
+    assert_close(y, reference.conv2d(x, w, geometry, b))
+    assert_close(dw, reference.conv2d_weight_grad(x, g, w_shape, geometry))
+    assert_close(dx, reference.conv2d_input_grad(values(5, y.shape, np.float64), w, x_shape, geometry))
 
 
 # ---- pooling ---------------------------------------------------------------------------------------

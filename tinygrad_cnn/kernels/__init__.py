@@ -4,9 +4,12 @@ of names (``KERNEL_NAMES``).
 - ``reference.py``: every kernel in plain NumPy, a few lines each (``sliding_window_view``,
   ``einsum``, ``np.where``). Read these to see what a kernel computes.
 - ``fast.py``: the set used by default, gathered from the modules that make kernels fast:
-  ``conv_gemm.py`` (convolution as im2col and chunked matrix products), ``pooling.py`` (max-pooling
-  by a tournament, scatter and gather by kernel offset), ``masks.py`` (bit-exact ``keep_where`` and
-  ``relu``) and ``memory.py`` (the cache the fast kernels take their arrays from).
+  ``conv_gemm.py`` (convolution as im2col and chunked matrix products), ``conv_banded.py`` (a small
+  layer's convolution as a product with a banded matrix), ``pooling.py`` (max-pooling by a
+  tournament, scatter and gather by kernel offset), ``masks.py`` (bit-exact ``keep_where`` and
+  ``relu``), ``copies.py`` (copies, padding), ``memory.py`` (the cache the fast kernels take their
+  arrays from) and ``tuning.py`` (where two methods compete, the one timed faster on this machine,
+  kept in a file).
 
 The ops (``tinygrad_cnn/ops/``) hold the math and call kernels by name on the active set:
 ``active().conv2d(x, w, geometry, bias)``. Which set is active is chosen per thread:

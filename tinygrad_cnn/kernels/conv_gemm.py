@@ -38,7 +38,9 @@ and so does the input gradient computed as a correlation.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
 every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
-them for the built-in nets.
+them for the built-in nets. One choice is not a rule: a small layer with few output channels may be
+computed by banded matrices instead (``conv_banded.py``), where that was the faster when timed on
+this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS``), and then on every later run there too.
 """
 import itertools
 from dataclasses import replace
@@ -46,38 +48,8 @@ from dataclasses import replace
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import memory
-
-
-def copy_rows(dst: np.ndarray, src: np.ndarray) -> None:
-    """``np.copyto(dst, src)`` for arrays of numbers, moving each run along the last axis as one
-    element where both store that axis contiguously in the same dtype and shape. NumPy loops over
-    the runs either way, and short runs cost it more per run as numbers than as one element:
-    padding LeNet's second-layer input (64 x 32 rows of 14 numbers) took 0.22 ms so against 0.31, a
-    chunk of its output's reordering 66-87 us against 114-119, a block of its first layer's
-    columns 20 against 39 us."""
-    size = dst.shape[-1] * dst.itemsize if dst.ndim else 0
-    if (size and isinstance(src, np.ndarray) and dst.shape == src.shape and dst.dtype == src.dtype
-            and dst.dtype.kind in "biufc" and dst.strides[-1] == src.strides[-1] == dst.itemsize):
-        run = np.dtype((np.void, size))
-        np.copyto(dst.view(run), src.view(run))
-    else:
-        np.copyto(dst, src)
-
-
-def pad_spatial(x: np.ndarray, padding, value=0) -> np.ndarray:
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    n, c, h, w = x.shape
-    out = memory.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
-    copy_rows(out[:, :, ph : ph + h, pw : pw + w], x)
-    return out
-
-
-def crop_spatial(x: np.ndarray, padding) -> np.ndarray:
-    ph, pw = padding
-    return x[:, :, ph : x.shape[2] - ph, pw : x.shape[3] - pw]
+from . import conv_banded, memory, tuning
+from .copies import copy_rows, crop_spatial, pad_spatial
 
 
 # Bytes of im2col columns per chunk of samples: enough for BLAS to run near full speed on one GEMM
@@ -327,8 +299,9 @@ def _input_grad_by_correlation(w_shape, x_shape, geometry) -> bool:
 def plan(x_shape, w_shape, geometry) -> dict:
     """How the fast kernels compute the convolution of an input of ``x_shape`` with weights of
     ``w_shape``: the GEMM layout chosen for each of its three kernels, by the rules above (fixed
-    rules, the same on every run). ``python -m tinygrad_cnn.kernels`` prints it for the layers of
-    the built-in nets."""
+    rules, the same on every run), and for a small layer whether banded matrices are its other
+    method and which of the two this host chose (``tuning``; read from the choices file, nothing
+    timed here). ``python -m tinygrad_cnn.kernels`` prints it for the layers of the built-in nets."""
     n, g, o = x_shape[0], geometry.groups, w_shape[0]
     out_hw = geometry.output_size(*x_shape[2:])
     k = int(np.prod(w_shape[1:]))
@@ -340,11 +313,14 @@ def plan(x_shape, w_shape, geometry) -> dict:
     if _input_grad_by_correlation(w_shape, x_shape, geometry):
         (crop_h, crop_w), transposed = _as_correlation(geometry)
         cropped = (n, o, out_hw[0] - 2 * crop_h, out_hw[1] - 2 * crop_w)
-        inner = _forward_plan(cropped, (x_shape[1], o // g, *w_shape[2:]), transposed)
+        flipped = (x_shape[1], o // g, *w_shape[2:])
+        inner = _forward_plan(cropped, flipped, transposed) + _banded_plan("conv2d", cropped, flipped, flipped, transposed)
         input_grad = "a correlation with the flipped kernel: " + inner
     else:
         input_grad = "weights.T @ grad per chunk, then col2im"
-    return {"forward": _forward_plan(x_shape, w_shape, geometry), "weight gradient": weight_grad,
+    grad_shape = (n, o, *out_hw)
+    return {"forward": _forward_plan(x_shape, w_shape, geometry) + _banded_plan("conv2d", x_shape, w_shape, w_shape, geometry),
+            "weight gradient": weight_grad + _banded_plan("conv2d_weight_grad", x_shape, grad_shape, w_shape, geometry),
             "input gradient": input_grad}
 
 
@@ -414,11 +390,69 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 SHIFTED_FORWARD_CHANNEL_RATIO = 0.5
 
 
+# A small layer (one ``_per_sample`` takes) with stride 1, one group and at most this many output
+# channels may also be computed as a product with a banded matrix (``conv_banded.py``), forward and
+# weight gradient (and so the input gradient, a correlation). Which of the two is faster depends on
+# the host more than on the shape, so it is timed there, once per shape, and kept
+# (``tuning.choose``). Measured on an Intel Xeon host (2 threads, batch 64, min of 30 calls), im2col
+# -> banded: the seed net's second layer's forward 2.98 -> 2.16 ms, weight gradient 3.02 -> 2.76,
+# input gradient 4.88 -> 3.57; its first layer's input gradient 1.35 -> 0.90; but LeNet's first
+# (1 -> 32 channels, 3x3) 0.66 -> 1.82 forward: with 32 channels the GEMMs of im2col are fine.
+BANDED_MAX_OUT_CHANNELS = 16
+# "im2col" or "banded" forces one method where both apply (the tests use it); None: the tuned choice.
+SMALL_LAYER_METHOD = None
+
+
+def _banded_applies(x_shape, w_shape, geometry, out_hw) -> bool:
+    return (geometry.stride == (1, 1) and geometry.groups == 1 and w_shape[0] <= BANDED_MAX_OUT_CHANNELS
+            and _per_sample(w_shape, out_hw, 1) and min(x_shape[0], w_shape[1], *out_hw) > 0)
+
+
+def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry) -> str:
+    """What ``tuning.choose`` is asked, and what the choices file keeps the answer under."""
+    operand = "weights" if kernel == "conv2d" else "output gradient"
+    return f"{kernel}: input {tuple(x_shape)} {np.dtype(x_dtype)}, {operand} {tuple(other_shape)} {np.dtype(other_dtype)}, {geometry}"
+
+
+def _small_layer_method(kernel: str, x, other, w_shape, geometry, out_hw, banded_may_take, im2col, banded) -> str:
+    """"banded" where that method applies to ``kernel``'s operands (``x`` and ``other``, the
+    weights or the output gradient), ``banded_may_take()`` says it may take them (a finite input,
+    for the forward) and it is the faster on this host (or forced); else "im2col". ``im2col`` and
+    ``banded`` compute the kernel each way, for timing."""
+    if not _banded_applies(x.shape, w_shape, geometry, out_hw) or SMALL_LAYER_METHOD == "im2col" or not banded_may_take():
+        return "im2col"
+    if SMALL_LAYER_METHOD is not None:
+        return SMALL_LAYER_METHOD
+    question = _question(kernel, x.shape, x.dtype, other.shape, other.dtype, geometry)
+    return tuning.choose(question, {"im2col": im2col, "banded": banded}, fixed="im2col")
+
+
+def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
+    """For ``plan``: where the banded method applies, what it would compute and which of the two
+    this host chose (float32 operands), as a clause to append; else ""."""
+    out_hw = geometry.output_size(*x_shape[2:])
+    if not _banded_applies(x_shape, w_shape, geometry, out_hw):
+        return ""
+    t, tiles, _, k = conv_banded._layout(x_shape, w_shape, geometry, out_hw)
+    how = f"; or banded matrices (K = {k}, {w_shape[0] * t} columns, {tiles} tile(s) a row), the faster on this host: "
+    if tuning.mode() == "fixed":
+        return how + f"not timed ({tuning.MODE_VARIABLE}=fixed), im2col"
+    kept = tuning.choices().get(_question(kernel, x_shape, np.float32, other_shape, np.float32, geometry))
+    if kept is None:
+        return how + "timed at the layer's first use"
+    times = ", ".join(f"{name} {ms} ms" for name, ms in sorted(kept["ms"].items()))
+    return how + f"{kept['method']} ({times})"
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
     if _per_sample(w.shape, out_hw, g):
+        if _small_layer_method("conv2d", x, w, w.shape, geometry, out_hw, lambda: np.isfinite(x).all(),
+                               lambda: conv2d_per_sample(x, w, geometry, bias),
+                               lambda: conv_banded.conv2d(x, w, geometry, bias, COLUMN_CHUNK_BYTES)) == "banded":
+            return conv_banded.conv2d(x, w, geometry, bias, COLUMN_CHUNK_BYTES)
         return conv2d_per_sample(x, w, geometry, bias)
     dtype = np.result_type(x, w)
     layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g), _shifted_forward(w.shape, g))
@@ -503,8 +537,13 @@ def _with_bias(weights: np.ndarray, bias, dtype) -> np.ndarray:
 
 def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
-    g = geometry.groups
-    if _per_sample(w_shape, grad_out.shape[2:], g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
+    g, out_hw = geometry.groups, grad_out.shape[2:]
+    if _small_layer_method("conv2d_weight_grad", x, grad_out, w_shape, geometry, out_hw, lambda: True,
+                           lambda: conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry),
+                           lambda: conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)
+                           ) == "banded":
+        return conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)
+    if _per_sample(w_shape, out_hw, g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
         return conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry)
     dtype = np.result_type(x, grad_out)
     layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))

@@ -10,7 +10,7 @@ the comparison results.
 import numpy as np
 
 from . import memory
-from .conv_gemm import crop_spatial, pad_spatial
+from .copies import crop_spatial, pad_spatial
 from .masks import keep_where
 
 

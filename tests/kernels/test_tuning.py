@@ -1,0 +1,160 @@
+"""Kernel choices timed on the host and kept in a file (``tinygrad_cnn/kernels/tuning.py``): timed
+once per question, kept per host, read back by later runs, never written over a file that is not
+ours, and safe to make from several threads at once."""
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tinygrad_cnn.environment import EnvironmentVariableError
+from tinygrad_cnn.kernels import conv_gemm, fast, reference, tuning
+from tinygrad_cnn.ops.conv import ConvGeometry
+
+
+@pytest.fixture
+def choices_file(tmp_path, monkeypatch):
+    """Timing on, choices kept in a file of this test's own."""
+    file = tmp_path / "cache" / "kernel-choices.json"
+    monkeypatch.setenv(tuning.MODE_VARIABLE, "measure")
+    monkeypatch.setenv(tuning.FILE_VARIABLE, str(file))
+    tuning.forget()
+    yield file
+    tuning.forget()
+
+
+def counted(seconds: float, calls: list, name: str):
+    def method():
+        calls.append(name)
+        time.sleep(seconds)
+    return method
+
+
+def test_a_choice_is_timed_once_kept_in_the_file_and_read_back(choices_file):
+    calls = []
+    methods = {"slow": counted(0.004, calls, "slow"), "fast": counted(0.0, calls, "fast")}
+    assert tuning.choose("question 1", methods, fixed="slow") == "fast"
+    assert calls.count("slow") == calls.count("fast") == 1 + tuning.ROUNDS  # a warm-up call each, then rounds
+    content = json.loads(choices_file.read_text())
+    entry = content["hosts"][tuning.host()]["question 1"]
+    assert entry["method"] == "fast" and entry["ms"]["slow"] > entry["ms"]["fast"]
+    calls.clear()
+    assert tuning.choose("question 1", methods, fixed="slow") == "fast" and calls == []
+    tuning.forget()  # as a new process would: from the file, without timing
+    assert tuning.choose("question 1", methods, fixed="slow") == "fast" and calls == []
+    assert tuning.choices()["question 1"]["method"] == "fast"
+
+
+def test_choices_of_other_questions_and_hosts_are_kept(choices_file):
+    choices_file.parent.mkdir(parents=True)
+    other_host = {"question 1": {"method": "a", "ms": {}, "measured": "2026-01-01T00:00:00+00:00"}}
+    choices_file.write_text(json.dumps({"format": tuning.FORMAT, "hosts": {"another host": other_host}}))
+    methods = {"a": counted(0.003, [], "a"), "b": counted(0.0, [], "b")}
+    tuning.choose("question 1", methods, fixed="a")
+    tuning.choose("question 2", methods, fixed="a")
+    hosts = json.loads(choices_file.read_text())["hosts"]
+    assert hosts["another host"] == other_host
+    assert set(hosts[tuning.host()]) == {"question 1", "question 2"}
+
+
+def test_fixed_mode_times_nothing_and_writes_nothing(choices_file, monkeypatch):
+    monkeypatch.setenv(tuning.MODE_VARIABLE, "fixed")
+    calls = []
+    assert tuning.choose("q", {"a": counted(0, calls, "a"), "b": counted(0, calls, "b")}, fixed="b") == "b"
+    assert calls == [] and not choices_file.exists()
+
+
+def test_a_bad_mode_is_refused_in_one_line_naming_the_variable(choices_file, monkeypatch):
+    monkeypatch.setenv(tuning.MODE_VARIABLE, "fastest")
+    with pytest.raises(EnvironmentVariableError, match=r"^TINYGRAD_CNN_TUNING='fastest': expected one of measure, fixed$"):
+        tuning.choose("q", {"a": lambda: None}, fixed="a")
+
+
+@pytest.mark.parametrize("text", ["my notes, not JSON", '{"format": "something else", "hosts": {}}', "[1, 2]"])
+def test_a_file_that_is_not_ours_is_refused_and_left_as_it_is(choices_file, text):
+    choices_file.parent.mkdir(parents=True)
+    choices_file.write_text(text)
+    with pytest.raises(EnvironmentVariableError) as error:
+        tuning.choose("q", {"a": lambda: None, "b": lambda: None}, fixed="a")
+    message = str(error.value)
+    assert message.startswith(f"{choices_file}: not a tinygrad_cnn kernel-choices file") and "\n" not in message
+    assert "TINYGRAD_CNN_TUNING_FILE" in message
+    assert choices_file.read_text() == text
+
+
+def test_a_folder_that_cannot_be_written_keeps_the_choices_in_memory_with_one_warning(tmp_path, monkeypatch):
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv(tuning.MODE_VARIABLE, "measure")
+    monkeypatch.setenv(tuning.FILE_VARIABLE, str(blocker / "kernel-choices.json"))  # its folder is a file
+    tuning.forget()
+    calls = []
+    methods = {"a": counted(0.003, calls, "a"), "b": counted(0.0, calls, "b")}
+    with pytest.warns(RuntimeWarning, match="cannot (read|keep) kernel choices there") as warned:
+        assert tuning.choose("q1", methods, fixed="a") == "b"
+        assert tuning.choose("q2", methods, fixed="a") == "b"
+    assert len(warned) == 1
+    calls.clear()
+    assert tuning.choose("q1", methods, fixed="a") == "b" and calls == []
+    tuning.forget()
+
+
+def test_a_file_that_cannot_be_read_is_never_written_over(choices_file):
+    choices_file.parent.mkdir(parents=True)
+    choices_file.mkdir()  # reading a folder fails as an unreadable file does
+    with pytest.warns(RuntimeWarning, match="cannot read kernel choices there"):
+        assert tuning.choose("q", {"a": counted(0.003, [], "a"), "b": lambda: None}, fixed="a") == "b"
+    assert choices_file.is_dir() and not list(choices_file.parent.glob("*.tmp"))
+
+
+def test_threads_choosing_at_once_leave_one_whole_file_with_every_choice(choices_file):
+    errors = []
+
+    def choose(index):
+        try:
+            for k in range(5):
+                tuning.choose(f"thread {index}, question {k}", {"a": lambda: None, "b": lambda: None}, fixed="a")
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=choose, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(json.loads(choices_file.read_text())["hosts"][tuning.host()]) == 20
+    assert not list(choices_file.parent.glob("*.tmp"))
+
+
+def test_a_small_layer_is_timed_both_ways_and_computed_by_the_choice(choices_file):
+    """The seed net's second layer at a small batch: its forward and weight gradient are timed as
+    im2col and as banded matrices, the choice kept, and the result is the reference's either way."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 5, 5)).astype(np.float32)
+    geometry = ConvGeometry(kernel=(5, 5))
+    y = fast.conv2d(x, w, geometry)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    dw = fast.conv2d_weight_grad(x, g, w.shape, geometry)
+    np.testing.assert_allclose(y, reference.conv2d(x, w, geometry), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, reference.conv2d_weight_grad(x, g, w.shape, geometry), rtol=1e-4, atol=1e-3)
+    kept = tuning.choices()
+    assert sorted(question.split(":")[0] for question in kept) == ["conv2d", "conv2d_weight_grad"]
+    for entry in kept.values():
+        assert entry["method"] in ("im2col", "banded") and set(entry["ms"]) == {"im2col", "banded"}
+    # a layer with many output channels is not asked about: im2col's GEMMs are fine there
+    fast.conv2d(rng.standard_normal((4, 1, 28, 28)).astype(np.float32),
+                rng.standard_normal((conv_gemm.BANDED_MAX_OUT_CHANNELS + 1, 1, 5, 5)).astype(np.float32), geometry)
+    assert len(tuning.choices()) == 2
+
+
+def test_an_input_with_an_infinity_is_never_given_to_the_banded_forward(choices_file, monkeypatch):
+    """The band's zeros would meet it in other windows' sums (0 * inf = NaN)."""
+    monkeypatch.setattr(conv_gemm, "SMALL_LAYER_METHOD", "banded")
+    x = np.ones((1, 1, 6, 6))
+    x[0, 0, 0, 0] = np.inf
+    y = fast.conv2d(x, np.ones((1, 1, 3, 3)), ConvGeometry(kernel=(3, 3)))
+    np.testing.assert_array_equal(y, reference.conv2d(x, np.ones((1, 1, 3, 3)), ConvGeometry(kernel=(3, 3))))
+    assert np.isinf(y[0, 0, 0, 0]) and np.isfinite(y[0, 0, 1:, 1:]).all()

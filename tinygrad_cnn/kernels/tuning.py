@@ -1,0 +1,193 @@
+"""Choices between two ways of computing a kernel, made by timing both on this machine the first
+time a shape comes, and kept in a file so that later runs compute the same way without timing.
+
+Which of two methods is faster can depend on the CPU and its BLAS more than on the shape: the
+banded convolution of a small layer (``conv_banded.py``) against its im2col GEMMs took 2.2 against
+3.0 ms on one Intel Xeon host, where the GEMMs of many columns it makes run at 200 GFLOP/s, and a
+fixed rule tuned on one host loses on another. So the fast kernels ask ``choose``, which times
+each method on the call's own operands (a warm-up call each, then ``ROUNDS`` alternating calls;
+the results are dropped and the call is then computed by the faster), and keeps the choice in a
+JSON file, in a section for this host: the CPU model and count, NumPy and its BLAS, and the thread
+variables in force. The file is only read and added to: a choice once made is the one every later
+run on that host makes, until the file is deleted.
+
+    TINYGRAD_CNN_TUNING=measure     the default: time once per shape, keep the choice in the file
+    TINYGRAD_CNN_TUNING=fixed       no timing and no file: each kernel's fixed rule (im2col)
+    TINYGRAD_CNN_TUNING_FILE=PATH   where the choices are kept; by default
+                                    $XDG_CACHE_HOME/tinygrad_cnn/kernel-choices.json (~/.cache/...)
+
+``python -m tinygrad_cnn.kernels`` prints the file and this host's choices. A file that is not one
+of ours is refused with one line naming it (it is never overwritten); a file that cannot be read
+or written leaves the choices in memory, with a warning.
+"""
+import functools
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..environment import EnvironmentVariableError
+
+MODE_VARIABLE = "TINYGRAD_CNN_TUNING"
+FILE_VARIABLE = "TINYGRAD_CNN_TUNING_FILE"
+MODES = ("measure", "fixed")
+FORMAT = "tinygrad_cnn kernel choices, version 1"
+# Timed calls per method, alternating, after a warm-up call each; the median decides.
+ROUNDS = 3
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class TuningFileError(EnvironmentVariableError):
+    """The choices file (``TINYGRAD_CNN_TUNING_FILE``) exists but is not one this library wrote."""
+
+
+_lock = threading.Lock()
+_loaded = {}  # path -> {question: entry} of this host, as read from and added to the file
+_unusable = set()  # files that could not be read or written: warned about once, never written to
+
+
+def mode() -> str:
+    """``TINYGRAD_CNN_TUNING``: "measure" (unset) or "fixed"; anything else is refused in one line."""
+    value = os.environ.get(MODE_VARIABLE, "measure")
+    if value not in MODES:
+        raise EnvironmentVariableError(f"{MODE_VARIABLE}={value!r}: expected one of {', '.join(MODES)}")
+    return value
+
+
+def path() -> Path:
+    """The choices file: ``TINYGRAD_CNN_TUNING_FILE``, else kernel-choices.json in the user's cache folder."""
+    named = os.environ.get(FILE_VARIABLE)
+    if named:
+        return Path(named).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "tinygrad_cnn" / "kernel-choices.json"
+
+
+@functools.cache
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def _blas() -> str:
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas['version']}"
+    except Exception:  # an older NumPy, or a build that does not say
+        return "BLAS unknown"
+
+
+def host() -> str:
+    """What a choice depends on besides the shape: CPU model and count, NumPy and its BLAS, and the
+    thread variables in force."""
+    threads = ", ".join(f"{name}={os.environ[name]}" for name in THREAD_VARIABLES if name in os.environ)
+    return (f"{_cpu_model()}, {os.cpu_count()} CPUs; NumPy {np.__version__}, {_blas()}; "
+            f"{threads or 'no thread variables'}")
+
+
+def _warn_once(file: Path, doing: str, error: OSError) -> None:
+    if file not in _unusable:
+        _unusable.add(file)
+        warnings.warn(f"{file}: cannot {doing} kernel choices there ({error.strerror}); they are kept for this "
+                      f"process only (set {FILE_VARIABLE} to a file that can be written)", RuntimeWarning, stacklevel=5)
+
+
+def _read(file: Path) -> dict:
+    """The file's hosts and their choices: empty if there is no file (or it cannot be read, with a
+    warning); TuningFileError if it is not one of ours."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        _warn_once(file, "read", error)
+        return {}
+    try:
+        content = json.loads(text)
+        if content.get("format") != FORMAT or not isinstance(content.get("hosts"), dict):
+            raise ValueError
+    except (ValueError, AttributeError):
+        raise TuningFileError(f"{file}: not a tinygrad_cnn kernel-choices file; delete it if it is an old one, "
+                              f"or set {FILE_VARIABLE} to another file") from None
+    return content["hosts"]
+
+
+def _write(file: Path, question: str, entry: dict) -> None:
+    """Add one choice to this host's section, rereading the file first (another process may have
+    added its own) and replacing it whole, so that a reader never sees half a file. Not a file
+    that could not be read: it may be someone's."""
+    if file in _unusable:
+        return
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        hosts = _read(file)
+        hosts.setdefault(host(), {})[question] = entry
+        handle, temporary = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump({"format": FORMAT, "hosts": hosts}, out, indent=1, sort_keys=True)
+        os.replace(temporary, file)
+    except OSError as error:
+        _warn_once(file, "keep", error)
+
+
+def choices() -> dict:
+    """This host's choices in the file: {question: {"method", "ms", "measured"}}."""
+    file = path()
+    with _lock:
+        if file not in _loaded:
+            _loaded[file] = dict(_read(file).get(host(), {}))
+        return dict(_loaded[file])
+
+
+def choose(question: str, methods: dict, fixed: str) -> str:
+    """The name of the faster of ``methods`` ({name: a call computing the kernel that way}) for
+    ``question`` (the kernel and its operands' shapes, dtypes and geometry): as kept in the file,
+    else timed now and kept; ``fixed`` when ``TINYGRAD_CNN_TUNING=fixed``."""
+    if mode() == "fixed":
+        return fixed
+    kept = choices().get(question)
+    if kept is not None and kept.get("method") in methods:
+        return kept["method"]
+    names = sorted(methods, key=lambda name: name != fixed)
+    times = {name: [] for name in names}
+    for name in names:
+        methods[name]()  # warm-up: the first call allocates the cache's blocks
+    for round_ in range(ROUNDS):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            start = time.perf_counter()
+            methods[name]()
+            times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    chosen = min(names, key=lambda name: medians[name])  # a tie keeps ``fixed`` (first in names)
+    entry = {"method": chosen, "ms": {name: round(1e3 * value, 3) for name, value in medians.items()},
+             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    file = path()
+    with _lock:
+        current = _loaded.setdefault(file, {})
+        if question in current and current[question].get("method") in methods:
+            return current[question]["method"]  # another thread chose first: one choice per question
+        current[question] = entry
+        _write(file, question, entry)
+    return chosen
+
+
+def forget() -> None:
+    """Drop the choices read into memory (the file stays): the next ``choose`` reads the file again."""
+    with _lock:
+        _loaded.clear()
+        _unusable.clear()
