@@ -71,16 +71,51 @@ def test_a_bad_mode_is_refused_in_one_line_naming_the_variable(choices_file, mon
         tuning.choose("q", {"a": lambda: None}, fixed="a")
 
 
-@pytest.mark.parametrize("text", ["my notes, not JSON", '{"format": "something else", "hosts": {}}', "[1, 2]"])
-def test_a_file_that_is_not_ours_is_refused_and_left_as_it_is(choices_file, text):
+@pytest.mark.parametrize("data", [b"my notes, not JSON", b'{"format": "something else", "hosts": {}}', b"[1, 2]",
+                                  b"\x89PNG\r\n\x1a\n\x00\xff binary"])
+def test_a_file_that_is_not_ours_is_refused_and_left_as_it_is(choices_file, data):
     choices_file.parent.mkdir(parents=True)
-    choices_file.write_text(text)
+    choices_file.write_bytes(data)
     with pytest.raises(EnvironmentVariableError) as error:
         tuning.choose("q", {"a": lambda: None, "b": lambda: None}, fixed="a")
     message = str(error.value)
     assert message.startswith(f"{choices_file}: not a tinygrad_cnn kernel-choices file") and "\n" not in message
     assert "TINYGRAD_CNN_TUNING_FILE" in message
-    assert choices_file.read_text() == text
+    assert choices_file.read_bytes() == data
+
+
+@pytest.mark.parametrize("section", ["a string", [1], {"q": "banded"}, {"q": {"method": ["banded"], "ms": {}}},
+                                     {"q": {"method": "banded"}}, {"q": {"method": "banded", "ms": {"banded": "fast"}}}])
+def test_a_file_damaged_by_hand_is_refused_in_one_line(choices_file, section):
+    choices_file.parent.mkdir(parents=True)
+    text = json.dumps({"format": tuning.FORMAT, "hosts": {tuning.host(): section}})
+    choices_file.write_text(text)
+    with pytest.raises(EnvironmentVariableError, match=r"a damaged kernel-choices file .*delete it") as error:
+        tuning.choose("q", {"im2col": lambda: None, "banded": lambda: None}, fixed="im2col")
+    assert "\n" not in str(error.value) and choices_file.read_text() == text
+
+
+def test_a_method_that_raises_loses_and_is_not_timed_again(choices_file):
+    calls = []
+
+    def out_of_memory():
+        calls.append("banded")
+        raise MemoryError("Unable to allocate 256. GiB")
+
+    methods = {"im2col": counted(0.0, calls, "im2col"), "banded": out_of_memory}
+    assert tuning.choose("q", methods, fixed="im2col") == "im2col"
+    assert calls.count("banded") == 1
+    entry = tuning.choices()["q"]
+    assert entry["ms"]["banded"] is None and entry["failed"]["banded"].startswith("MemoryError: Unable to allocate")
+    calls.clear()
+    assert tuning.choose("q", methods, fixed="im2col") == "im2col" and calls == []
+
+    def broken():
+        raise ValueError("the call itself is wrong")
+
+    with pytest.raises(ValueError, match="the call itself is wrong"):  # the fixed method's error is the call's
+        tuning.choose("q2", {"im2col": broken, "banded": lambda: None}, fixed="im2col")
+    assert "q2" not in tuning.choices()
 
 
 def test_a_folder_that_cannot_be_written_keeps_the_choices_in_memory_with_one_warning(tmp_path, monkeypatch):
@@ -126,6 +161,34 @@ def test_threads_choosing_at_once_leave_one_whole_file_with_every_choice(choices
     assert errors == []
     assert len(json.loads(choices_file.read_text())["hosts"][tuning.host()]) == 20
     assert not list(choices_file.parent.glob("*.tmp"))
+
+
+def test_processes_adding_choices_at_once_lose_none(choices_file, tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from tinygrad_cnn.kernels import tuning\n"
+        "for k in range(40):\n"
+        "    tuning.choose(f'process {sys.argv[1]}, question {k}', {'a': lambda: None, 'b': lambda: None}, fixed='a')\n"
+    )
+    env = {**__import__("os").environ, tuning.MODE_VARIABLE: "measure", tuning.FILE_VARIABLE: str(choices_file)}
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(index)], env=env) for index in range(3)]
+    assert [process.wait(timeout=120) for process in processes] == [0, 0, 0]
+    assert len(json.loads(choices_file.read_text())["hosts"][tuning.host()]) == 120
+
+
+def test_a_layer_whose_band_would_not_pay_is_never_asked_about(choices_file):
+    """A 1-wide kernel, or an output width with no divisor near the narrowest tile (a prime width),
+    would make the band as wide as the row: some 2,000 times the multiply-adds, and a band of
+    gigabytes. Such layers are not timed: im2col computes them."""
+    rng = np.random.default_rng(0)
+    for x_shape, w_shape in (((1, 1, 1, 10007), (8, 1, 1, 9)), ((1, 1, 1, 65521), (16, 1, 1, 1))):
+        x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+        geometry = ConvGeometry(kernel=w_shape[2:])
+        np.testing.assert_allclose(fast.conv2d(x, w, geometry), reference.conv2d(x, w, geometry), rtol=1e-10, atol=1e-10)
+    assert tuning.choices() == {}
 
 
 def test_a_small_layer_is_timed_both_ways_and_computed_by_the_choice(choices_file):

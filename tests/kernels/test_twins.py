@@ -114,7 +114,8 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # tiles as narrow as the kernel allows (TILE_OUTPUTS), a sample per chunk.
 CHUNKED = {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0}
 PER_SAMPLE = {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62}
-BANDED = {**PER_SAMPLE, "SMALL_LAYER_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS": 2**62}
+BANDED = {**PER_SAMPLE, "SMALL_LAYER_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS": 2**62,
+          "conv_banded.MAX_INFLATION": np.inf}
 CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
               "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
               "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1},

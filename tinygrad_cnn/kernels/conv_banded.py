@@ -38,6 +38,11 @@ from .copies import copy_rows, pad_spatial
 # multiply-adds) 1.87 ms at 210 GFLOP/s, t = 10 (229M) 1.19 ms, t = 5 (147M) 0.94 ms at 157 GFLOP/s
 # but with 7.4 MB of rows to copy against 5.7 at t = 10.
 TILE_OUTPUTS = 64
+# The method is offered only where the band's multiply-adds are at most this many times the
+# convolution's, (t + reach - 1) / kw: the seed net's layers take 2.8 and 3.2. Wider tiles (a width
+# with no divisor near the narrowest tile, a 1-wide kernel) would cost more than any GEMM speed wins
+# back, and their band grows with the square of the tile.
+MAX_INFLATION = 3.5
 
 
 def tile_width(out_width: int, out_channels: int, reach: int) -> int:
@@ -46,6 +51,13 @@ def tile_width(out_width: int, out_channels: int, reach: int) -> int:
     no tile reads past the padded input."""
     least = max(-(-TILE_OUTPUTS // out_channels), 2 * reach)
     return next((t for t in range(least, out_width) if out_width % t == 0), out_width)
+
+
+def applies(x_shape, w_shape, geometry, out_hw) -> bool:
+    """Whether the layer's tiles are narrow enough for the band to pay (``MAX_INFLATION``); the
+    caller checks stride 1, one group and nonempty shapes."""
+    t, _, span, _ = _layout(x_shape, w_shape, geometry, out_hw)
+    return span <= MAX_INFLATION * w_shape[3]
 
 
 def _layout(x_shape, w_shape, geometry, out_hw):

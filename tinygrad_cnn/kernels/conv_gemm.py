@@ -405,7 +405,8 @@ SMALL_LAYER_METHOD = None
 
 def _banded_applies(x_shape, w_shape, geometry, out_hw) -> bool:
     return (geometry.stride == (1, 1) and geometry.groups == 1 and w_shape[0] <= BANDED_MAX_OUT_CHANNELS
-            and _per_sample(w_shape, out_hw, 1) and min(x_shape[0], w_shape[1], *out_hw) > 0)
+            and _per_sample(w_shape, out_hw, 1) and min(x_shape[0], w_shape[0], w_shape[1], *out_hw) > 0
+            and conv_banded.applies(x_shape, w_shape, geometry, out_hw))
 
 
 def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry) -> str:
@@ -438,9 +439,9 @@ def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
     if tuning.mode() == "fixed":
         return how + f"not timed ({tuning.MODE_VARIABLE}=fixed), im2col"
     kept = tuning.choices().get(_question(kernel, x_shape, np.float32, other_shape, np.float32, geometry))
-    if kept is None:
+    if kept is None or kept["method"] not in ("im2col", "banded"):
         return how + "timed at the layer's first use"
-    times = ", ".join(f"{name} {ms} ms" for name, ms in sorted(kept["ms"].items()))
+    times = ", ".join(f"{name} {'failed' if ms is None else f'{ms} ms'}" for name, ms in sorted(kept["ms"].items()))
     return how + f"{kept['method']} ({times})"
 
 

@@ -6,7 +6,8 @@ banded convolution of a small layer (``conv_banded.py``) against its im2col GEMM
 3.0 ms on one Intel Xeon host, where the GEMMs of many columns it makes run at 200 GFLOP/s, and a
 fixed rule tuned on one host loses on another. So the fast kernels ask ``choose``, which times
 each method on the call's own operands (a warm-up call each, then ``ROUNDS`` alternating calls;
-the results are dropped and the call is then computed by the faster), and keeps the choice in a
+the results are dropped and the call is then computed by the faster; a method that raises, out
+of memory say, loses), and keeps the choice in a
 JSON file, in a section for this host: the CPU model and count, NumPy and its BLAS, and the thread
 variables in force. The file is only read and added to: a choice once made is the one every later
 run on that host makes, until the file is deleted.
@@ -33,6 +34,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there one process at a time adds choices safely, several may lose some
+    fcntl = None
 
 from ..environment import EnvironmentVariableError
 
@@ -109,38 +115,53 @@ def _warn_once(file: Path, doing: str, error: OSError) -> None:
 
 def _read(file: Path) -> dict:
     """The file's hosts and their choices: empty if there is no file (or it cannot be read, with a
-    warning); TuningFileError if it is not one of ours."""
+    warning); TuningFileError if it is not one of ours, or one damaged by hand."""
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as error:
         _warn_once(file, "read", error)
         return {}
     try:
-        content = json.loads(text)
-        if content.get("format") != FORMAT or not isinstance(content.get("hosts"), dict):
+        content = json.loads(data.decode("utf-8"))
+        if not isinstance(content, dict) or content.get("format") != FORMAT:
             raise ValueError
-    except (ValueError, AttributeError):
+    except ValueError:  # not JSON, not text at all, or another program's JSON
         raise TuningFileError(f"{file}: not a tinygrad_cnn kernel-choices file; delete it if it is an old one, "
                               f"or set {FILE_VARIABLE} to another file") from None
-    return content["hosts"]
+    hosts = content.get("hosts")
+    if not (isinstance(hosts, dict) and all(isinstance(questions, dict) and all(map(_is_entry, questions.values()))
+                                            for questions in hosts.values())):
+        raise TuningFileError(f"{file}: a damaged kernel-choices file (an entry is not a method and its times); "
+                              f"delete it, and the choices are timed again")
+    return hosts
+
+
+def _is_entry(entry) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("method"), str) and isinstance(entry.get("ms"), dict)
+            and all(ms is None or isinstance(ms, (int, float)) for ms in entry["ms"].values()))
 
 
 def _write(file: Path, question: str, entry: dict) -> None:
-    """Add one choice to this host's section, rereading the file first (another process may have
-    added its own) and replacing it whole, so that a reader never sees half a file. Not a file
-    that could not be read: it may be someone's."""
+    """Add one choice to this host's section: under a lock on a file beside it (other processes
+    may add theirs), reread the file and replace it whole, so that no choice is lost and a reader
+    never sees half a file. Never a file that could not be read: it may be someone's."""
     if file in _unusable:
         return
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        hosts = _read(file)
-        hosts.setdefault(host(), {})[question] = entry
-        handle, temporary = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump({"format": FORMAT, "hosts": hosts}, out, indent=1, sort_keys=True)
-        os.replace(temporary, file)
+        with open(file.with_name(file.name + ".lock"), "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file is closed
+            hosts = _read(file)
+            if file in _unusable:  # the reread failed
+                return
+            hosts.setdefault(host(), {})[question] = entry
+            handle, temporary = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump({"format": FORMAT, "hosts": hosts}, out, indent=1, sort_keys=True)
+            os.replace(temporary, file)
     except OSError as error:
         _warn_once(file, "keep", error)
 
@@ -165,17 +186,29 @@ def choose(question: str, methods: dict, fixed: str) -> str:
         return kept["method"]
     names = sorted(methods, key=lambda name: name != fixed)
     times = {name: [] for name in names}
-    for name in names:
-        methods[name]()  # warm-up: the first call allocates the cache's blocks
-    for round_ in range(ROUNDS):
+    failed = {}  # a method other than ``fixed`` that raised (out of memory, say): it loses, and is kept so
+    for round_ in range(ROUNDS + 1):  # round 0 warms up: the first call allocates the cache's blocks
         for name in names if round_ % 2 == 0 else names[::-1]:
+            if name in failed:
+                continue
             start = time.perf_counter()
-            methods[name]()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(ts) for name, ts in times.items()}
-    chosen = min(names, key=lambda name: medians[name])  # a tie keeps ``fixed`` (first in names)
-    entry = {"method": chosen, "ms": {name: round(1e3 * value, 3) for name, value in medians.items()},
+            try:
+                methods[name]()
+            except Exception as error:
+                if name == fixed:  # the call itself fails: as it would have without timing
+                    raise
+                failed[name] = f"{type(error).__name__}: {error}"[:200]
+                continue
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    medians = {name: None if name in failed else statistics.median(times[name]) for name in names}
+    # a tie keeps ``fixed`` (first in names)
+    chosen = min((name for name in names if name not in failed), key=lambda name: medians[name])
+    entry = {"method": chosen, "ms": {name: None if value is None else round(1e3 * value, 3)
+                                      for name, value in medians.items()},
              "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if failed:
+        entry["failed"] = failed
     file = path()
     with _lock:
         current = _loaded.setdefault(file, {})
