@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -246,8 +247,9 @@ def worker_step(args) -> dict:
     losses = [step() for _ in range(3)]
     times = time_per_call(step, args.repeat, args.seconds)
     result = {"ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times), "steps": len(times), "losses": losses}
-    if args.framework == "ours":  # the methods timed on this host and kept (kernels/tuning.py), as they were in force
-        from tinygrad_cnn.kernels import tuning
+    tuning = importlib.import_module("tinygrad_cnn.kernels.tuning") if args.framework == "ours" and \
+        importlib.util.find_spec("tinygrad_cnn.kernels.tuning") else None  # None in a tree from before it (compare.py)
+    if tuning is not None:  # the methods timed on this host and kept, as they were in force
         result["kernel_choices"] = {"file": str(tuning.path()), "mode": tuning.mode(),
                                     "methods": {question: entry["method"] for question, entry in tuning.choices().items()}}
     if args.probe:

@@ -25,7 +25,6 @@ import functools
 import json
 import os
 import platform
-import statistics
 import tempfile
 import threading
 import time
@@ -46,8 +45,10 @@ MODE_VARIABLE = "TINYGRAD_CNN_TUNING"
 FILE_VARIABLE = "TINYGRAD_CNN_TUNING_FILE"
 MODES = ("measure", "fixed")
 FORMAT = "tinygrad_cnn kernel choices, version 1"
-# Timed calls per method, alternating, after a warm-up call each; the median decides.
-ROUNDS = 3
+# Timed calls per method, alternating, after a warm-up call each; the fastest call of each decides
+# (the least disturbed by anything else the machine does: one choice was once kept from three calls
+# whose median, 12.8 ms, was ten times what the method takes; it is then kept for good).
+ROUNDS = 5
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -201,11 +202,11 @@ def choose(question: str, methods: dict, fixed: str) -> str:
                 continue
             if round_:
                 times[name].append(time.perf_counter() - start)
-    medians = {name: None if name in failed else statistics.median(times[name]) for name in names}
+    fastest = {name: None if name in failed else min(times[name]) for name in names}
     # a tie keeps ``fixed`` (first in names)
-    chosen = min((name for name in names if name not in failed), key=lambda name: medians[name])
+    chosen = min((name for name in names if name not in failed), key=lambda name: fastest[name])
     entry = {"method": chosen, "ms": {name: None if value is None else round(1e3 * value, 3)
-                                      for name, value in medians.items()},
+                                      for name, value in fastest.items()},
              "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if failed:
         entry["failed"] = failed
