@@ -179,6 +179,16 @@ def test_processes_adding_choices_at_once_lose_none(choices_file, tmp_path):
     assert len(json.loads(choices_file.read_text())["hosts"][tuning.host()]) == 120
 
 
+def test_a_choice_another_process_made_meanwhile_is_the_one_kept(choices_file):
+    assert tuning.choices() == {}  # read before the other process wrote
+    choices_file.parent.mkdir(parents=True, exist_ok=True)
+    theirs = {"method": "slow", "ms": {"slow": 1.0, "fast": 2.0}, "measured": "2026-01-01T00:00:00+00:00"}
+    choices_file.write_text(json.dumps({"format": tuning.FORMAT, "hosts": {tuning.host(): {"q": theirs}}}))
+    assert tuning.choose("q", {"slow": counted(0.003, [], "slow"), "fast": lambda: None}, fixed="slow") == "slow"
+    assert json.loads(choices_file.read_text())["hosts"][tuning.host()]["q"] == theirs
+    assert tuning.choose("q", {"slow": lambda: None, "fast": lambda: None}, fixed="slow") == "slow"
+
+
 def test_a_layer_whose_band_would_not_pay_is_never_asked_about(choices_file):
     """A 1-wide kernel, or an output width with no divisor near the narrowest tile (a prime width),
     would make the band as wide as the row: some 2,000 times the multiply-adds, and a band of

@@ -56,11 +56,11 @@ def tile_width(out_width: int, out_channels: int, reach: int) -> int:
 def applies(x_shape, w_shape, geometry, out_hw) -> bool:
     """Whether the layer's tiles are narrow enough for the band to pay (``MAX_INFLATION``); the
     caller checks stride 1, one group and nonempty shapes."""
-    t, _, span, _ = _layout(x_shape, w_shape, geometry, out_hw)
+    span = layout(x_shape, w_shape, geometry, out_hw)[2]
     return span <= MAX_INFLATION * w_shape[3]
 
 
-def _layout(x_shape, w_shape, geometry, out_hw):
+def layout(x_shape, w_shape, geometry, out_hw):
     """(t, tiles, span, K): the tile width, tiles per row, input columns a tile reads, and the
     GEMM's K = kh * C * span."""
     kh, kw = w_shape[2:]
@@ -123,7 +123,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias, chunk_bytes: int) -> np
     n, o = x.shape[0], w.shape[0]
     out_hw = geometry.output_size(*x.shape[2:])
     dtype = np.result_type(x, w)
-    t, tiles, span, k = _layout(x.shape, w.shape, geometry, out_hw)
+    t, tiles, span, k = layout(x.shape, w.shape, geometry, out_hw)
     ones = bias is not None and np.can_cast(bias.dtype, dtype, casting="safe")
     weights = band(w, t, span, geometry.dilation[1], dtype, bias if ones else None)
     windows = rows(x, geometry, w.shape[2], out_hw, t, span)
@@ -150,7 +150,7 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry, c
     n, o, kh, kw = x.shape[0], *w_shape[:1], *w_shape[2:]
     out_hw = grad_out.shape[2:]
     dtype = np.result_type(x, grad_out)
-    t, tiles, span, k = _layout(x.shape, w_shape, geometry, out_hw)
+    t, tiles, span, k = layout(x.shape, w_shape, geometry, out_hw)
     windows = rows(x, geometry, kh, out_hw, t, span)
     total = np.zeros((k, o * t), dtype)
     rows_per_sample = out_hw[0] * tiles

@@ -434,7 +434,7 @@ def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
     out_hw = geometry.output_size(*x_shape[2:])
     if not _banded_applies(x_shape, w_shape, geometry, out_hw):
         return ""
-    t, tiles, _, k = conv_banded._layout(x_shape, w_shape, geometry, out_hw)
+    t, tiles, _, k = conv_banded.layout(x_shape, w_shape, geometry, out_hw)
     how = f"; or banded matrices (K = {k}, {w_shape[0] * t} columns, {tiles} tile(s) a row), the faster on this host: "
     if tuning.mode() == "fixed":
         return how + f"not timed ({tuning.MODE_VARIABLE}=fixed), im2col"

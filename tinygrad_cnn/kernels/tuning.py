@@ -144,12 +144,13 @@ def _is_entry(entry) -> bool:
             and all(ms is None or isinstance(ms, (int, float)) for ms in entry["ms"].values()))
 
 
-def _write(file: Path, question: str, entry: dict) -> None:
-    """Add one choice to this host's section: under a lock on a file beside it (other processes
-    may add theirs), reread the file and replace it whole, so that no choice is lost and a reader
-    never sees half a file. Never a file that could not be read: it may be someone's."""
+def _write(file: Path, question: str, entry: dict) -> dict:
+    """Add one choice to this host's section, and return the entry the file keeps for the question:
+    under a lock on a file beside it, reread the file (another process may have added choices,
+    this one among them: then that one stays) and replace it whole, so that no choice is lost and a
+    reader never sees half a file. Never a file that could not be read: it may be someone's."""
     if file in _unusable:
-        return
+        return entry
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         with open(file.with_name(file.name + ".lock"), "a") as lock:
@@ -157,14 +158,18 @@ def _write(file: Path, question: str, entry: dict) -> None:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file is closed
             hosts = _read(file)
             if file in _unusable:  # the reread failed
-                return
-            hosts.setdefault(host(), {})[question] = entry
+                return entry
+            kept = hosts.setdefault(host(), {}).get(question)
+            if kept is not None and kept["method"] in entry["ms"]:  # one of these methods
+                return kept  # another process chose first
+            hosts[host()][question] = entry
             handle, temporary = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump({"format": FORMAT, "hosts": hosts}, out, indent=1, sort_keys=True)
             os.replace(temporary, file)
     except OSError as error:
         _warn_once(file, "keep", error)
+    return entry
 
 
 def choices() -> dict:
@@ -215,9 +220,8 @@ def choose(question: str, methods: dict, fixed: str) -> str:
         current = _loaded.setdefault(file, {})
         if question in current and current[question].get("method") in methods:
             return current[question]["method"]  # another thread chose first: one choice per question
-        current[question] = entry
-        _write(file, question, entry)
-    return chosen
+        current[question] = _write(file, question, entry)
+    return current[question]["method"]
 
 
 def forget() -> None:
