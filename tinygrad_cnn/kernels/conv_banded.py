@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import memory
-from .copies import copy_rows, pad_spatial
+from .copies import copy_rows, even_slices, pad_spatial
 
 # A tile has at least this many outputs (output channels times columns), so that the GEMM has as
 # many columns, and is at least twice the kernel's reach wide, so that at most a third of the input
@@ -110,26 +110,21 @@ def _scratch(rows: int, widths, dtype, chunk_bytes: int) -> list:
     return [block[a:b].reshape(rows, width) for a, b, width in zip(bounds[:-1], bounds[1:], widths)]
 
 
-def _sample_chunks(n: int, bytes_per_sample: int, chunk_bytes: int) -> list:
-    """range(n) in the fewest slices of at most ``chunk_bytes`` worth of samples, of even sizes."""
-    count = -(-n // max(1, chunk_bytes // max(1, bytes_per_sample)))
-    return [slice(n * i // count, n * (i + 1) // count) for i in range(count)]
-
-
-def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias, chunk_bytes: int) -> np.ndarray:
+def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias, fold_bias: bool, chunk_bytes: int) -> np.ndarray:
     """(N, C, H, W) correlated with (O, C, kh, kw), stride 1, one group, plus ``bias`` -> (N, O, OH, OW),
-    for finite ``x``; a chunk of samples' rows takes at most about ``chunk_bytes``. The bias rides in
-    the GEMM (a last column of ones) where the GEMM's dtype holds it exactly, as in ``conv_gemm``."""
+    for finite ``x``; a chunk of samples' rows takes at most about ``chunk_bytes``. With ``fold_bias``
+    the bias rides in the GEMM (a last column of ones), else it is added afterwards: the caller
+    decides, by ``conv_gemm``'s rule for its own GEMMs."""
     n, o = x.shape[0], w.shape[0]
     out_hw = geometry.output_size(*x.shape[2:])
     dtype = np.result_type(x, w)
     t, tiles, span, k = layout(x.shape, w.shape, geometry, out_hw)
-    ones = bias is not None and np.can_cast(bias.dtype, dtype, casting="safe")
+    ones = bias is not None and fold_bias
     weights = band(w, t, span, geometry.dilation[1], dtype, bias if ones else None)
     windows = rows(x, geometry, w.shape[2], out_hw, t, span)
     out = memory.empty((n, o, *out_hw), dtype)
     rows_per_sample = out_hw[0] * tiles
-    for chunk in _sample_chunks(n, rows_per_sample * (k + ones + o * t) * np.dtype(dtype).itemsize, chunk_bytes):
+    for chunk in even_slices(n, chunk_bytes // (rows_per_sample * (k + ones + o * t) * np.dtype(dtype).itemsize)):
         m = chunk.stop - chunk.start
         left, result = _scratch(m * rows_per_sample, (k + ones, o * t), dtype, chunk_bytes)
         if ones:
@@ -154,7 +149,7 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry, c
     windows = rows(x, geometry, kh, out_hw, t, span)
     total = np.zeros((k, o * t), dtype)
     rows_per_sample = out_hw[0] * tiles
-    for chunk in _sample_chunks(n, rows_per_sample * (k + o * t) * np.dtype(dtype).itemsize, chunk_bytes):
+    for chunk in even_slices(n, chunk_bytes // (rows_per_sample * (k + o * t) * np.dtype(dtype).itemsize)):
         m = chunk.stop - chunk.start
         left, grads = _scratch(m * rows_per_sample, (k, o * t), dtype, chunk_bytes)
         copy_rows(left.reshape(windows[chunk].shape), windows[chunk])

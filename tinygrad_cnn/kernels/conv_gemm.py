@@ -42,14 +42,13 @@ them for the built-in nets. One choice is not a rule: a small layer with few out
 computed by banded matrices instead (``conv_banded.py``), where that was the faster when timed on
 this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS``), and then on every later run there too.
 """
-import itertools
 from dataclasses import replace
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import conv_banded, memory, tuning
-from .copies import copy_rows, crop_spatial, pad_spatial
+from .copies import copy_rows, crop_spatial, even_slices, pad_spatial
 
 
 # Bytes of im2col columns per chunk of samples: enough for BLAS to run near full speed on one GEMM
@@ -245,19 +244,7 @@ def sample_chunks(n: int, bytes_per_sample: int) -> list:
     """Slices of the batch axis, each with at most as many samples as fit in ``COLUMN_CHUNK_BYTES``,
     their sizes differing by one sample at most, larger first: no small last chunk (a slow GEMM),
     and the first chunk's buffer serves the others."""
-    return _even_slices(n, COLUMN_CHUNK_BYTES // max(1, bytes_per_sample))
-
-
-def _even_slices(n: int, most: int) -> list:
-    """range(n) cut into the fewest slices of at most ``most`` (at least 1), larger first, their
-    sizes differing by one at most."""
-    if n == 0:
-        return []
-    size, larger = divmod(n, -(-n // max(1, most)))  # the first ``larger`` slices take one more
-    bounds = [0]
-    while bounds[-1] < n:
-        bounds.append(bounds[-1] + size + (len(bounds) <= larger))
-    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+    return even_slices(n, COLUMN_CHUNK_BYTES // max(1, bytes_per_sample))
 
 
 def _blocks(n: int, out_rows: int, column_bytes_per_row: int, bytes_per_row: int) -> list:
@@ -265,9 +252,9 @@ def _blocks(n: int, out_rows: int, column_bytes_per_row: int, bytes_per_row: int
     sample's rows cut into pieces whose columns (``column_bytes_per_row`` per row) stay within
     ``GEMM_OPERAND_BYTES``, the samples into chunks of ``COLUMN_CHUNK_BYTES`` (``bytes_per_row``
     per row of a sample: columns and results)."""
-    pieces = _even_slices(out_rows, GEMM_OPERAND_BYTES // max(1, column_bytes_per_row))
+    pieces = even_slices(out_rows, GEMM_OPERAND_BYTES // max(1, column_bytes_per_row))
     height = pieces[0].stop - pieces[0].start if pieces else 0
-    return [(samples, rows) for samples in _even_slices(n, COLUMN_CHUNK_BYTES // max(1, height * bytes_per_row))
+    return [(samples, rows) for samples in even_slices(n, COLUMN_CHUNK_BYTES // max(1, height * bytes_per_row))
             for rows in pieces]
 
 
@@ -415,17 +402,20 @@ def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry)
     return f"{kernel}: input {tuple(x_shape)} {np.dtype(x_dtype)}, {operand} {tuple(other_shape)} {np.dtype(other_dtype)}, {geometry}"
 
 
-def _small_layer_method(kernel: str, x, other, w_shape, geometry, out_hw, banded_may_take, im2col, banded) -> str:
+def _small_layer_method(kernel: str, x, other, w_shape, geometry, out_hw, methods, banded_may_take=None) -> str:
     """"banded" where that method applies to ``kernel``'s operands (``x`` and ``other``, the
-    weights or the output gradient), ``banded_may_take()`` says it may take them (a finite input,
-    for the forward) and it is the faster on this host (or forced); else "im2col". ``im2col`` and
-    ``banded`` compute the kernel each way, for timing."""
-    if not _banded_applies(x.shape, w_shape, geometry, out_hw) or SMALL_LAYER_METHOD == "im2col" or not banded_may_take():
+    weights or the output gradient), it is the faster on this host (or forced) and
+    ``banded_may_take()`` says it may take them (a finite input, for the forward); else "im2col".
+    ``methods`` computes the kernel each way, for timing."""
+    if not _banded_applies(x.shape, w_shape, geometry, out_hw):
         return "im2col"
-    if SMALL_LAYER_METHOD is not None:
-        return SMALL_LAYER_METHOD
-    question = _question(kernel, x.shape, x.dtype, other.shape, other.dtype, geometry)
-    return tuning.choose(question, {"im2col": im2col, "banded": banded}, fixed="im2col")
+    method = SMALL_LAYER_METHOD
+    if method is None:
+        question = _question(kernel, x.shape, x.dtype, other.shape, other.dtype, geometry)
+        method = tuning.choose(question, methods, fixed="im2col")
+    if method == "banded" and banded_may_take is not None and not banded_may_take():
+        return "im2col"
+    return method
 
 
 def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
@@ -450,11 +440,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
     if _per_sample(w.shape, out_hw, g):
-        if _small_layer_method("conv2d", x, w, w.shape, geometry, out_hw, lambda: np.isfinite(x).all(),
-                               lambda: conv2d_per_sample(x, w, geometry, bias),
-                               lambda: conv_banded.conv2d(x, w, geometry, bias, COLUMN_CHUNK_BYTES)) == "banded":
-            return conv_banded.conv2d(x, w, geometry, bias, COLUMN_CHUNK_BYTES)
-        return conv2d_per_sample(x, w, geometry, bias)
+        ones = _folds_bias(bias, g, np.result_type(x, w))
+        methods = {"im2col": lambda: conv2d_per_sample(x, w, geometry, bias),
+                   "banded": lambda: conv_banded.conv2d(x, w, geometry, bias, ones, COLUMN_CHUNK_BYTES)}
+        return methods[_small_layer_method("conv2d", x, w, w.shape, geometry, out_hw, methods,
+                                           banded_may_take=lambda: np.isfinite(x).all())]()
     dtype = np.result_type(x, w)
     layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g), _shifted_forward(w.shape, g))
     out = memory.empty((n, o, *out_hw), dtype)
@@ -539,11 +529,10 @@ def _with_bias(weights: np.ndarray, bias, dtype) -> np.ndarray:
 def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
     g, out_hw = geometry.groups, grad_out.shape[2:]
-    if _small_layer_method("conv2d_weight_grad", x, grad_out, w_shape, geometry, out_hw, lambda: True,
-                           lambda: conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry),
-                           lambda: conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)
-                           ) == "banded":
-        return conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)
+    methods = {"im2col": lambda: conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry),
+               "banded": lambda: conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)}
+    if _small_layer_method("conv2d_weight_grad", x, grad_out, w_shape, geometry, out_hw, methods) == "banded":
+        return methods["banded"]()
     if _per_sample(w_shape, out_hw, g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
         return conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry)
     dtype = np.result_type(x, grad_out)

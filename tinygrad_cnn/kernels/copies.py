@@ -1,5 +1,8 @@
 """Moving arrays about for the fast kernels: ``copy_rows`` (a copy that moves whole runs along the
-last axis at once), and padding and cropping the spatial axes of (N, C, H, W) images."""
+last axis at once), padding and cropping the spatial axes of (N, C, H, W) images, and cutting a
+batch into even chunks (``even_slices``)."""
+import itertools
+
 import numpy as np
 
 from . import memory
@@ -34,3 +37,15 @@ def pad_spatial(x: np.ndarray, padding, value=0) -> np.ndarray:
 def crop_spatial(x: np.ndarray, padding) -> np.ndarray:
     ph, pw = padding
     return x[:, :, ph : x.shape[2] - ph, pw : x.shape[3] - pw]
+
+
+def even_slices(n: int, most: int) -> list:
+    """range(n) cut into the fewest slices of at most ``most`` (at least 1), larger first, their
+    sizes differing by one at most."""
+    if n == 0:
+        return []
+    size, larger = divmod(n, -(-n // max(1, most)))  # the first ``larger`` slices take one more
+    bounds = [0]
+    while bounds[-1] < n:
+        bounds.append(bounds[-1] + size + (len(bounds) <= larger))
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]

@@ -172,13 +172,17 @@ def _write(file: Path, question: str, entry: dict) -> dict:
     return entry
 
 
+def _kept(file: Path) -> dict:
+    """This host's choices in ``file``, read once (call with ``_lock`` held)."""
+    if file not in _loaded:
+        _loaded[file] = dict(_read(file).get(host(), {}))
+    return _loaded[file]
+
+
 def choices() -> dict:
     """This host's choices in the file: {question: {"method", "ms", "measured"}}."""
-    file = path()
     with _lock:
-        if file not in _loaded:
-            _loaded[file] = dict(_read(file).get(host(), {}))
-        return dict(_loaded[file])
+        return dict(_kept(path()))
 
 
 def choose(question: str, methods: dict, fixed: str) -> str:
@@ -187,8 +191,10 @@ def choose(question: str, methods: dict, fixed: str) -> str:
     else timed now and kept; ``fixed`` when ``TINYGRAD_CNN_TUNING=fixed``."""
     if mode() == "fixed":
         return fixed
-    kept = choices().get(question)
-    if kept is not None and kept.get("method") in methods:
+    file = path()
+    with _lock:
+        kept = _kept(file).get(question)
+    if kept is not None and kept["method"] in methods:
         return kept["method"]
     names = sorted(methods, key=lambda name: name != fixed)
     times = {name: [] for name in names}
@@ -215,9 +221,8 @@ def choose(question: str, methods: dict, fixed: str) -> str:
              "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if failed:
         entry["failed"] = failed
-    file = path()
     with _lock:
-        current = _loaded.setdefault(file, {})
+        current = _kept(file)
         if question in current and current[question].get("method") in methods:
             return current[question]["method"]  # another thread chose first: one choice per question
         current[question] = _write(file, question, entry)
