@@ -25,7 +25,7 @@ def test_small_layers_get_a_gemm_per_sample_and_large_ones_a_gemm_per_chunk():
 def test_layers_with_at_least_half_as_many_input_as_output_channels_copy_their_input_once_per_kernel_row():
     geometry = ConvGeometry(kernel=(3, 3), padding=(1, 1))
     square = conv_gemm.plan((32, 64, 32, 32), (64, 64, 3, 3), geometry)
-    assert square["forward"].startswith("one GEMM per chunk and kernel column") and "shifted" in square["forward"]
+    assert square["forward"].startswith("one GEMM per chunk with the kernel columns' weights stacked") and "shifted" in square["forward"]
     widening = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), geometry)  # LeNet's second layer
     assert "shifted" in widening["forward"]  # 32 -> 64 channels
     assert "shifted" in widening["input gradient"]  # a correlation from 64 channels to 32

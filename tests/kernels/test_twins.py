@@ -105,7 +105,7 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # The fast convolution makes a layer's GEMMs one per chunk of samples, or one per sample when they
 # are small (conv_gemm.PER_SAMPLE_MULTIPLY_ADDS, and PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS for the
 # weight gradient); a chunk's columns for the forward are a copy per kernel offset, or per kernel row
-# with the kernel columns as shifted views (SHIFTED_FORWARD_CHANNEL_RATIO). Each test runs every
+# whose kernel columns read it from their offset on (SHIFTED_FORWARD_CHANNEL_RATIO). Each test runs every
 # way, whatever the drawn size and channels: the per-sample one also with blocks that cut a
 # sample's rows into pieces (GEMM_OPERAND_BYTES), the chunked ones also with a sample per chunk
 # (COLUMN_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the last one's block.
