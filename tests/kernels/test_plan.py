@@ -35,6 +35,18 @@ def test_layers_with_at_least_half_as_many_input_as_output_channels_copy_their_i
     assert "shifted" not in strided["forward"]  # whole rows need stride 1
 
 
+def test_layers_whose_forward_takes_shifted_columns_may_take_them_for_their_weight_gradient():
+    geometry = ConvGeometry(kernel=(3, 3), padding=(1, 1))
+    lenet_second = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), geometry)["weight gradient"]
+    assert "; or shifted columns (a GEMM per chunk, the gradient stacked 3 times, for finite inputs)" in lenet_second
+    assert "shifted" not in conv_gemm.plan((64, 16, 14, 14), (64, 16, 3, 3), geometry)["weight gradient"]
+    assert "shifted" not in conv_gemm.plan((8, 64, 16, 16), (64, 64, 3, 3), ConvGeometry(kernel=(3, 3), stride=(2, 2)))["weight gradient"]
+    grouped = conv_gemm.plan((8, 64, 16, 16), (64, 32, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1), groups=2))
+    assert "shifted" not in grouped["weight gradient"]
+    small = conv_gemm.plan((64, 8, 24, 24), (8, 8, 5, 5), ConvGeometry(kernel=(5, 5)))  # the seed net's second layer
+    assert "shifted" not in small["weight gradient"]
+
+
 def test_the_weight_gradient_puts_the_larger_of_its_dimensions_as_rows():
     many_inputs = conv_gemm.plan((64, 8, 24, 24), (8, 8, 5, 5), ConvGeometry(kernel=(5, 5)))
     assert many_inputs["weight gradient"].startswith("(K x")  # K = 200 > O = 8
@@ -90,7 +102,8 @@ def test_the_module_says_where_choices_are_kept_and_times_nothing_itself(tmp_pat
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"kernel choices timed on this host (TINYGRAD_CNN_TUNING=measure): 0 kept in {file}" in done.stdout
-    assert done.stdout.count("timed at the layer's first use") == 5  # the seed net's small layers
+    # the seed net's five small-layer kernels, and LeNet's second-layer weight gradient
+    assert done.stdout.count("timed at the layer's first use") == 6
     assert not file.exists()
     bad = subprocess.run([sys.executable, "-m", "tinygrad_cnn.kernels"], cwd=ROOT, capture_output=True, text=True,
                          env={**env, "TINYGRAD_CNN_TUNING": "sometimes"}, timeout=120)

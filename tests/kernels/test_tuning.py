@@ -231,3 +231,37 @@ def test_an_input_with_an_infinity_is_never_given_to_the_banded_forward(choices_
     y = fast.conv2d(x, np.ones((1, 1, 3, 3)), ConvGeometry(kernel=(3, 3)))
     np.testing.assert_array_equal(y, reference.conv2d(x, np.ones((1, 1, 3, 3)), ConvGeometry(kernel=(3, 3))))
     assert np.isinf(y[0, 0, 0, 0]) and np.isfinite(y[0, 0, 1:, 1:]).all()
+
+
+def test_a_large_layers_weight_gradient_is_timed_over_shifted_columns_and_computed_by_the_choice(choices_file):
+    """LeNet's second layer at a small batch: its weight gradient is timed over im2col's columns
+    and over shifted columns, the choice kept, and the result is the reference's either way; a
+    strided layer, which has no whole rows, is not asked about."""
+    rng = np.random.default_rng(0)
+    geometry = ConvGeometry(kernel=(3, 3), padding=(1, 1))
+    x = rng.standard_normal((4, 32, 14, 14)).astype(np.float32)
+    g = rng.standard_normal((4, 64, 14, 14)).astype(np.float32)
+    dw = fast.conv2d_weight_grad(x, g, (64, 32, 3, 3), geometry)
+    np.testing.assert_allclose(dw, reference.conv2d_weight_grad(x, g, (64, 32, 3, 3), geometry), rtol=1e-4, atol=1e-3)
+    (question, entry), = tuning.choices().items()
+    assert question.startswith("conv2d_weight_grad: input (4, 32, 14, 14)")
+    assert entry["method"] in ("im2col", "shifted") and set(entry["ms"]) == {"im2col", "shifted"}
+    strided = ConvGeometry(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
+    fast.conv2d_weight_grad(x, g[:, :, :7, :7], (64, 32, 3, 3), strided)
+    assert len(tuning.choices()) == 1
+
+
+def test_an_input_with_an_infinity_is_never_given_to_the_shifted_weight_gradient(monkeypatch):
+    """Along whole rows the last row of one sample runs on into the next sample's first: an inf
+    there would meet the gradient's zeros at those extra positions (0 * inf = NaN) in the gradient
+    of weights that never see it."""
+    monkeypatch.setattr(conv_gemm, "WEIGHT_GRAD_METHOD", "shifted")
+    monkeypatch.setattr(conv_gemm, "PER_SAMPLE_MULTIPLY_ADDS", 0)
+    geometry = ConvGeometry(kernel=(3, 3))
+    x, g = np.ones((2, 1, 6, 6)), np.ones((2, 1, 4, 4))
+    x[1, 0, 0, 0] = np.inf  # seen by kernel offset (0, 0) only
+    dw = fast.conv2d_weight_grad(x, g, (1, 1, 3, 3), geometry)
+    np.testing.assert_array_equal(dw, reference.conv2d_weight_grad(x, g, (1, 1, 3, 3), geometry))
+    assert np.isinf(dw[0, 0, 0, 0]) and np.isfinite(dw.reshape(-1)[1:]).all()
+    x[1, 0, 0, 0] = 1.0  # finite: the same weights by shifted columns
+    np.testing.assert_array_equal(fast.conv2d_weight_grad(x, g, (1, 1, 3, 3), geometry), np.full((1, 1, 3, 3), 32.0))

@@ -109,6 +109,9 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # way, whatever the drawn size and channels: the per-sample one also with blocks that cut a
 # sample's rows into pieces (GEMM_OPERAND_BYTES), the chunked ones also with a sample per chunk
 # (COLUMN_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the last one's block.
+# Layers with stride 1 and one group that take shifted columns may also compute their weight
+# gradient over them (which one is timed per host, conv_gemm.WEIGHT_GRAD_METHOD forces it here;
+# an input with an inf or NaN falls back to the columns per kernel offset).
 # Small layers with stride 1 and one group may instead take a banded matrix (conv_banded.py; which
 # one is timed per host, conv_gemm.SMALL_LAYER_METHOD forces it here): whole rows as one tile, and
 # tiles as narrow as the kernel allows (TILE_OUTPUTS), a sample per chunk.
@@ -119,6 +122,10 @@ BANDED = {**PER_SAMPLE, "SMALL_LAYER_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS
 CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
               "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
               "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1},
+              "shifted columns for the weight gradient too": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0,
+                                                              "WEIGHT_GRAD_METHOD": "shifted"},
+              "shifted columns for the weight gradient, a sample per chunk": {
+                  **CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "WEIGHT_GRAD_METHOD": "shifted", "COLUMN_CHUNK_BYTES": 1},
               "GEMMs per sample": {**PER_SAMPLE, "SMALL_LAYER_METHOD": "im2col"},
               "GEMMs per piece of a sample": {**PER_SAMPLE, "SMALL_LAYER_METHOD": "im2col", "GEMM_OPERAND_BYTES": 64},
               "banded matrices, whole rows": {**BANDED, "conv_banded.TILE_OUTPUTS": 2**62},

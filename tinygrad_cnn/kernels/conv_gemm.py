@@ -39,9 +39,11 @@ and so does the input gradient computed as a correlation.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
 every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
-them for the built-in nets. One choice is not a rule: a small layer with few output channels may be
-computed by banded matrices instead (``conv_banded.py``), where that was the faster when timed on
-this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS``), and then on every later run there too.
+them for the built-in nets. Two choices are not rules: a small layer with few output channels may be
+computed by banded matrices instead (``conv_banded.py``), and the weight gradient of a larger layer
+whose forward takes shifted columns may take them too (``conv2d_weight_grad_shifted``), each where
+that was the faster when timed on this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS`` and
+``WEIGHT_GRAD_METHOD``), and then on every later run there too.
 """
 from dataclasses import replace
 
@@ -232,6 +234,26 @@ class Columns:
         copy_rows(rows[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
         return rows.reshape(self.geometry.groups, o // self.geometry.groups, m * self.positions)
 
+    def shifted_grads(self, y: np.ndarray, dtype) -> np.ndarray:
+        """For the weight gradient over shifted columns (one group): (m, O, OH, OW) -> (1, kw * O,
+        m * positions + tail) of ``dtype``, kw copies of ``from_image``'s layout, copy j moved on by j * dw
+        positions and zero before and after: its row (j, o) meets the shifted columns where kernel
+        column j's columns meet the gradient."""
+        m, o = y.shape[:2]
+        kw, dw = self.geometry.kernel[1], self.geometry.dilation[1]
+        length, tail = m * self.positions, dw * (kw - 1)
+        grads = memory.empty((kw, o, length + tail), dtype)
+        first = grads[0, :, :length].reshape(o, m, self.out_hw[0], self.row)
+        if self.row != self.out_hw[1]:
+            first[..., self.out_hw[1] :] = 0
+        copy_rows(first[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
+        grads[0, :, length:] = 0
+        for j in range(1, kw):
+            grads[j, :, : j * dw] = 0
+            grads[j, :, j * dw : j * dw + length] = grads[0, :, :length]
+            grads[j, :, j * dw + length :] = 0
+        return grads.reshape(1, kw * o, length + tail)
+
     def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
         """col2im: add each entry of ``columns`` (groups, C/groups * kh * kw, m * positions), laid
         out as ``columns`` returns them, onto the position of ``padded`` (m, C, Hp, Wp) it would be
@@ -309,7 +331,8 @@ def plan(x_shape, w_shape, geometry) -> dict:
         input_grad = "weights.T @ grad per chunk, then col2im"
     grad_shape = (n, o, *out_hw)
     return {"forward": _forward_plan(x_shape, w_shape, geometry) + _banded_plan("conv2d", x_shape, w_shape, w_shape, geometry),
-            "weight gradient": weight_grad + _banded_plan("conv2d_weight_grad", x_shape, grad_shape, w_shape, geometry),
+            "weight gradient": weight_grad + _banded_plan("conv2d_weight_grad", x_shape, grad_shape, w_shape, geometry)
+            + _shifted_weight_grad_plan(x_shape, grad_shape, w_shape, geometry),
             "input gradient": input_grad}
 
 
@@ -373,10 +396,12 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 # LeNet's training step, both forwards, medians of 100 steps: 13.2 -> 11.2 and 12.2 -> 10.2 there,
 # 7.1 -> 7.1 and 6.9 -> 7.1 in the usual state). With a quarter (16 -> 64) they lost: 2.9 -> 3.1,
 # 3.5 -> 4.0, 3.1 -> 3.4; 32 -> 128 8.3 -> 8.8, 9.8 -> 10.5, 8.7 -> 9.3. The weight gradient does
-# not take them: its extra positions must meet zeros where the input holds an inf (0 * inf = NaN),
-# and a version that fell back to ``columns`` then ran the 64 -> 64 convolution's forward and
-# backward 3% slower (1.012-1.071, eleven rounds of benchmarks/compare.py) and LeNet's second
-# layer's 6.5-8.1 ms against 5.6-6.4 with its GEMM per sample (min of 100 training steps).
+# not take them by this rule: its extra positions must meet zeros where the input holds an inf
+# (0 * inf = NaN), and a version with a GEMM per kernel column that fell back to ``columns`` then
+# ran the 64 -> 64 convolution's forward and backward 3% slower (1.012-1.071, eleven rounds of
+# benchmarks/compare.py, AMD EPYC) and LeNet's second layer's 6.5-8.1 ms against 5.6-6.4 with its
+# GEMM per sample (min of 100 training steps). With one GEMM per chunk it may, where timed faster
+# (``WEIGHT_GRAD_METHOD``).
 SHIFTED_FORWARD_CHANNEL_RATIO = 0.5
 
 
@@ -391,6 +416,15 @@ SHIFTED_FORWARD_CHANNEL_RATIO = 0.5
 BANDED_MAX_OUT_CHANNELS = 16
 # "im2col" or "banded" forces one method where both apply (the tests use it); None: the tuned choice.
 SMALL_LAYER_METHOD = None
+# A layer too large for one GEMM per sample, with stride 1, one group and whole rows taken in
+# shifted columns by its forward, may also compute its weight gradient over shifted columns
+# (``conv2d_weight_grad_shifted``): a copy of the input per kernel row instead of per kernel offset,
+# against kw copies of the output gradient; for finite inputs only. Timed per host as the banded
+# method is (``tuning.choose``). Measured on an Intel Xeon host (2 threads, min of 11 calls, three
+# alternations), im2col -> shifted: 64 -> 64 on 32 x 32 at batch 32 22.7-24.2 -> 20.8-21.2 ms,
+# LeNet's second layer 5.4-5.6 -> 5.1-5.4.
+# "im2col" or "shifted" forces one method where both apply (the tests use it); None: the tuned choice.
+WEIGHT_GRAD_METHOD = None
 
 
 def _banded_applies(x_shape, w_shape, geometry, out_hw) -> bool:
@@ -421,6 +455,46 @@ def _small_layer_method(kernel: str, x, other, w_shape, geometry, out_hw, method
     return method
 
 
+def _shifted_weight_grad_applies(x_shape, w_shape, geometry, out_hw) -> bool:
+    if geometry.groups != 1 or _per_sample(w_shape, out_hw, 1) or not _shifted_forward(w_shape, 1) \
+            or min(x_shape[0], *w_shape, *out_hw) == 0:
+        return False
+    return Columns(x_shape, geometry, out_hw, w_shape[0], np.float32, _wide_rows(w_shape, 1), shifted=True).shifted
+
+
+def _weight_grad_method(x, grad_out, w_shape, geometry, out_hw, methods) -> str:
+    """"shifted" where that method applies to the weight gradient of ``x`` and ``grad_out``, it is
+    the faster on this host (or forced) and ``x`` is finite; else "im2col"."""
+    if not _shifted_weight_grad_applies(x.shape, w_shape, geometry, out_hw):
+        return "im2col"
+    method = WEIGHT_GRAD_METHOD
+    if method is None:
+        question = _question("conv2d_weight_grad", x.shape, x.dtype, grad_out.shape, grad_out.dtype, geometry)
+        method = tuning.choose(question, methods, fixed="im2col")
+    return "shifted" if method == "shifted" and np.isfinite(x).all() else "im2col"
+
+
+def _tuned_plan(kernel: str, x_shape, other_shape, geometry, alternative: str, how: str) -> str:
+    """For ``plan``: the clause naming ``alternative`` (described by ``how``) and which of it and
+    im2col this host chose for float32 operands (read from the choices file, nothing timed)."""
+    how = f"; or {how}, the faster on this host: "
+    if tuning.mode() == "fixed":
+        return how + f"not timed ({tuning.MODE_VARIABLE}=fixed), im2col"
+    kept = tuning.choices().get(_question(kernel, x_shape, np.float32, other_shape, np.float32, geometry))
+    if kept is None or kept["method"] not in ("im2col", alternative):
+        return how + "timed at the layer's first use"
+    times = ", ".join(f"{name} {'failed' if ms is None else f'{ms} ms'}" for name, ms in sorted(kept["ms"].items()))
+    return how + f"{kept['method']} ({times})"
+
+
+def _shifted_weight_grad_plan(x_shape, grad_shape, w_shape, geometry) -> str:
+    """For ``plan``: where the weight gradient may take shifted columns, a clause to append; else ""."""
+    if not _shifted_weight_grad_applies(x_shape, w_shape, geometry, grad_shape[2:]):
+        return ""
+    how = f"shifted columns (a GEMM per chunk, the gradient stacked {w_shape[3]} times, for finite inputs)"
+    return _tuned_plan("conv2d_weight_grad", x_shape, grad_shape, geometry, "shifted", how)
+
+
 def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
     """For ``plan``: where the banded method applies, what it would compute and which of the two
     this host chose (float32 operands), as a clause to append; else ""."""
@@ -428,14 +502,8 @@ def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
     if not _banded_applies(x_shape, w_shape, geometry, out_hw):
         return ""
     t, tiles, _, k = conv_banded.layout(x_shape, w_shape, geometry, out_hw)
-    how = f"; or banded matrices (K = {k}, {w_shape[0] * t} columns, {tiles} tile(s) a row), the faster on this host: "
-    if tuning.mode() == "fixed":
-        return how + f"not timed ({tuning.MODE_VARIABLE}=fixed), im2col"
-    kept = tuning.choices().get(_question(kernel, x_shape, np.float32, other_shape, np.float32, geometry))
-    if kept is None or kept["method"] not in ("im2col", "banded"):
-        return how + "timed at the layer's first use"
-    times = ", ".join(f"{name} {'failed' if ms is None else f'{ms} ms'}" for name, ms in sorted(kept["ms"].items()))
-    return how + f"{kept['method']} ({times})"
+    how = f"banded matrices (K = {k}, {w_shape[0] * t} columns, {tiles} tile(s) a row)"
+    return _tuned_plan(kernel, x_shape, other_shape, geometry, "banded", how)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
@@ -541,6 +609,15 @@ def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -
                "banded": lambda: conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)}
     if _small_layer_method("conv2d_weight_grad", x, grad_out, w_shape, geometry, out_hw, methods) == "banded":
         return methods["banded"]()
+    methods = {"im2col": lambda: _weight_grad_im2col(x, grad_out, w_shape, geometry),
+               "shifted": lambda: conv2d_weight_grad_shifted(x, grad_out, w_shape, geometry)}
+    return methods[_weight_grad_method(x, grad_out, w_shape, geometry, out_hw, methods)]()
+
+
+def _weight_grad_im2col(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
+    """``conv2d_weight_grad`` over im2col's columns: one GEMM per sample for a small layer, else one
+    per chunk."""
+    g, out_hw = geometry.groups, grad_out.shape[2:]
     if _per_sample(w_shape, out_hw, g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
         return conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry)
     dtype = np.result_type(x, grad_out)
@@ -585,7 +662,7 @@ def conv2d_weight_grad_per_sample(x: np.ndarray, grad_out: np.ndarray, w_shape, 
     transposed = _weight_grad_transposed(w_shape, g)
     k = int(np.prod(w_shape[1:]))
     total = np.zeros((g, k, o // g) if transposed else (g, o // g, k), dtype=dtype)
-    zero_extra = layout.wide and not np.isfinite(x).all()  # as in conv2d_weight_grad
+    zero_extra = layout.wide and not np.isfinite(x).all()  # as in _weight_grad_im2col
     for samples, rows, columns in layout.each_block(windows, zero_extra):
         grads = layout.block_rows(grad_out, samples, rows, positions_first=transposed)
         if transposed:
@@ -594,6 +671,27 @@ def conv2d_weight_grad_per_sample(x: np.ndarray, grad_out: np.ndarray, w_shape, 
             total += np.matmul(grads, columns.swapaxes(-1, -2)).sum(axis=0)
         del grads
     return (total.swapaxes(-1, -2) if transposed else total).reshape(w_shape)
+
+
+def conv2d_weight_grad_shifted(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
+    """``conv2d_weight_grad`` over shifted columns, for stride 1, one group, whole rows and finite
+    ``x``: per chunk one GEMM, the output gradient kw times (copy j moved on by j * dw positions,
+    ``Columns.shifted_grads``) @ the shifted columns transposed, whose row (j, o) is the gradient of
+    kernel column j's weights of output channel o. The extra positions of whole rows hold other
+    positions' values, met by the gradient's zeros there: an inf or NaN among them would give NaN
+    (0 * inf), hence finite inputs only."""
+    o, c, kh, kw = w_shape
+    out_hw = grad_out.shape[2:]
+    dtype = np.result_type(x, grad_out)
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, wide_rows=True, shifted=True)
+    windows = layout.row_windows(x)
+    total = np.zeros((1, kw * o, c * kh), dtype)
+    for chunk in layout.chunks:
+        columns, _ = layout.shifted_columns(windows, chunk, dtype)
+        grads = layout.shifted_grads(grad_out[chunk], dtype)
+        total += memory.matmul(grads, columns.swapaxes(-1, -2))
+        del columns, grads  # before the next chunk's are made
+    return np.ascontiguousarray(total.reshape(kw, o, c, kh).transpose(1, 2, 3, 0))
 
 
 def conv2d_input_grad(grad_out: np.ndarray, w: np.ndarray, x_shape, geometry) -> np.ndarray:

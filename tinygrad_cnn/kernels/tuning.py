@@ -4,7 +4,8 @@ time a shape comes, and kept in a file so that later runs compute the same way w
 Which of two methods is faster can depend on the CPU and its BLAS more than on the shape: the
 banded convolution of a small layer (``conv_banded.py``) against its im2col GEMMs took 2.2 against
 3.0 ms on one Intel Xeon host, where the GEMMs of many columns it makes run at 200 GFLOP/s, and a
-fixed rule tuned on one host loses on another. So the fast kernels ask ``choose``, which times
+fixed rule tuned on one host loses on another (so is a larger layer's weight gradient over shifted
+columns against im2col's, ``conv_gemm.conv2d_weight_grad_shifted``). So the fast kernels ask ``choose``, which times
 each method on the call's own operands (a warm-up call each, then ``ROUNDS`` alternating calls;
 the results are dropped and the call is then computed by the faster; a method that raises, out
 of memory say, loses), and keeps the choice in a
