@@ -43,8 +43,8 @@ def test_layers_whose_forward_takes_shifted_columns_may_take_them_for_their_weig
     assert "shifted" not in conv_gemm.plan((8, 64, 16, 16), (64, 64, 3, 3), ConvGeometry(kernel=(3, 3), stride=(2, 2)))["weight gradient"]
     grouped = conv_gemm.plan((8, 64, 16, 16), (64, 32, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1), groups=2))
     assert "shifted" not in grouped["weight gradient"]
-    small = conv_gemm.plan((64, 8, 24, 24), (8, 8, 5, 5), ConvGeometry(kernel=(5, 5)))  # the seed net's second layer
-    assert "shifted" not in small["weight gradient"]
+    first = conv_gemm.plan((64, 1, 28, 28), (32, 1, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))  # LeNet's first
+    assert not any("shifted" in how for how in first.values())  # 9 columns per position, 32 channels: no whole rows
 
 
 def test_the_weight_gradient_puts_the_larger_of_its_dimensions_as_rows():
@@ -71,7 +71,7 @@ def test_the_module_refuses_bad_arguments_in_one_line():
         assert done.stderr.strip().splitlines()[-1].startswith("python -m tinygrad_cnn.kernels: error: ")
 
 
-def test_small_layers_name_banded_matrices_as_their_other_method_and_the_choice_kept(tmp_path, monkeypatch):
+def test_small_layers_name_banded_matrices_and_shifted_columns_as_their_other_methods_and_the_choice_kept(tmp_path, monkeypatch):
     from tinygrad_cnn.kernels import tuning
 
     monkeypatch.setenv(tuning.MODE_VARIABLE, "measure")
@@ -79,15 +79,17 @@ def test_small_layers_name_banded_matrices_as_their_other_method_and_the_choice_
     tuning.forget()
     seed_second = ((64, 8, 24, 24), (8, 8, 5, 5), ConvGeometry(kernel=(5, 5)))
     plan = conv_gemm.plan(*seed_second)
-    assert plan["forward"].endswith("or banded matrices (K = 560, 80 columns, 2 tile(s) a row), the faster on "
-                                    "this host: timed at the layer's first use")
-    assert "banded" in plan["weight gradient"] and "banded" in plan["input gradient"]
+    assert plan["forward"].endswith("; or banded matrices (K = 560, 80 columns, 2 tile(s) a row), or shifted columns "
+                                    "(a GEMM per chunk, the weights stacked 5 times), the faster on this host: "
+                                    "timed at the layer's first use")
+    assert "the gradient stacked 5 times, for finite inputs" in plan["weight gradient"]
+    assert all("banded" in how and "shifted" in how for how in plan.values())
     lenet_second = conv_gemm.plan((64, 32, 14, 14), (64, 32, 3, 3), ConvGeometry(kernel=(3, 3), padding=(1, 1)))
     assert not any("banded" in how for how in lenet_second.values())  # 64 output channels: im2col only
     question = conv_gemm._question("conv2d", seed_second[0], "float32", seed_second[1], "float32", seed_second[2])
-    tuning.choose(question, {"im2col": lambda: None, "banded": lambda: None}, fixed="im2col")
-    assert re.search(r"the faster on this host: (im2col|banded) \(banded [0-9.]+ ms, im2col [0-9.]+ ms\)$",
-                     conv_gemm.plan(*seed_second)["forward"])
+    tuning.choose(question, {"im2col": lambda: None, "banded": lambda: None, "shifted": lambda: None}, fixed="im2col")
+    assert re.search(r"the faster on this host: (im2col|banded|shifted) \(banded [0-9.]+ ms, im2col [0-9.]+ ms, "
+                     r"shifted [0-9.]+ ms\)$", conv_gemm.plan(*seed_second)["forward"])
     monkeypatch.setenv(tuning.MODE_VARIABLE, "fixed")
     assert conv_gemm.plan(*seed_second)["forward"].endswith("not timed (TINYGRAD_CNN_TUNING=fixed), im2col")
     tuning.forget()

@@ -189,6 +189,19 @@ def test_a_choice_another_process_made_meanwhile_is_the_one_kept(choices_file):
     assert tuning.choose("q", {"slow": lambda: None, "fast": lambda: None}, fixed="slow") == "slow"
 
 
+def test_a_choice_made_before_a_method_was_added_is_timed_again_with_it(choices_file):
+    calls = []
+    assert tuning.choose("q", {"slow": counted(0.003, calls, "slow"), "fast": lambda: None}, fixed="slow") == "fast"
+    methods = {"slow": counted(0.003, calls, "slow"), "fast": counted(0.002, calls, "fast"),
+               "faster": counted(0.0, calls, "faster")}
+    calls.clear()
+    assert tuning.choose("q", methods, fixed="slow") == "faster" and calls.count("faster") == 1 + tuning.ROUNDS
+    tuning.forget()  # as a new process would: from the file, without timing
+    calls.clear()
+    assert tuning.choose("q", methods, fixed="slow") == "faster" and calls == []
+    assert set(json.loads(choices_file.read_text())["hosts"][tuning.host()]["q"]["ms"]) == {"slow", "fast", "faster"}
+
+
 def test_a_layer_whose_band_would_not_pay_is_never_asked_about(choices_file):
     """A 1-wide kernel, or an output width with no divisor near the narrowest tile (a prime width),
     would make the band as wide as the row: some 2,000 times the multiply-adds, and a band of
@@ -201,9 +214,10 @@ def test_a_layer_whose_band_would_not_pay_is_never_asked_about(choices_file):
     assert tuning.choices() == {}
 
 
-def test_a_small_layer_is_timed_both_ways_and_computed_by_the_choice(choices_file):
+def test_a_small_layer_is_timed_every_way_and_computed_by_the_choice(choices_file):
     """The seed net's second layer at a small batch: its forward and weight gradient are timed as
-    im2col and as banded matrices, the choice kept, and the result is the reference's either way."""
+    im2col, as banded matrices and over shifted columns, the choice kept, and the result is the
+    reference's whichever it is."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 8, 24, 24)).astype(np.float32)
     w = rng.standard_normal((8, 8, 5, 5)).astype(np.float32)
@@ -216,7 +230,7 @@ def test_a_small_layer_is_timed_both_ways_and_computed_by_the_choice(choices_fil
     kept = tuning.choices()
     assert sorted(question.split(":")[0] for question in kept) == ["conv2d", "conv2d_weight_grad"]
     for entry in kept.values():
-        assert entry["method"] in ("im2col", "banded") and set(entry["ms"]) == {"im2col", "banded"}
+        assert entry["method"] in ("im2col", "banded", "shifted") and set(entry["ms"]) == {"im2col", "banded", "shifted"}
     # a layer with many output channels is not asked about: im2col's GEMMs are fine there
     fast.conv2d(rng.standard_normal((4, 1, 28, 28)).astype(np.float32),
                 rng.standard_normal((conv_gemm.BANDED_MAX_OUT_CHANNELS + 1, 1, 5, 5)).astype(np.float32), geometry)
@@ -225,7 +239,7 @@ def test_a_small_layer_is_timed_both_ways_and_computed_by_the_choice(choices_fil
 
 def test_an_input_with_an_infinity_is_never_given_to_the_banded_forward(choices_file, monkeypatch):
     """The band's zeros would meet it in other windows' sums (0 * inf = NaN)."""
-    monkeypatch.setattr(conv_gemm, "SMALL_LAYER_METHOD", "banded")
+    monkeypatch.setattr(conv_gemm, "FORCED_METHOD", "banded")
     x = np.ones((1, 1, 6, 6))
     x[0, 0, 0, 0] = np.inf
     y = fast.conv2d(x, np.ones((1, 1, 3, 3)), ConvGeometry(kernel=(3, 3)))
@@ -255,7 +269,7 @@ def test_an_input_with_an_infinity_is_never_given_to_the_shifted_weight_gradient
     """Along whole rows the last row of one sample runs on into the next sample's first: an inf
     there would meet the gradient's zeros at those extra positions (0 * inf = NaN) in the gradient
     of weights that never see it."""
-    monkeypatch.setattr(conv_gemm, "WEIGHT_GRAD_METHOD", "shifted")
+    monkeypatch.setattr(conv_gemm, "FORCED_METHOD", "shifted")
     monkeypatch.setattr(conv_gemm, "PER_SAMPLE_MULTIPLY_ADDS", 0)
     geometry = ConvGeometry(kernel=(3, 3))
     x, g = np.ones((2, 1, 6, 6)), np.ones((2, 1, 4, 4))

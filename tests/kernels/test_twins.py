@@ -110,24 +110,26 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # sample's rows into pieces (GEMM_OPERAND_BYTES), the chunked ones also with a sample per chunk
 # (COLUMN_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the last one's block.
 # Layers with stride 1 and one group that take shifted columns may also compute their weight
-# gradient over them (which one is timed per host, conv_gemm.WEIGHT_GRAD_METHOD forces it here;
-# an input with an inf or NaN falls back to the columns per kernel offset).
+# gradient over them, and small layers their forward (which one is timed per host,
+# conv_gemm.FORCED_METHOD forces it here; for the weight gradient an input with an inf or NaN falls
+# back to im2col).
 # Small layers with stride 1 and one group may instead take a banded matrix (conv_banded.py; which
-# one is timed per host, conv_gemm.SMALL_LAYER_METHOD forces it here): whole rows as one tile, and
+# one is timed per host, conv_gemm.FORCED_METHOD forces it here): whole rows as one tile, and
 # tiles as narrow as the kernel allows (TILE_OUTPUTS), a sample per chunk.
 CHUNKED = {"PER_SAMPLE_MULTIPLY_ADDS": 0, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 0}
 PER_SAMPLE = {"PER_SAMPLE_MULTIPLY_ADDS": 2**62, "PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS": 2**62}
-BANDED = {**PER_SAMPLE, "SMALL_LAYER_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS": 2**62,
+BANDED = {**PER_SAMPLE, "FORCED_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS": 2**62,
           "conv_banded.MAX_INFLATION": np.inf}
 CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
               "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
               "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1},
               "shifted columns for the weight gradient too": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0,
-                                                              "WEIGHT_GRAD_METHOD": "shifted"},
+                                                              "FORCED_METHOD": "shifted"},
               "shifted columns for the weight gradient, a sample per chunk": {
-                  **CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "WEIGHT_GRAD_METHOD": "shifted", "COLUMN_CHUNK_BYTES": 1},
-              "GEMMs per sample": {**PER_SAMPLE, "SMALL_LAYER_METHOD": "im2col"},
-              "GEMMs per piece of a sample": {**PER_SAMPLE, "SMALL_LAYER_METHOD": "im2col", "GEMM_OPERAND_BYTES": 64},
+                  **CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "FORCED_METHOD": "shifted", "COLUMN_CHUNK_BYTES": 1},
+              "GEMMs per sample": {**PER_SAMPLE, "FORCED_METHOD": "im2col"},
+              "small layers over shifted columns": {**PER_SAMPLE, "FORCED_METHOD": "shifted"},
+              "GEMMs per piece of a sample": {**PER_SAMPLE, "FORCED_METHOD": "im2col", "GEMM_OPERAND_BYTES": 64},
               "banded matrices, whole rows": {**BANDED, "conv_banded.TILE_OUTPUTS": 2**62},
               "banded matrices, narrow tiles, a sample per chunk": {**BANDED, "conv_banded.TILE_OUTPUTS": 1,
                                                                     "COLUMN_CHUNK_BYTES": 1}}

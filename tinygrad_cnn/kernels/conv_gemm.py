@@ -42,8 +42,8 @@ every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_c
 them for the built-in nets. Two choices are not rules: a small layer with few output channels may be
 computed by banded matrices instead (``conv_banded.py``), and the weight gradient of a larger layer
 whose forward takes shifted columns may take them too (``conv2d_weight_grad_shifted``), each where
-that was the faster when timed on this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS`` and
-``WEIGHT_GRAD_METHOD``), and then on every later run there too.
+that was the faster when timed on this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS``), and
+then on every later run there too.
 """
 from dataclasses import replace
 
@@ -325,14 +325,13 @@ def plan(x_shape, w_shape, geometry) -> dict:
         (crop_h, crop_w), transposed = _as_correlation(geometry)
         cropped = (n, o, out_hw[0] - 2 * crop_h, out_hw[1] - 2 * crop_w)
         flipped = (x_shape[1], o // g, *w_shape[2:])
-        inner = _forward_plan(cropped, flipped, transposed) + _banded_plan("conv2d", cropped, flipped, flipped, transposed)
+        inner = _forward_plan(cropped, flipped, transposed) + _tuned_plan("conv2d", cropped, flipped, flipped, transposed)
         input_grad = "a correlation with the flipped kernel: " + inner
     else:
         input_grad = "weights.T @ grad per chunk, then col2im"
     grad_shape = (n, o, *out_hw)
-    return {"forward": _forward_plan(x_shape, w_shape, geometry) + _banded_plan("conv2d", x_shape, w_shape, w_shape, geometry),
-            "weight gradient": weight_grad + _banded_plan("conv2d_weight_grad", x_shape, grad_shape, w_shape, geometry)
-            + _shifted_weight_grad_plan(x_shape, grad_shape, w_shape, geometry),
+    return {"forward": _forward_plan(x_shape, w_shape, geometry) + _tuned_plan("conv2d", x_shape, w_shape, w_shape, geometry),
+            "weight gradient": weight_grad + _tuned_plan("conv2d_weight_grad", x_shape, grad_shape, w_shape, geometry),
             "input gradient": input_grad}
 
 
@@ -401,30 +400,33 @@ PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS = 1 << 22
 # ran the 64 -> 64 convolution's forward and backward 3% slower (1.012-1.071, eleven rounds of
 # benchmarks/compare.py, AMD EPYC) and LeNet's second layer's 6.5-8.1 ms against 5.6-6.4 with its
 # GEMM per sample (min of 100 training steps). With one GEMM per chunk it may, where timed faster
-# (``WEIGHT_GRAD_METHOD``).
+# (below).
 SHIFTED_FORWARD_CHANNEL_RATIO = 0.5
 
 
-# A small layer (one ``_per_sample`` takes) with stride 1, one group and at most this many output
-# channels may also be computed as a product with a banded matrix (``conv_banded.py``), forward and
-# weight gradient (and so the input gradient, a correlation). Which of the two is faster depends on
-# the host more than on the shape, so it is timed there, once per shape, and kept
-# (``tuning.choose``). Measured on an Intel Xeon host (2 threads, batch 64, min of 30 calls), im2col
-# -> banded: the seed net's second layer's forward 2.98 -> 2.16 ms, weight gradient 3.02 -> 2.76,
-# input gradient 4.88 -> 3.57; its first layer's input gradient 1.35 -> 0.90; but LeNet's first
-# (1 -> 32 channels, 3x3) 0.66 -> 1.82 forward: with 32 channels the GEMMs of im2col are fine.
+# Where the fixed rules above are not the whole story, other methods compete with them, timed on
+# the host once per shape and kept (``tuning.choose``), since which is faster depends on the host
+# more than on the shape (``_methods_offered``):
+#
+# * banded matrices (``conv_banded.py``), forward and weight gradient (and so the input gradient, a
+#   correlation), for a small layer (one ``_per_sample`` takes) with stride 1, one group and at most
+#   ``BANDED_MAX_OUT_CHANNELS`` output channels. Measured on an Intel Xeon host (2 threads, batch 64,
+#   min of 30 calls), im2col -> banded: the seed net's second layer's forward 2.98 -> 2.16 ms,
+#   weight gradient 3.02 -> 2.76, input gradient 4.88 -> 3.57; its first layer's input gradient 1.35
+#   -> 0.90; but LeNet's first (1 -> 32 channels, 3x3) 0.66 -> 1.82 forward: with 32 channels the
+#   GEMMs of im2col are fine.
+# * shifted columns, chunked (``conv2d_chunked``, ``conv2d_weight_grad_shifted``), for a small
+#   layer's forward and any layer's weight gradient, where a large layer's forward takes them by
+#   ``SHIFTED_FORWARD_CHANNEL_RATIO`` (stride 1, whole rows) and there is one group; the weight
+#   gradient for finite inputs only. Measured on the Intel Xeon host (2 threads, min of 11-21 calls,
+#   alternating), the rule's method -> shifted: the seed net's second layer's forward (banded) 1.93
+#   -> 1.48 ms, its input gradient (banded) 3.12 -> 2.24, but its weight gradient (banded) 2.00 ->
+#   2.47; the 64 -> 64 convolution's weight gradient on 32 x 32 at batch 32 22.7-24.2 -> 20.8-21.2,
+#   LeNet's second layer's 5.4-5.6 -> 5.1-5.4.
 BANDED_MAX_OUT_CHANNELS = 16
-# "im2col" or "banded" forces one method where both apply (the tests use it); None: the tuned choice.
-SMALL_LAYER_METHOD = None
-# A layer too large for one GEMM per sample, with stride 1, one group and whole rows taken in
-# shifted columns by its forward, may also compute its weight gradient over shifted columns
-# (``conv2d_weight_grad_shifted``): a copy of the input per kernel row instead of per kernel offset,
-# against kw copies of the output gradient; for finite inputs only. Timed per host as the banded
-# method is (``tuning.choose``). Measured on an Intel Xeon host (2 threads, min of 11 calls, three
-# alternations), im2col -> shifted: 64 -> 64 on 32 x 32 at batch 32 22.7-24.2 -> 20.8-21.2 ms,
-# LeNet's second layer 5.4-5.6 -> 5.1-5.4.
-# "im2col" or "shifted" forces one method where both apply (the tests use it); None: the tuned choice.
-WEIGHT_GRAD_METHOD = None
+# "im2col", "banded" or "shifted" forces that method wherever it is offered (the tests use it);
+# None: the timed choice.
+FORCED_METHOD = None
 
 
 def _banded_applies(x_shape, w_shape, geometry, out_hw) -> bool:
@@ -439,85 +441,92 @@ def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry)
     return f"{kernel}: input {tuple(x_shape)} {np.dtype(x_dtype)}, {operand} {tuple(other_shape)} {np.dtype(other_dtype)}, {geometry}"
 
 
-def _small_layer_method(kernel: str, x, other, w_shape, geometry, out_hw, methods, banded_may_take=None) -> str:
-    """"banded" where that method applies to ``kernel``'s operands (``x`` and ``other``, the
-    weights or the output gradient), it is the faster on this host (or forced) and
-    ``banded_may_take()`` says it may take them (a finite input, for the forward); else "im2col".
-    ``methods`` computes the kernel each way, for timing."""
-    if not _banded_applies(x.shape, w_shape, geometry, out_hw):
+def _shifted_applies(x_shape, w_shape, geometry, out_hw) -> bool:
+    """Whether shifted columns may compute the layer beside its rule's method (a small layer's
+    forward and all three kernels' weight gradient): one group, whole rows, enough input channels."""
+    if geometry.groups != 1 or min(x_shape[0], *w_shape, *out_hw) == 0 or not _wide_rows(w_shape, 1) \
+            or not _shifted_forward(w_shape, 1):
+        return False
+    return Columns(x_shape, geometry, out_hw, w_shape[0], np.float32, True, shifted=True).shifted
+
+
+def _methods_offered(kernel: str, x_shape, w_shape, geometry, out_hw) -> list:
+    """The methods that compete for ``kernel`` ("conv2d" or "conv2d_weight_grad") on this layer,
+    im2col (by the fixed rules) first: banded matrices for a small layer with few output channels,
+    shifted columns for a small layer and for any layer's weight gradient, where they apply."""
+    offered = ["im2col"]
+    if _banded_applies(x_shape, w_shape, geometry, out_hw):
+        offered.append("banded")
+    if (kernel == "conv2d_weight_grad" or _per_sample(w_shape, out_hw, geometry.groups)) \
+            and _shifted_applies(x_shape, w_shape, geometry, out_hw):
+        offered.append("shifted")
+    return offered
+
+
+def _method(kernel: str, x, other, w_shape, geometry, out_hw, methods, needs_finite: str) -> str:
+    """Which of ``methods`` ({name: a call computing ``kernel`` that way}, for timing) computes
+    ``kernel`` on ``x`` and ``other`` (the weights or the output gradient): im2col where it is the
+    only one offered; else the one forced (``FORCED_METHOD``) or timed the faster on this host
+    (``tuning.choose``), unless that is ``needs_finite`` and ``x`` holds an inf or NaN."""
+    offered = _methods_offered(kernel, x.shape, w_shape, geometry, out_hw)
+    if len(offered) == 1:
         return "im2col"
-    method = SMALL_LAYER_METHOD
+    method = FORCED_METHOD
     if method is None:
         question = _question(kernel, x.shape, x.dtype, other.shape, other.dtype, geometry)
-        method = tuning.choose(question, methods, fixed="im2col")
-    if method == "banded" and banded_may_take is not None and not banded_may_take():
+        method = tuning.choose(question, {name: methods[name] for name in offered}, fixed="im2col")
+    if method not in offered or (method == needs_finite and not np.isfinite(x).all()):
         return "im2col"
     return method
 
 
-def _shifted_weight_grad_applies(x_shape, w_shape, geometry, out_hw) -> bool:
-    if geometry.groups != 1 or _per_sample(w_shape, out_hw, 1) or not _shifted_forward(w_shape, 1) \
-            or min(x_shape[0], *w_shape, *out_hw) == 0:
-        return False
-    return Columns(x_shape, geometry, out_hw, w_shape[0], np.float32, _wide_rows(w_shape, 1), shifted=True).shifted
+_ALTERNATIVES = {"banded": "banded matrices (K = {k}, {columns} columns, {tiles} tile(s) a row)",
+                 "shifted": "shifted columns (a GEMM per chunk, {stacked} stacked {kw} times{finite})"}
 
 
-def _weight_grad_method(x, grad_out, w_shape, geometry, out_hw, methods) -> str:
-    """"shifted" where that method applies to the weight gradient of ``x`` and ``grad_out``, it is
-    the faster on this host (or forced) and ``x`` is finite; else "im2col"."""
-    if not _shifted_weight_grad_applies(x.shape, w_shape, geometry, out_hw):
-        return "im2col"
-    method = WEIGHT_GRAD_METHOD
-    if method is None:
-        question = _question("conv2d_weight_grad", x.shape, x.dtype, grad_out.shape, grad_out.dtype, geometry)
-        method = tuning.choose(question, methods, fixed="im2col")
-    return "shifted" if method == "shifted" and np.isfinite(x).all() else "im2col"
-
-
-def _tuned_plan(kernel: str, x_shape, other_shape, geometry, alternative: str, how: str) -> str:
-    """For ``plan``: the clause naming ``alternative`` (described by ``how``) and which of it and
-    im2col this host chose for float32 operands (read from the choices file, nothing timed)."""
-    how = f"; or {how}, the faster on this host: "
+def _tuned_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
+    """For ``plan``: where other methods compete with im2col for ``kernel``, a clause naming them and
+    which one this host chose for float32 operands (read from the choices file, nothing timed); else ""."""
+    out_hw = geometry.output_size(*x_shape[2:])
+    offered = _methods_offered(kernel, x_shape, w_shape, geometry, out_hw)
+    if len(offered) == 1:
+        return ""
+    details = {"kw": w_shape[3], "stacked": "the gradient" if kernel == "conv2d_weight_grad" else "the weights",
+               "finite": ", for finite inputs" if kernel == "conv2d_weight_grad" else ""}
+    if "banded" in offered:
+        t, tiles, _, k = conv_banded.layout(x_shape, w_shape, geometry, out_hw)
+        details.update(k=k, columns=w_shape[0] * t, tiles=tiles)
+    how = "; or " + ", or ".join(_ALTERNATIVES[name].format(**details) for name in offered[1:]) + ", the faster on this host: "
     if tuning.mode() == "fixed":
         return how + f"not timed ({tuning.MODE_VARIABLE}=fixed), im2col"
     kept = tuning.choices().get(_question(kernel, x_shape, np.float32, other_shape, np.float32, geometry))
-    if kept is None or kept["method"] not in ("im2col", alternative):
+    if kept is None or set(kept["ms"]) != set(offered):
         return how + "timed at the layer's first use"
     times = ", ".join(f"{name} {'failed' if ms is None else f'{ms} ms'}" for name, ms in sorted(kept["ms"].items()))
     return how + f"{kept['method']} ({times})"
 
 
-def _shifted_weight_grad_plan(x_shape, grad_shape, w_shape, geometry) -> str:
-    """For ``plan``: where the weight gradient may take shifted columns, a clause to append; else ""."""
-    if not _shifted_weight_grad_applies(x_shape, w_shape, geometry, grad_shape[2:]):
-        return ""
-    how = f"shifted columns (a GEMM per chunk, the gradient stacked {w_shape[3]} times, for finite inputs)"
-    return _tuned_plan("conv2d_weight_grad", x_shape, grad_shape, geometry, "shifted", how)
-
-
-def _banded_plan(kernel: str, x_shape, other_shape, w_shape, geometry) -> str:
-    """For ``plan``: where the banded method applies, what it would compute and which of the two
-    this host chose (float32 operands), as a clause to append; else ""."""
-    out_hw = geometry.output_size(*x_shape[2:])
-    if not _banded_applies(x_shape, w_shape, geometry, out_hw):
-        return ""
-    t, tiles, _, k = conv_banded.layout(x_shape, w_shape, geometry, out_hw)
-    how = f"banded matrices (K = {k}, {w_shape[0] * t} columns, {tiles} tile(s) a row)"
-    return _tuned_plan(kernel, x_shape, other_shape, geometry, "banded", how)
-
-
 def conv2d(x: np.ndarray, w: np.ndarray, geometry, bias=None) -> np.ndarray:
     """(N, C, H, W) correlated with (O, C/G, kh, kw), plus ``bias`` (O,) if given -> (N, O, OH, OW)."""
+    g, out_hw = geometry.groups, geometry.output_size(*x.shape[2:])
+    ones = _folds_bias(bias, g, np.result_type(x, w))
+    if _per_sample(w.shape, out_hw, g):
+        im2col = lambda: conv2d_per_sample(x, w, geometry, bias)  # noqa: E731
+    else:
+        im2col = lambda: conv2d_chunked(x, w, geometry, bias, _shifted_forward(w.shape, g))  # noqa: E731
+    methods = {"im2col": im2col,
+               "banded": lambda: conv_banded.conv2d(x, w, geometry, bias, ones, COLUMN_CHUNK_BYTES),
+               "shifted": lambda: conv2d_chunked(x, w, geometry, bias, shifted=True)}
+    return methods[_method("conv2d", x, w, w.shape, geometry, out_hw, methods, needs_finite="banded")]()
+
+
+def conv2d_chunked(x: np.ndarray, w: np.ndarray, geometry, bias, shifted: bool) -> np.ndarray:
+    """``conv2d`` by one GEMM per chunk of samples, over shifted columns where ``shifted`` and they
+    apply (stride 1, whole rows), else over a copy per kernel offset."""
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
-    if _per_sample(w.shape, out_hw, g):
-        ones = _folds_bias(bias, g, np.result_type(x, w))
-        methods = {"im2col": lambda: conv2d_per_sample(x, w, geometry, bias),
-                   "banded": lambda: conv_banded.conv2d(x, w, geometry, bias, ones, COLUMN_CHUNK_BYTES)}
-        return methods[_small_layer_method("conv2d", x, w, w.shape, geometry, out_hw, methods,
-                                           banded_may_take=lambda: np.isfinite(x).all())]()
     dtype = np.result_type(x, w)
-    layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g), _shifted_forward(w.shape, g))
+    layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g), shifted)
     out = memory.empty((n, o, *out_hw), dtype)
     ones = _folds_bias(bias, g, dtype)
     if layout.shifted:
@@ -604,14 +613,11 @@ def _with_bias(weights: np.ndarray, bias, dtype) -> np.ndarray:
 
 def conv2d_weight_grad(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:
     """dL/dw = sum over samples and positions of grad_out times the input's columns."""
-    g, out_hw = geometry.groups, grad_out.shape[2:]
-    methods = {"im2col": lambda: conv2d_weight_grad_per_sample(x, grad_out, w_shape, geometry),
-               "banded": lambda: conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES)}
-    if _small_layer_method("conv2d_weight_grad", x, grad_out, w_shape, geometry, out_hw, methods) == "banded":
-        return methods["banded"]()
+    out_hw = grad_out.shape[2:]
     methods = {"im2col": lambda: _weight_grad_im2col(x, grad_out, w_shape, geometry),
+               "banded": lambda: conv_banded.conv2d_weight_grad(x, grad_out, w_shape, geometry, COLUMN_CHUNK_BYTES),
                "shifted": lambda: conv2d_weight_grad_shifted(x, grad_out, w_shape, geometry)}
-    return methods[_weight_grad_method(x, grad_out, w_shape, geometry, out_hw, methods)]()
+    return methods[_method("conv2d_weight_grad", x, grad_out, w_shape, geometry, out_hw, methods, needs_finite="shifted")]()
 
 
 def _weight_grad_im2col(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) -> np.ndarray:

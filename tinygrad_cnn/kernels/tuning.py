@@ -11,7 +11,8 @@ the results are dropped and the call is then computed by the faster; a method th
 of memory say, loses), and keeps the choice in a
 JSON file, in a section for this host: the CPU model and count, NumPy and its BLAS, and the thread
 variables in force. The file is only read and added to: a choice once made is the one every later
-run on that host makes, until the file is deleted.
+run on that host makes, until the file is deleted (or a newer version of the library offers another
+method for that kernel: then it is timed again, among all of them).
 
     TINYGRAD_CNN_TUNING=measure     the default: time once per shape, keep the choice in the file
     TINYGRAD_CNN_TUNING=fixed       no timing and no file: each kernel's fixed rule (im2col)
@@ -140,6 +141,12 @@ def _read(file: Path) -> dict:
     return hosts
 
 
+def _answers(entry, methods) -> bool:
+    """Whether a kept ``entry`` chose among the same ``methods`` as a call offers now: a choice made
+    before a method was added (a newer version of the library) is timed again, with it."""
+    return entry is not None and set(entry["ms"]) == set(methods) and entry["method"] in methods
+
+
 def _is_entry(entry) -> bool:
     return (isinstance(entry, dict) and isinstance(entry.get("method"), str) and isinstance(entry.get("ms"), dict)
             and all(ms is None or isinstance(ms, (int, float)) for ms in entry["ms"].values()))
@@ -161,7 +168,7 @@ def _write(file: Path, question: str, entry: dict) -> dict:
             if file in _unusable:  # the reread failed
                 return entry
             kept = hosts.setdefault(host(), {}).get(question)
-            if kept is not None and kept["method"] in entry["ms"]:  # one of these methods
+            if _answers(kept, entry["ms"]):
                 return kept  # another process chose first
             hosts[host()][question] = entry
             handle, temporary = tempfile.mkstemp(prefix=file.name, suffix=".tmp", dir=file.parent)
@@ -195,7 +202,7 @@ def choose(question: str, methods: dict, fixed: str) -> str:
     file = path()
     with _lock:
         kept = _kept(file).get(question)
-    if kept is not None and kept["method"] in methods:
+    if _answers(kept, methods):
         return kept["method"]
     names = sorted(methods, key=lambda name: name != fixed)
     times = {name: [] for name in names}
@@ -224,7 +231,7 @@ def choose(question: str, methods: dict, fixed: str) -> str:
         entry["failed"] = failed
     with _lock:
         current = _kept(file)
-        if question in current and current[question].get("method") in methods:
+        if _answers(current.get(question), methods):
             return current[question]["method"]  # another thread chose first: one choice per question
         current[question] = _write(file, question, entry)
     return current[question]["method"]
