@@ -108,7 +108,8 @@ def test_matmul_and_sigmoid(dtype, seed, batch, m, k, n):
 # whose kernel columns read it from their offset on (SHIFTED_FORWARD_CHANNEL_RATIO). Each test runs every
 # way, whatever the drawn size and channels: the per-sample one also with blocks that cut a
 # sample's rows into pieces (GEMM_OPERAND_BYTES), the chunked ones also with a sample per chunk
-# (COLUMN_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the last one's block.
+# (COLUMN_CHUNK_BYTES, SHIFTED_CHUNK_BYTES; the drawn batches are small), each chunk's columns in the
+# last one's block.
 # Layers with stride 1 and one group that take shifted columns may also compute their weight
 # gradient over them, and small layers their forward (which one is timed per host,
 # conv_gemm.FORCED_METHOD forces it here; for the weight gradient an input with an inf or NaN falls
@@ -122,11 +123,13 @@ BANDED = {**PER_SAMPLE, "FORCED_METHOD": "banded", "BANDED_MAX_OUT_CHANNELS": 2*
           "conv_banded.MAX_INFLATION": np.inf}
 CONV_PATHS = {"chunked GEMMs": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": np.inf},
               "chunked GEMMs over shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0},
-              "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1},
+              "a sample per chunk, shifted columns": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "COLUMN_CHUNK_BYTES": 1,
+                                                      "SHIFTED_CHUNK_BYTES": 1},
               "shifted columns for the weight gradient too": {**CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0,
                                                               "FORCED_METHOD": "shifted"},
               "shifted columns for the weight gradient, a sample per chunk": {
-                  **CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "FORCED_METHOD": "shifted", "COLUMN_CHUNK_BYTES": 1},
+                  **CHUNKED, "SHIFTED_FORWARD_CHANNEL_RATIO": 0, "FORCED_METHOD": "shifted", "COLUMN_CHUNK_BYTES": 1,
+                  "SHIFTED_CHUNK_BYTES": 1},
               "GEMMs per sample": {**PER_SAMPLE, "FORCED_METHOD": "im2col"},
               "small layers over shifted columns": {**PER_SAMPLE, "FORCED_METHOD": "shifted"},
               "GEMMs per piece of a sample": {**PER_SAMPLE, "FORCED_METHOD": "im2col", "GEMM_OPERAND_BYTES": 64},
