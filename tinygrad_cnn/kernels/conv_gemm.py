@@ -45,6 +45,8 @@ whose forward takes shifted columns may take them too (``conv2d_weight_grad_shif
 that was the faster when timed on this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS``), and
 then on every later run there too.
 """
+import functools
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -296,12 +298,12 @@ def _per_sample(w_shape, out_hw, groups: int, most=None) -> bool:
     multiply-adds (``PER_SAMPLE_MULTIPLY_ADDS``; ``conv2d_weight_grad`` asks with
     ``PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS``)."""
     most = PER_SAMPLE_MULTIPLY_ADDS if most is None else most
-    return int(np.prod(w_shape)) * out_hw[0] * out_hw[1] // groups <= most
+    return math.prod(w_shape) * out_hw[0] * out_hw[1] // groups <= most
 
 
 def _weight_grad_transposed(w_shape, groups: int) -> bool:
     """Whether the weight gradient's GEMM makes (K, O/G) rather than (O/G, K): the larger as rows."""
-    return int(np.prod(w_shape[1:])) > w_shape[0] // groups
+    return math.prod(w_shape[1:]) > w_shape[0] // groups
 
 
 def _shifted_forward(w_shape, groups: int) -> bool:
@@ -324,7 +326,7 @@ def plan(x_shape, w_shape, geometry) -> dict:
     timed here). ``python -m tinygrad_cnn.kernels`` prints it for the layers of the built-in nets."""
     n, g, o = x_shape[0], geometry.groups, w_shape[0]
     out_hw = geometry.output_size(*x_shape[2:])
-    k = int(np.prod(w_shape[1:]))
+    k = math.prod(w_shape[1:])
     rows, cols = ("K", "O/G") if _weight_grad_transposed(w_shape, g) else ("O/G", "K")
     if _per_sample(w_shape, out_hw, g, PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS):
         weight_grad = f"({rows} x positions) @ (positions x {cols}) per sample, summed, K = {k}, O/G = {o // g}"
@@ -345,7 +347,7 @@ def plan(x_shape, w_shape, geometry) -> dict:
 
 
 def _forward_plan(x_shape, w_shape, geometry) -> str:
-    g, o, k = geometry.groups, w_shape[0], int(np.prod(w_shape[1:]))
+    g, o, k = geometry.groups, w_shape[0], math.prod(w_shape[1:])
     out_hw = geometry.output_size(*x_shape[2:])
     if _per_sample(w_shape, out_hw, g):
         layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g))
@@ -445,6 +447,7 @@ def _banded_applies(x_shape, w_shape, geometry, out_hw) -> bool:
             and conv_banded.applies(x_shape, w_shape, geometry, out_hw))
 
 
+@functools.lru_cache(maxsize=1024)
 def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry) -> str:
     """What ``tuning.choose`` is asked, and what the choices file keeps the answer under."""
     operand = "weights" if kernel == "conv2d" else "output gradient"
@@ -453,11 +456,11 @@ def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry)
 
 def _shifted_applies(x_shape, w_shape, geometry, out_hw) -> bool:
     """Whether shifted columns may compute the layer beside its rule's method (a small layer's
-    forward and all three kernels' weight gradient): one group, whole rows, enough input channels."""
-    if geometry.groups != 1 or min(x_shape[0], *w_shape, *out_hw) == 0 or not _wide_rows(w_shape, 1) \
-            or not _shifted_forward(w_shape, 1):
-        return False
-    return Columns(x_shape, geometry, out_hw, w_shape[0], np.float32, True, shifted=True).shifted
+    forward and all three kernels' weight gradient): one group, enough input channels, and whole
+    rows (as ``Columns`` takes them)."""
+    return (geometry.groups == 1 and geometry.stride == (1, 1) and min(x_shape[0], *w_shape, *out_hw) > 0
+            and _wide_rows(w_shape, 1) and _shifted_forward(w_shape, 1)
+            and x_shape[3] + 2 * geometry.padding[1] <= 2 * out_hw[1])
 
 
 def _methods_offered(kernel: str, x_shape, w_shape, geometry, out_hw) -> list:
@@ -641,7 +644,7 @@ def _weight_grad_im2col(x: np.ndarray, grad_out: np.ndarray, w_shape, geometry) 
     dtype = np.result_type(x, grad_out)
     layout = Columns(x.shape, geometry, grad_out.shape[2:], w_shape[0], dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
-    o_per_group, k = w_shape[0] // g, int(np.prod(w_shape[1:]))
+    o_per_group, k = w_shape[0] // g, math.prod(w_shape[1:])
     # The GEMM multiplies along the m * positions axis, which both operands store contiguously.
     # BLAS runs it best with the larger of O/G and K as the result's rows: with 8 output
     # channels, (K, m*P) @ (m*P, 8) took 0.20 ms where (8, m*P) @ (m*P, K) took 0.37 (seed net's
@@ -678,7 +681,7 @@ def conv2d_weight_grad_per_sample(x: np.ndarray, grad_out: np.ndarray, w_shape, 
     layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w_shape, g))
     windows = layout.windows(x)
     transposed = _weight_grad_transposed(w_shape, g)
-    k = int(np.prod(w_shape[1:]))
+    k = math.prod(w_shape[1:])
     total = np.zeros((g, k, o // g) if transposed else (g, o // g, k), dtype=dtype)
     zero_extra = layout.wide and not np.isfinite(x).all()  # as in _weight_grad_im2col
     for samples, rows, columns in layout.each_block(windows, zero_extra):

@@ -73,11 +73,17 @@ def mode() -> str:
 
 def path() -> Path:
     """The choices file: ``TINYGRAD_CNN_TUNING_FILE``, else kernel-choices.json in the user's cache folder."""
-    named = os.environ.get(FILE_VARIABLE)
+    environ = os.environ
+    return _path(environ.get(FILE_VARIABLE), environ.get("XDG_CACHE_HOME"), environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=16)
+def _path(named, cache, home) -> Path:
+    """``path`` for these variables (asked on every kernel call that has a choice: a Path is built
+    once per value)."""
     if named:
         return Path(named).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "tinygrad_cnn" / "kernel-choices.json"
+    return Path(cache or Path.home() / ".cache") / "tinygrad_cnn" / "kernel-choices.json"
 
 
 @functools.cache
