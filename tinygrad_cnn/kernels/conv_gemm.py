@@ -154,27 +154,32 @@ class Columns:
         return as_strided(padded, shape=(*padded.shape[:2], kh, self.positions),
                           strides=(sn, sc, s_row * dh, s_col), writeable=False)
 
-    def shifted_columns(self, row_windows: np.ndarray, chunk: slice, dtype, ones=False) -> tuple:
+    def shifted_columns(self, row_windows: np.ndarray, chunk: slice, dtype, ones=False, more_rows=0) -> tuple:
         """The columns for the m samples in ``chunk`` from one copy of the input per kernel row, as
-        (groups, C/groups * kh, m * positions + tail) of ``dtype``, and m * positions: along whole
-        padded rows, kernel column j sees what column 0 sees moved on by j * dw positions, so its
-        columns are these, read from the (j * dw)-th on (the tail is the (kw - 1) * dw positions the
-        last kernel column reads past the chunk, zeros). Unlike ``columns``, the extra positions
+        (groups, C/groups * kh, m * positions + tail) of ``dtype``; m * positions; and a matrix of
+        ``more_rows`` rows as long, for the GEMM's result or other operand, in the same scratch
+        block (a chunk's temporaries take one block, as ``COLUMN_CHUNK_BYTES`` counts them). Along
+        whole padded rows, kernel column j sees what column 0 sees moved on by j * dw positions, so
+        its columns are these, read from the (j * dw)-th on (the tail is the (kw - 1) * dw positions
+        the last kernel column reads past the chunk, zeros). Unlike ``columns``, the extra positions
         hold other positions' values (the next row's, the next sample's), which cannot be zeroed:
         they suit results whose extra positions are dropped. ``ones`` (one group only): a last row
-        of ones, as in ``columns``. A read-only view of a scratch block, valid until the next
-        chunk's."""
+        of ones, as in ``columns``. Views of a scratch block (the columns read-only), valid until
+        the next chunk's."""
         windows = row_windows[chunk]
         m, c, kh = windows.shape[:3]
         kw, dw, groups = self.geometry.kernel[1], self.geometry.dilation[1], self.geometry.groups
         length, tail = m * self.positions, dw * (kw - 1)
-        copies = memory.scratch((c * kh + ones, length + tail), dtype, reserve=COLUMN_CHUNK_BYTES)
+        rows = c * kh + ones
+        block = memory.scratch(((rows + more_rows) * (length + tail),), dtype, reserve=COLUMN_CHUNK_BYTES)
+        copies = block[: rows * (length + tail)].reshape(rows, length + tail)
         copies[: c * kh, length:] = 0
         if ones:
             copies[c * kh] = 1
         copy_rows(copies[: c * kh, :length].reshape(c, kh, m, self.positions), windows.transpose(1, 2, 0, 3))
         copies.flags.writeable = False
-        return copies.reshape(groups, (c * kh + ones) // groups, length + tail), length
+        more = block[rows * (length + tail) :].reshape(more_rows, length + tail)
+        return copies.reshape(groups, rows // groups, length + tail), length, more
 
     def each_block(self, windows: np.ndarray, zero_extra=False, ones=False):
         """For each of ``blocks``, (samples, rows, columns): the columns of the output rows ``rows``
@@ -245,15 +250,15 @@ class Columns:
         copy_rows(rows[..., : self.out_hw[1]], y.transpose(1, 0, 2, 3))
         return rows.reshape(self.geometry.groups, o // self.geometry.groups, m * self.positions)
 
-    def shifted_grads(self, y: np.ndarray, dtype) -> np.ndarray:
-        """For the weight gradient over shifted columns (one group): (m, O, OH, OW) -> (1, kw * O,
-        m * positions + tail) of ``dtype``, kw copies of ``from_image``'s layout, copy j moved on by j * dw
+    def shifted_grads(self, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """For the weight gradient over shifted columns (one group): (m, O, OH, OW) -> ``out`` (kw *
+        O, m * positions + tail), kw copies of ``from_image``'s layout, copy j moved on by j * dw
         positions and zero before and after: its row (j, o) meets the shifted columns where kernel
         column j's columns meet the gradient."""
         m, o = y.shape[:2]
         kw, dw = self.geometry.kernel[1], self.geometry.dilation[1]
         length, tail = m * self.positions, dw * (kw - 1)
-        grads = memory.empty((kw, o, length + tail), dtype)
+        grads = out.reshape(kw, o, length + tail)
         first = grads[0, :, :length].reshape(o, m, self.out_hw[0], self.row)
         if self.row != self.out_hw[1]:
             first[..., self.out_hw[1] :] = 0
@@ -263,7 +268,7 @@ class Columns:
             grads[j, :, : j * dw] = 0
             grads[j, :, j * dw : j * dw + length] = grads[0, :, :length]
             grads[j, :, j * dw + length :] = 0
-        return grads.reshape(1, kw * o, length + tail)
+        return out
 
     def add_to_image(self, columns: np.ndarray, padded: np.ndarray) -> None:
         """col2im: add each entry of ``columns`` (groups, C/groups * kh * kw, m * positions), laid
@@ -554,8 +559,8 @@ def conv2d_chunked(x: np.ndarray, w: np.ndarray, geometry, bias, shifted: bool) 
         weights = np.ascontiguousarray(per_column.transpose(1, 0, 2, 3)).reshape(g, kw * og, -1)
         windows = layout.row_windows(x)
         for chunk in layout.chunks:
-            columns, length = layout.shifted_columns(windows, chunk, dtype, ones)
-            results = memory.matmul(weights, columns)
+            columns, length, results = layout.shifted_columns(windows, chunk, dtype, ones, more_rows=kw * o)
+            results = np.matmul(weights, columns, out=results.reshape(g, kw * og, -1))
             result = results[:, :og, :length]
             for j in range(1, kw):
                 result += results[:, j * og : (j + 1) * og, j * dw : j * dw + length]
@@ -708,11 +713,11 @@ def conv2d_weight_grad_shifted(x: np.ndarray, grad_out: np.ndarray, w_shape, geo
     layout = Columns(x.shape, geometry, out_hw, o, dtype, wide_rows=True, shifted=True,
                      chunk_bytes=SHIFTED_CHUNK_BYTES if large else None)
     windows = layout.row_windows(x)
-    total = np.zeros((1, kw * o, c * kh), dtype)
+    total = np.zeros((kw * o, c * kh), dtype)
     for chunk in layout.chunks:
-        columns, _ = layout.shifted_columns(windows, chunk, dtype)
-        grads = layout.shifted_grads(grad_out[chunk], dtype)
-        total += memory.matmul(grads, columns.swapaxes(-1, -2))
+        columns, _, grads = layout.shifted_columns(windows, chunk, dtype, more_rows=kw * o)
+        layout.shifted_grads(grad_out[chunk], grads)
+        total += memory.matmul(grads, columns[0].T)
         del columns, grads  # before the next chunk's are made
     return np.ascontiguousarray(total.reshape(kw, o, c, kh).transpose(1, 2, 3, 0))
 
