@@ -106,3 +106,34 @@ def test_matmul_of_mismatched_shapes_raises_a_clear_error(shape_a, shape_b, mess
 def test_matmul_shape_mismatch(a_shape, b_shape, pattern):
     with pytest.raises(ValueError, match=pattern):
         param(*a_shape) @ param(*b_shape)
+
+
+@pytest.mark.parametrize("stored", ["a transposed", "b transposed", "both transposed"])
+@given(data=st.data())
+def test_matmul_of_operands_stored_transposed(stored, data):
+    """As ``F.linear`` multiplies by ``weight.T``: an operand whose matrices are stored column by
+    column gets its gradient made the other way round (``_stored_transposed``), the same numbers."""
+    shapes = data.draw(operand_shapes("broadcast batch"), label="shapes")
+    flips = (stored != "b transposed", stored != "a transposed")
+    # an operand to be stored transposed is drawn with its last two axes swapped, then seen through .mT
+    a, b = (data.draw(S.tensors(shape[:-2] + shape[:-3:-1] if flip else shape), label=name)
+            for shape, flip, name in zip(shapes, flips, "ab"))
+
+    def product(x, y):
+        return (x.transpose(-1, -2) if flips[0] else x) @ (y.transpose(-1, -2) if flips[1] else y)
+
+    arrays = [np.swapaxes(t.data, -1, -2) if flip else t.data for t, flip in zip((a, b), flips)]
+    np.testing.assert_allclose(product(a, b).data, matmul_reference(*arrays), rtol=1e-12, atol=1e-12)
+    check_gradients(product, a, b)
+
+
+def test_the_gradient_of_an_operand_stored_transposed_comes_out_in_its_order():
+    """So that the weight of a dense layer gets its gradient without a transposing copy."""
+    x, w = Tensor(np.arange(15.0).reshape(5, 3), requires_grad=True), Tensor(np.ones((4, 3)), requires_grad=True)
+    seen = []
+    w_t = w.T
+    w_t.register_hook(lambda g: seen.append(g.data))
+    (x @ w_t).sum().backward()
+    assert seen[0].shape == (3, 4) and seen[0].flags.f_contiguous and not seen[0].flags.c_contiguous
+    np.testing.assert_array_equal(w.grad.data, np.tile(x.data.sum(axis=0), (4, 1)))
+    np.testing.assert_array_equal(x.grad.data, np.full((5, 3), 4.0))

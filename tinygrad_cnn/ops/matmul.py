@@ -17,6 +17,16 @@ def _swap_last_two(t):
     return t.permute(*axes)
 
 
+def _stored_transposed(t) -> bool:
+    """Whether ``t``'s matrices (its last two axes) are stored column by column, as ``w.T`` of a
+    row-major ``w`` (``F.linear``'s weight): their gradient is then computed as the transpose of a
+    row-major product, so that it comes out as ``w``'s gradient in ``w``'s order. Made the other way,
+    LeNet's first dense layer's weight gradient (128 x 3136) was copied from column-major order into
+    its ``.grad`` at 0.75 ms a step, against 0.1 for a plain copy."""
+    strides = t.data.strides
+    return t.ndim >= 2 and min(t.shape[-2:]) > 1 and abs(strides[-2]) < abs(strides[-1])
+
+
 def check_matmul_shapes(a_shape, b_shape) -> None:
     if a_shape[-1] != b_shape[-2]:
         raise ValueError(
@@ -51,10 +61,16 @@ class MatMul(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         needs_a, needs_b = ctx.needs_input_grad
-        return (
-            sum_to_shape(grad @ _swap_last_two(b), a.shape) if needs_a else None,
-            sum_to_shape(_swap_last_two(a) @ grad, b.shape) if needs_b else None,
-        )
+        # G·Bᵀ = (B·Gᵀ)ᵀ and Aᵀ·G = (Gᵀ·A)ᵀ: each made the way that leaves it in its operand's
+        # storage order (_stored_transposed)
+        grad_a = grad_b = None
+        if needs_a:
+            grad_a = _swap_last_two(b @ _swap_last_two(grad)) if _stored_transposed(a) else grad @ _swap_last_two(b)
+            grad_a = sum_to_shape(grad_a, a.shape)
+        if needs_b:
+            grad_b = _swap_last_two(_swap_last_two(grad) @ a) if _stored_transposed(b) else _swap_last_two(a) @ grad
+            grad_b = sum_to_shape(grad_b, b.shape)
+        return grad_a, grad_b
 
     @staticmethod
     def jvp(ctx, ta, tb):
