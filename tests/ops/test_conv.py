@@ -179,7 +179,8 @@ def test_conv2d_primitives_over_several_chunks_of_samples_in_dirty_buffers(chann
                             dilation=pair(kwargs["dilation"]), groups=kwargs["groups"])
     monkeypatch.setattr(memory, "MIN_BYTES", 0)
     monkeypatch.setattr(conv, "COLUMN_CHUNK_BYTES", 2 * x[0].nbytes)
-    assert len(conv.sample_chunks(5, 4 * x[0].nbytes)) > 1
+    monkeypatch.setattr(conv, "SHIFTED_CHUNK_BYTES", 2 * x[0].nbytes)
+    assert len(conv.sample_chunks(5, 4 * x[0].nbytes, conv.COLUMN_CHUNK_BYTES)) > 1
     sizes = np.unique(np.geomspace(8, 1 << 20, 40).astype(int) // 8)  # each within 2x of the next: best fit finds one
     blocks = [memory.empty((size,), np.float64) for size in sizes for _ in range(4)]
     for block in blocks:

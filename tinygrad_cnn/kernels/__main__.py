@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     except EnvironmentVariableError as error:  # a bad TINYGRAD_CNN_KERNELS: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"kernel set of this thread: {kernels.__name__.rsplit('.', 1)[-1]} (TINYGRAD_CNN_KERNELS)")
-    print(f"columns per chunk: {conv_gemm.COLUMN_CHUNK_BYTES >> 20} MB ({conv_gemm.SHIFTED_CHUNK_BYTES >> 20} MB for a large "
-          f"layer over shifted columns); one GEMM per sample up to "
+    print(f"columns per chunk: {conv_gemm.COLUMN_CHUNK_BYTES >> 20} MB (a large layer over shifted columns: room for "
+          f"{conv_gemm.SHIFTED_CHUNK_SAMPLES} samples, up to {conv_gemm.SHIFTED_CHUNK_BYTES >> 20} MB); one GEMM per sample up to "
           f"{conv_gemm.PER_SAMPLE_MULTIPLY_ADDS:,} multiply-adds a sample "
           f"({conv_gemm.PER_SAMPLE_WEIGHT_GRAD_MULTIPLY_ADDS:,} for the weight gradient)")
     try:

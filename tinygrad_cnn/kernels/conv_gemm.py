@@ -61,13 +61,17 @@ from .copies import copy_rows, crop_spatial, even_slices, pad_spatial
 # Measured on 2 cores (seed net / LeNet steps at batch 64): 2 MB is 6% / 1% slower than 3-4 MB,
 # 1 MB 37% / 7% slower; the seed step's peak memory was 8.6 MB at 2 MB, 10.6 at 3 and 11.4 at 4.
 COLUMN_CHUNK_BYTES = 3 << 20
-# The same for a large layer (too large for one GEMM per sample) over shifted columns: its one GEMM
-# per chunk, of kw times the output channels as rows, runs faster over more samples. Measured on an
-# Intel Xeon host (2 threads, min of 15 calls, two alternations), 3 -> 6 MB: 64 -> 64 on 32 x 32 at
-# batch 32 (a sample per chunk at 3 MB, three at 6) forward 19.1-19.5 -> 15.2-15.5 ms, input
-# gradient 19.1-19.3 -> 15.7-15.8, weight gradient 19.5-19.6 -> 18.8-18.9; LeNet's second layer
-# 4.1-4.2 -> 3.8, 4.5-4.6 -> 4.1-4.3, 5.1-5.2 -> 4.9-5.0; 12 MB gained no more. Columns copied per
-# kernel offset gained nothing at 6 MB (22.0-22.9 against 21.9-22.4 ms forward).
+# A large layer (too large for one GEMM per sample) over shifted columns takes chunks of at least
+# ``SHIFTED_CHUNK_SAMPLES`` samples, up to ``SHIFTED_CHUNK_BYTES``: its one GEMM per chunk, of kw
+# times the output channels as rows, runs faster over more columns. Measured on an Intel Xeon host
+# (2 threads, min of 15 calls, two alternations), 64 -> 64 on 32 x 32 at batch 32, a sample per
+# chunk at 3 MB -> three at 6 MB: forward 19.1-19.5 -> 15.2-15.5 ms, input gradient 19.1-19.3 ->
+# 15.7-15.8, weight gradient 19.5-19.6 -> 18.8-18.9 (columns copied per kernel offset gained nothing
+# at 6 MB: 22.0-22.9 against 21.9-22.4 ms forward). LeNet's second layer, 11 samples a chunk at 3
+# MB, gained 4-9% a kernel at 6 MB but 1% of its training step, for 4 MB more at its peak (27.9 ->
+# 32.2 MB), and the seed net's second layer on 56 x 56 images 8 MB (14.6 -> 23.1): so only chunks
+# of fewer samples grow.
+SHIFTED_CHUNK_SAMPLES = 3
 SHIFTED_CHUNK_BYTES = 6 << 20
 
 
@@ -87,7 +91,7 @@ class Columns:
     """
 
     def __init__(self, x_shape, geometry, out_hw, out_channels: int, dtype, wide_rows: bool, shifted=False,
-                 chunk_bytes=None):
+                 large=False):
         n, c, h, w = x_shape
         (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
         self.geometry, self.out_hw = geometry, tuple(out_hw)
@@ -101,7 +105,15 @@ class Columns:
         # a chunk's GEMM holds its columns and, on the other side, a row per output channel (shifted:
         # kh rather than kh * kw copies of the input, and a result per kernel column)
         rows = c * kh + out_channels * kw if self.shifted else c * kh * kw + out_channels
-        self.chunks = sample_chunks(n, rows * self.positions * np.dtype(dtype).itemsize, chunk_bytes)
+        per_sample = rows * self.positions * np.dtype(dtype).itemsize
+        # the bytes of a chunk, and the least its scratch block holds, so that the chunks of every
+        # layer with the same budget take blocks of one size, which the next kernel's chunks reuse;
+        # ``large`` (a layer too large for one GEMM per sample) over shifted columns: room for a few
+        # samples (``SHIFTED_CHUNK_SAMPLES``, up to ``SHIFTED_CHUNK_BYTES``)
+        self.chunk_bytes = COLUMN_CHUNK_BYTES
+        if large and self.shifted:
+            self.chunk_bytes = min(SHIFTED_CHUNK_BYTES, max(COLUMN_CHUNK_BYTES, SHIFTED_CHUNK_SAMPLES * per_sample))
+        self.chunks = sample_chunks(n, per_sample, self.chunk_bytes)
         # a block of samples' rows for the small layers' kernels (``each_block``)
         self.blocks = _blocks(n, out_hw[0], c * kh * kw * self.row * np.dtype(dtype).itemsize,
                               (c * kh * kw + out_channels) * self.row * np.dtype(dtype).itemsize)
@@ -171,7 +183,7 @@ class Columns:
         kw, dw, groups = self.geometry.kernel[1], self.geometry.dilation[1], self.geometry.groups
         length, tail = m * self.positions, dw * (kw - 1)
         rows = c * kh + ones
-        block = memory.scratch(((rows + more_rows) * (length + tail),), dtype, reserve=COLUMN_CHUNK_BYTES)
+        block = memory.scratch(((rows + more_rows) * (length + tail),), dtype, reserve=self.chunk_bytes)
         copies = block[: rows * (length + tail)].reshape(rows, length + tail)
         copies[: c * kh, length:] = 0
         if ones:
@@ -280,11 +292,11 @@ class Columns:
             padded[:, :, rows, cols] += windows[:, :, k]
 
 
-def sample_chunks(n: int, bytes_per_sample: int, chunk_bytes=None) -> list:
-    """Slices of the batch axis, each with at most as many samples as fit in ``chunk_bytes``
-    (``COLUMN_CHUNK_BYTES`` by default), their sizes differing by one sample at most, larger first:
-    no small last chunk (a slow GEMM), and the first chunk's buffer serves the others."""
-    return even_slices(n, (COLUMN_CHUNK_BYTES if chunk_bytes is None else chunk_bytes) // max(1, bytes_per_sample))
+def sample_chunks(n: int, bytes_per_sample: int, chunk_bytes: int) -> list:
+    """Slices of the batch axis, each with at most as many samples as fit in ``chunk_bytes``, their
+    sizes differing by one sample at most, larger first: no small last chunk (a slow GEMM), and the
+    first chunk's buffer serves the others."""
+    return even_slices(n, chunk_bytes // max(1, bytes_per_sample))
 
 
 def _blocks(n: int, out_rows: int, column_bytes_per_row: int, bytes_per_row: int) -> list:
@@ -360,9 +372,9 @@ def _forward_plan(x_shape, w_shape, geometry) -> str:
         pieces = "" if rows.stop == out_hw[0] else f", {rows.stop} of its {out_hw[0]} rows at a time"
         return (f"one GEMM per sample ({o // g} x {k} @ {k} x {rows.stop * layout.row}{pieces}), in blocks of "
                 f"{samples.stop} samples' {'whole padded rows' if layout.wide else 'window corners'}, into NCHW")
-    layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g), _shifted_forward(w_shape, g))
+    layout = Columns(x_shape, geometry, out_hw, o, np.float32, _wide_rows(w_shape, g), _shifted_forward(w_shape, g),
+                     large=True)
     if layout.shifted:
-        layout = Columns(x_shape, geometry, out_hw, o, np.float32, True, True, SHIFTED_CHUNK_BYTES)
         return (f"one GEMM per chunk with the kernel columns' weights stacked ({len(layout.chunks)} chunks of <= "
                 f"{layout.chunks[0].stop} samples, shifted columns: a copy per kernel row), the kernel columns' "
                 f"results added up, reordered into NCHW")
@@ -544,9 +556,8 @@ def conv2d_chunked(x: np.ndarray, w: np.ndarray, geometry, bias, shifted: bool) 
     n, o, g = x.shape[0], w.shape[0], geometry.groups
     out_hw = geometry.output_size(*x.shape[2:])
     dtype = np.result_type(x, w)
-    large = shifted and not _per_sample(w.shape, out_hw, g)
     layout = Columns(x.shape, geometry, out_hw, o, dtype, _wide_rows(w.shape, g), shifted,
-                     SHIFTED_CHUNK_BYTES if large else None)
+                     large=not _per_sample(w.shape, out_hw, g))
     out = memory.empty((n, o, *out_hw), dtype)
     ones = _folds_bias(bias, g, dtype)
     if layout.shifted:
@@ -709,9 +720,8 @@ def conv2d_weight_grad_shifted(x: np.ndarray, grad_out: np.ndarray, w_shape, geo
     o, c, kh, kw = w_shape
     out_hw = grad_out.shape[2:]
     dtype = np.result_type(x, grad_out)
-    large = not _per_sample(w_shape, out_hw, 1)
     layout = Columns(x.shape, geometry, out_hw, o, dtype, wide_rows=True, shifted=True,
-                     chunk_bytes=SHIFTED_CHUNK_BYTES if large else None)
+                     large=not _per_sample(w_shape, out_hw, 1))
     windows = layout.row_windows(x)
     total = np.zeros((kw * o, c * kh), dtype)
     for chunk in layout.chunks:
