@@ -39,11 +39,11 @@ and so does the input gradient computed as a correlation.
 
 Every choice of layout is a fixed rule on the layer's shape, so a layer is computed the same way on
 every run; ``plan`` describes the choices for a layer and ``python -m tinygrad_cnn.kernels`` prints
-them for the built-in nets. Two choices are not rules: a small layer with few output channels may be
-computed by banded matrices instead (``conv_banded.py``), and the weight gradient of a larger layer
-whose forward takes shifted columns may take them too (``conv2d_weight_grad_shifted``), each where
-that was the faster when timed on this host (``tuning.py``; see ``BANDED_MAX_OUT_CHANNELS``), and
-then on every later run there too.
+them for the built-in nets. Some choices are not rules: a small layer may be computed by banded
+matrices (``conv_banded.py``) or over shifted columns instead, and a layer's weight gradient over
+shifted columns (``conv2d_weight_grad_shifted``) where its forward could take them, each where that
+was the fastest when timed on this host (``tuning.py``; see ``_methods_offered``), and then on
+every later run there too.
 """
 import functools
 import math
@@ -473,8 +473,8 @@ def _question(kernel: str, x_shape, x_dtype, other_shape, other_dtype, geometry)
 
 def _shifted_applies(x_shape, w_shape, geometry, out_hw) -> bool:
     """Whether shifted columns may compute the layer beside its rule's method (a small layer's
-    forward and all three kernels' weight gradient): one group, enough input channels, and whole
-    rows (as ``Columns`` takes them)."""
+    forward, and any layer's weight gradient): one group, enough input channels, and whole rows (as
+    ``Columns`` takes them)."""
     return (geometry.groups == 1 and geometry.stride == (1, 1) and min(x_shape[0], *w_shape, *out_hw) > 0
             and _wide_rows(w_shape, 1) and _shifted_forward(w_shape, 1)
             and x_shape[3] + 2 * geometry.padding[1] <= 2 * out_hw[1])

@@ -1,18 +1,18 @@
-"""Choices between two ways of computing a kernel, made by timing both on this machine the first
-time a shape comes, and kept in a file so that later runs compute the same way without timing.
+"""Choices between ways of computing a kernel, made by timing each on this machine the first time a
+shape comes, and kept in a file so that later runs compute the same way without timing.
 
 Which of two methods is faster can depend on the CPU and its BLAS more than on the shape: the
 banded convolution of a small layer (``conv_banded.py``) against its im2col GEMMs took 2.2 against
 3.0 ms on one Intel Xeon host, where the GEMMs of many columns it makes run at 200 GFLOP/s, and a
-fixed rule tuned on one host loses on another (so is a larger layer's weight gradient over shifted
-columns against im2col's, ``conv_gemm.conv2d_weight_grad_shifted``). So the fast kernels ask ``choose``, which times
-each method on the call's own operands (a warm-up call each, then ``ROUNDS`` alternating calls;
-the results are dropped and the call is then computed by the faster; a method that raises, out
-of memory say, loses), and keeps the choice in a
-JSON file, in a section for this host: the CPU model and count, NumPy and its BLAS, and the thread
-variables in force. The file is only read and added to: a choice once made is the one every later
-run on that host makes, until the file is deleted (or a newer version of the library offers another
-method for that kernel: then it is timed again, among all of them).
+fixed rule tuned on one host loses on another (and so do GEMMs over shifted columns against
+im2col's, ``conv_gemm._methods_offered``). So the fast kernels ask ``choose``, which times each
+method on the call's own operands (a warm-up call each, then ``ROUNDS`` alternating calls; the
+results are dropped and the call is then computed by the fastest; a method that raises, out of
+memory say, loses), and keeps the choice in a JSON file, in a section for this host: the CPU model
+and count, NumPy and its BLAS, and the thread variables in force. The file is only read and added
+to: a choice once made is the one every later run on that host makes, until the file is deleted
+(or a newer version of the library offers another method for that kernel: then it is timed again,
+among all of them, and the new choice replaces the old).
 
     TINYGRAD_CNN_TUNING=measure     the default: time once per shape, keep the choice in the file
     TINYGRAD_CNN_TUNING=fixed       no timing and no file: each kernel's fixed rule (im2col)
