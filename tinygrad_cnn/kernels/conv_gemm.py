@@ -96,7 +96,7 @@ class Columns:
         (ph, pw), (kh, kw) = geometry.padding, geometry.kernel
         self.geometry, self.out_hw = geometry, tuple(out_hw)
         self.padded_hw = (h + 2 * ph, w + 2 * pw)
-        self.wide = wide_rows and geometry.stride == (1, 1) and self.padded_hw[1] <= 2 * out_hw[1]
+        self.wide = wide_rows and _whole_rows_fit(w, geometry, out_hw)
         self.row = self.padded_hw[1] if self.wide else out_hw[1]
         self.positions = out_hw[0] * self.row
         # the run each kernel offset sees along a sample's wide rows: it ends at the last real position
@@ -292,6 +292,13 @@ class Columns:
             padded[:, :, rows, cols] += windows[:, :, k]
 
 
+def _whole_rows_fit(width: int, geometry, out_hw) -> bool:
+    """Whether positions may run along whole padded rows (``Columns.wide``) for an input ``width``
+    wide: stride 1, and a padded row at most twice an output row, so that the positions computed
+    and dropped stay fewer than the real ones."""
+    return geometry.stride == (1, 1) and width + 2 * geometry.padding[1] <= 2 * out_hw[1]
+
+
 def sample_chunks(n: int, bytes_per_sample: int, chunk_bytes: int) -> list:
     """Slices of the batch axis, each with at most as many samples as fit in ``chunk_bytes``, their
     sizes differing by one sample at most, larger first: no small last chunk (a slow GEMM), and the
@@ -475,9 +482,8 @@ def _shifted_applies(x_shape, w_shape, geometry, out_hw) -> bool:
     """Whether shifted columns may compute the layer beside its rule's method (a small layer's
     forward, and any layer's weight gradient): one group, enough input channels, and whole rows (as
     ``Columns`` takes them)."""
-    return (geometry.groups == 1 and geometry.stride == (1, 1) and min(x_shape[0], *w_shape, *out_hw) > 0
-            and _wide_rows(w_shape, 1) and _shifted_forward(w_shape, 1)
-            and x_shape[3] + 2 * geometry.padding[1] <= 2 * out_hw[1])
+    return (geometry.groups == 1 and min(x_shape[0], *w_shape, *out_hw) > 0 and _wide_rows(w_shape, 1)
+            and _shifted_forward(w_shape, 1) and _whole_rows_fit(x_shape[3], geometry, out_hw))
 
 
 def _methods_offered(kernel: str, x_shape, w_shape, geometry, out_hw) -> list:
