@@ -182,6 +182,34 @@ def test_updates_match_torch(case):
         np.testing.assert_allclose(mine, theirs.detach().numpy(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("case", [name for name in CASES if name.startswith("adam")])
+def test_adam_in_pieces_is_adam_whole(case, monkeypatch):
+    """Adam runs its update over pieces of ``UPDATE_CHUNK_ELEMENTS`` numbers (``in_chunks``): with
+    pieces of 5 numbers, the 12-number parameter goes as 5 + 5 + 2, and every number must come out
+    exactly as in one piece, and as the formula says."""
+    make, reference, _, _ = CASES[case]
+    whole, _ = run_ours(make, np.float64)
+    monkeypatch.setattr(optim.optimizer, "UPDATE_CHUNK_ELEMENTS", 5)
+    pieces, _ = run_ours(make, np.float64)
+    for mine, theirs, exp in zip(pieces, whole, run_reference(reference)):
+        np.testing.assert_array_equal(mine, theirs)
+        np.testing.assert_allclose(mine, exp, rtol=1e-12, atol=1e-12)
+
+
+def test_in_chunks_pieces_and_whole(monkeypatch):
+    monkeypatch.setattr(optim.optimizer, "UPDATE_CHUNK_ELEMENTS", 4)
+    a, b = np.arange(10.0).reshape(2, 5), np.zeros((2, 5))
+    pieces = list(optim.optimizer.in_chunks(a, b))
+    assert [p[0].tolist() for p in pieces] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    for _, piece in pieces:
+        piece += 1  # the pieces are views: writes reach the array
+    assert (b == 1).all()
+    # no flat view without a copy (a transposed array), or shapes that differ: the arrays, once, whole
+    for others in [(a, np.zeros((5, 2)).T), (a, np.zeros((10,)))]:
+        (only,) = list(optim.optimizer.in_chunks(*others))
+        assert all(x is y for x, y in zip(only, others))
+
+
 # Hyperparameters drawn for the step-by-step comparison with torch. Rates and decays stay away from
 # values so small or so close to 1 that the running averages cancel to rounding noise (centered
 # RMSprop takes the root of v - m*m, which is ill-conditioned when alpha is nearly 0 or 1).

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..kernels import memory
-from .optimizer import Optimizer, count_step, decay_weights
+from .optimizer import Optimizer, count_step, decay_weights, in_chunks
 
 
 class Adam(Optimizer):
@@ -48,22 +48,26 @@ class Adam(Optimizer):
         step = count_step(state, param, "exp_avg", "exp_avg_sq")
         m, v = state["exp_avg"], state["exp_avg_sq"]
         grad = decay_weights(param, grad, lr, weight_decay, self.decoupled_weight_decay)
-        # Every update is done in place, through one scratch array: a parameter-sized temporary
-        # per arithmetic step would cost more than the arithmetic on a large layer.
-        scratch = memory.empty(m.shape, m.dtype)
-        # m = beta1 * m + (1 - beta1) * grad, written as torch's lerp: m += (1 - beta1) * (grad - m)
-        m += np.multiply(np.subtract(grad, m, out=scratch), 1 - beta1, out=scratch)
-        v *= beta2
-        v += np.multiply(np.multiply(grad, 1 - beta2, out=scratch), grad, out=scratch)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
-        if group.get("amsgrad", False):
-            v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(param.data))
-            v = np.maximum(v_max, v, out=v_max)
-        denominator = np.sqrt(v, out=scratch)
-        denominator /= math.sqrt(bias_correction2)
-        denominator += eps
-        param.sub_(np.multiply(np.divide(m, denominator, out=scratch), lr / bias_correction1, out=scratch))
+        amsgrad = group.get("amsgrad", False)
+        v_max = state.setdefault("max_exp_avg_sq", np.zeros_like(param.data)) if amsgrad else v
+        # Every update is done in place, through one scratch array that ends up holding the step: a
+        # parameter-sized temporary per arithmetic step would cost more than the arithmetic on a
+        # large layer. It runs over pieces that stay in cache (``in_chunks``).
+        update = memory.empty(m.shape, m.dtype)
+        for m, v, v_max, g, scratch in in_chunks(m, v, v_max, grad, update):
+            # m = beta1 * m + (1 - beta1) * g, written as torch's lerp: m += (1 - beta1) * (g - m)
+            m += np.multiply(np.subtract(g, m, out=scratch), 1 - beta1, out=scratch)
+            v *= beta2
+            v += np.multiply(np.multiply(g, 1 - beta2, out=scratch), g, out=scratch)
+            if amsgrad:
+                v = np.maximum(v_max, v, out=v_max)
+            denominator = np.sqrt(v, out=scratch)
+            denominator /= math.sqrt(bias_correction2)
+            denominator += eps
+            np.multiply(np.divide(m, denominator, out=scratch), lr / bias_correction1, out=scratch)
+        param.sub_(update)
 
 
 class AdamW(Adam):

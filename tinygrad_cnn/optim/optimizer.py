@@ -37,6 +37,27 @@ def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     return start
 
 
+# Elements per chunk of an elementwise update (32768 float32 numbers, 128 KB an array): the few
+# arrays one update reads and writes stay in the core's cache from one arithmetic step to the next,
+# instead of each step passing over the whole parameter in memory.
+UPDATE_CHUNK_ELEMENTS = 1 << 15
+
+
+def in_chunks(*arrays: np.ndarray):
+    """Yield the arrays as tuples of matching flat pieces, ``UPDATE_CHUNK_ELEMENTS`` long, so that an
+    elementwise update can be written once and run piece by piece. Arrays of different shapes, or
+    not C-contiguous (no flat view without a copy), are yielded whole, once."""
+    size = arrays[0].size
+    if size <= UPDATE_CHUNK_ELEMENTS or not all(a.shape == arrays[0].shape and a.flags.c_contiguous
+                                                 for a in arrays):
+        yield arrays
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    for start in range(0, size, UPDATE_CHUNK_ELEMENTS):
+        piece = slice(start, start + UPDATE_CHUNK_ELEMENTS)
+        yield tuple(f[piece] for f in flat)
+
+
 def count_step(state: dict, param, *buffers: str) -> int:
     """This step's number (1, 2, ...), counted in ``state``; at the first step each buffer named is
     made in ``state``: zeros of the parameter's shape."""
