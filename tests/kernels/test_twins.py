@@ -291,3 +291,52 @@ def test_max_pool2d_points_a_window_of_several_nans_at_the_last(geometry):
         expected = [[[[3, 2]]]] if geometry.stride == (2, 2) else [[[[3, 3, 2]]]]
         np.testing.assert_array_equal(argmax, expected, err_msg=kernels.__name__)
         assert np.isnan(best).all()
+
+
+# ---- sums --------------------------------------------------------------------------------------------
+
+
+@st.composite
+def sums(draw):
+    """A shape and the axes to sum over: any subset (None for all), negative ones among them,
+    often a leading and a trailing run (the layouts the fast kernel takes over from ``np.sum``)."""
+    shape = draw(S.shapes(0, 4, max_side=5))
+    chosen = draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
+    if draw(st.booleans()) and shape:  # a leading run and a trailing one, as a bias gradient's
+        lead, trail = sorted(draw(st.lists(st.integers(0, len(shape)), min_size=2, max_size=2)))
+        chosen = [i < lead or i >= trail for i in range(len(shape))]
+    axes = tuple(i - len(shape) if draw(st.booleans()) else i for i, c in enumerate(chosen) if c)
+    return shape, draw(st.sampled_from([axes, None])) if len(axes) == len(shape) else axes
+
+
+@given(case=sums(), dtype=dtypes, seed=st.integers(0, 2**32 - 1))
+def test_sum_axes_exact_where_every_sum_is(case, dtype, seed):
+    # small integers: every partial sum is exact whatever the order, so the bits must agree
+    shape, axes = case
+    x = values(seed, shape, dtype, ties=True)
+    assert_same_bits(fast.sum_axes(x, axes), reference.sum_axes(x, axes))
+
+
+@given(case=sums(), dtype=dtypes, seed=st.integers(0, 2**32 - 1), specials=st.sampled_from([0.0, 0.1]))
+def test_sum_axes_to_rounding_with_infinities_and_nan(case, dtype, seed, specials):
+    # summed in any order, n terms lie within (n - 1) * eps / 2 * sum |x| of the exact sum: the two
+    # sides within (n - 1) * eps * sum |x| of each other
+    shape, axes = case
+    x = values(seed, shape, dtype, specials=specials)
+    ours, theirs = fast.sum_axes(x, axes), reference.sum_axes(x, axes)
+    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    finite = np.isfinite(theirs)
+    np.testing.assert_array_equal(ours[~finite], theirs[~finite])
+    terms = x.size // max(1, theirs.size)
+    bound = max(terms - 1, 0) * np.finfo(dtype).eps * np.sum(np.abs(np.where(np.isfinite(x), x, 0)), axis=axes, keepdims=True)
+    assert np.all(np.abs(ours[finite] - theirs[finite]) <= bound[finite])
+
+
+def test_sum_axes_takes_the_bias_gradients_layout_and_leaves_long_runs_to_numpy():
+    from tinygrad_cnn.kernels import reductions
+    x = values(0, (4, 3, 5, 6), np.float32)
+    assert_close(fast.sum_axes(x, (0, 2, 3)), reference.sum_axes(x, (0, 2, 3)))
+    long = values(1, (2, reductions.LONGEST_RUN + 1), np.float32)  # np.sum's pairwise sum, bit for bit
+    assert_same_bits(fast.sum_axes(long, 1), reference.sum_axes(long, 1))
+    assert fast.sum_axes(x, ()) is not x and not np.shares_memory(fast.sum_axes(x, ()), x)

@@ -7,9 +7,10 @@ of names (``KERNEL_NAMES``).
   ``conv_gemm.py`` (convolution as im2col and chunked matrix products), ``conv_banded.py`` (a small
   layer's convolution as a product with a banded matrix), ``pooling.py`` (max-pooling by a
   tournament, scatter and gather by kernel offset), ``masks.py`` (bit-exact ``keep_where`` and
-  ``relu``), ``copies.py`` (copies, padding), ``memory.py`` (the cache the fast kernels take their
-  arrays from) and ``tuning.py`` (where two methods compete, the one timed faster on this machine,
-  kept in a file).
+  ``relu``), ``reductions.py`` (sums over leading and trailing axes as products with ones),
+  ``copies.py`` (copies, padding), ``memory.py`` (the cache the fast kernels take their arrays
+  from) and ``tuning.py`` (where two methods compete, the one timed faster on this machine, kept
+  in a file).
 
 The ops (``tinygrad_cnn/ops/``) hold the math and call kernels by name on the active set:
 ``active().conv2d(x, w, geometry, bias)``. Which set is active is chosen per thread:
@@ -41,7 +42,7 @@ KERNEL_NAMES = (
     "elementwise", "matmul", "sigmoid", "erf", "relu", "relu_mask", "keep_where",
     "conv2d", "conv2d_input_grad", "conv2d_weight_grad",
     "max_pool2d", "window_scatter", "window_gather",
-    "gather", "scatter_add", "sin", "cos", "cumsum", "prod", "einsum",
+    "gather", "scatter_add", "sin", "cos", "sum_axes", "cumsum", "prod", "einsum",
 )
 SETS = {"fast": fast, "reference": reference}
 ENVIRONMENT_VARIABLE = "TINYGRAD_CNN_KERNELS"

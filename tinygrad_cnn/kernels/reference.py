@@ -141,7 +141,7 @@ def window_gather(x: np.ndarray, argmax: np.ndarray, geometry) -> np.ndarray:
     return np.take_along_axis(win, argmax[..., None].astype(np.intp), axis=-1)[..., 0]
 
 
-# ---- indexing along one dimension, scans, products, einsum (ops/indexing, scan, product, einsum) ----
+# ---- indexing along one dimension, sums, scans, products, einsum (ops/indexing, reduce, scan, product, einsum) ----
 
 
 def scatter_positions(dim: int, index: np.ndarray) -> tuple:
@@ -171,6 +171,11 @@ def sin(x: np.ndarray) -> np.ndarray:
 
 def cos(x: np.ndarray) -> np.ndarray:
     return np.cos(x)
+
+
+def sum_axes(x: np.ndarray, axis) -> np.ndarray:
+    """The sum over ``axis`` (None: every axis), the summed axes kept with length 1."""
+    return np.sum(x, axis=axis, keepdims=True)
 
 
 def cumsum(x: np.ndarray, dim: int) -> np.ndarray:

@@ -6,6 +6,7 @@ that shape and expand it back over the reduced axes.
 import numpy as np
 
 from ..autograd import Function
+from ..kernels import active
 from .batching import reduction
 from .elementwise import constant_in
 
@@ -24,7 +25,7 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        kept = np.sum(x, axis=axis, keepdims=True)
+        kept = active().sum_axes(x, axis)
         ctx.input_shape, ctx.kept_shape, ctx.axis, ctx.keepdims = x.shape, kept.shape, axis, keepdims
         return _drop_axes(kept, axis, keepdims)
 
