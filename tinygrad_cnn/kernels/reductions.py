@@ -9,8 +9,10 @@ memory speed on every core it has: for a C-contiguous x whose summed axes are a 
     sum = ones(R1) @ (x.reshape(R1 * A, R2) @ ones(R2)).reshape(R1, A)
 
 Measured (Intel Xeon, 2 threads, float32): LeNet's bias gradients, (64, 32, 28, 28) and
-(64, 64, 14, 14) over (0, 2, 3), 0.39 and 0.31 ms with ``np.sum`` against 0.11 and 0.06; the seed
-net's, (64, 8, 24, 24) and (64, 8, 20, 20), 0.08 against 0.03 and 0.02.
+(64, 64, 14, 14) over (0, 2, 3), 0.39 and 0.31 ms with ``np.sum`` against 0.11 and 0.06 alone; the
+seed net's, (64, 8, 24, 24) and (64, 8, 20, 20), 0.08 against 0.03 and 0.02. Inside LeNet's
+training step (eight alternations of 20 steps in one process, medians) the ``Sum`` op took 0.88
+against 0.37 ms a step, and the step 33.2 against 32.3 ms.
 
 The order of the additions differs from ``np.sum``'s, so the results agree to rounding, not bit for
 bit. Over a leading axis both add one row after another; over a trailing run NumPy adds pairwise,
@@ -23,6 +25,9 @@ import math
 import numpy as np
 
 LONGEST_RUN = 1 << 16
+# Below this many numbers np.sum is as fast, and sorting out the axes here costs more than it saves
+# (a (64, 10) sum over its last axis: 22 against 46 us inside LeNet's training step).
+SMALLEST = 1 << 12
 
 _ones = {}  # dtype -> a read-only row of ones, as long as the longest asked for so far
 
@@ -41,12 +46,12 @@ def _axes(axis, ndim: int) -> tuple:
     non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    return tuple(sorted({a % ndim if ndim else a for a in ((axis,) if isinstance(axis, int) else axis)}))
+    return tuple(sorted({a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}))
 
 
 def sum_axes(x: np.ndarray, axis) -> np.ndarray:
     """``np.sum(x, axis=axis, keepdims=True)``, to rounding."""
-    if x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous or x.ndim == 0:
+    if x.size < SMALLEST or x.ndim == 0 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
         return np.sum(x, axis=axis, keepdims=True)
     axes = _axes(axis, x.ndim)
     lead = next((i for i in range(x.ndim) if i not in axes), x.ndim)  # the leading run of summed axes
