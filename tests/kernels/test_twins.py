@@ -347,3 +347,19 @@ def test_sum_axes_on_a_bias_gradient_and_long_runs():
     long = values(1, (2, reductions.LONGEST_RUN + 1), np.float32)  # np.sum's pairwise sum, bit for bit
     assert_same_bits(fast.sum_axes(long, 1), reference.sum_axes(long, 1))
     assert fast.sum_axes(x, ()) is not x and not np.shares_memory(fast.sum_axes(x, ()), x)
+
+
+@pytest.mark.parametrize("axis", [np.int64(1), (0, -1), (3, 2), (np.int32(-2),)])
+def test_sum_axes_takes_the_axes_np_sum_takes(axis):
+    x = values(0, (6, 5, 4, 3), np.float64)
+    with every_size():
+        assert_close(fast.sum_axes(x, axis), reference.sum_axes(x, axis))
+
+
+@pytest.mark.parametrize("axis", [4, -5, (0, 0), (1, -3), 1.0, (0, "a"), [0, 1]])
+def test_sum_axes_refuses_the_axes_np_sum_refuses(axis):
+    x = values(0, (6, 5, 4, 3), np.float64)
+    with pytest.raises(Exception) as theirs:
+        reference.sum_axes(x, axis)
+    with every_size(), pytest.raises(type(theirs.value)):
+        fast.sum_axes(x, axis)

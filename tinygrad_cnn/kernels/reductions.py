@@ -21,6 +21,7 @@ NumPy (a million numbers of [0.5, 1.5): relative error 8e-8 with NumPy against 3
 numbers: 2e-8 against 5e-8). Other dtypes, other layouts and other sets of axes use ``np.sum``.
 """
 import math
+import operator
 
 import numpy as np
 
@@ -41,12 +42,18 @@ def _ones_row(length: int, dtype) -> np.ndarray:
     return row[:length]
 
 
-def _axes(axis, ndim: int) -> tuple:
-    """``axis`` (None, an int or a tuple of them, negative counting from the end) as sorted
-    non-negative axes."""
+def _axes(axis, ndim: int):
+    """``axis`` (None, an integer or a tuple of them, negative counting from the end) as sorted
+    non-negative axes; None where ``np.sum`` would refuse it (out of range, repeated, not an
+    integer, a list), so that ``np.sum`` raises its own error."""
     if axis is None:
         return tuple(range(ndim))
-    return tuple(sorted({a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}))
+    try:
+        given = [operator.index(a) for a in (axis if isinstance(axis, tuple) else (axis,))]
+    except TypeError:
+        return None
+    axes = sorted(a % ndim for a in given if -ndim <= a < ndim)
+    return tuple(axes) if len(axes) == len(given) == len(set(axes)) else None
 
 
 def sum_axes(x: np.ndarray, axis) -> np.ndarray:
@@ -54,6 +61,8 @@ def sum_axes(x: np.ndarray, axis) -> np.ndarray:
     if x.size < SMALLEST or x.ndim == 0 or x.dtype not in (np.float32, np.float64) or not x.flags.c_contiguous:
         return np.sum(x, axis=axis, keepdims=True)
     axes = _axes(axis, x.ndim)
+    if axes is None:
+        return np.sum(x, axis=axis, keepdims=True)
     lead = next((i for i in range(x.ndim) if i not in axes), x.ndim)  # the leading run of summed axes
     trail = x.ndim - max((i + 1 for i in range(x.ndim) if i not in axes), default=0)
     if lead == x.ndim:  # every axis: one trailing run
