@@ -177,6 +177,22 @@ def full(shape, value, dtype) -> np.ndarray:
     return out
 
 
+_constant_rows = {}  # (value, dtype) -> a read-only row of that value, as long as the longest asked for
+
+
+def constant_row(value, length: int, dtype) -> np.ndarray:
+    """A read-only row of ``length`` copies of ``value`` in ``dtype``: a view of one row kept per
+    value and dtype, grown when a longer one is asked for. Operands such as relu's zeros and a
+    sum's ones, made once; outside the cache, as nothing ever writes to them."""
+    key = (value, np.dtype(dtype))
+    row = _constant_rows.get(key)
+    if row is None or len(row) < length:
+        row = np.full(length, value, dtype)
+        row.flags.writeable = False
+        _constant_rows[key] = row  # a thread racing here stores the same values
+    return row[:length]
+
+
 def copy(array, dtype=None) -> np.ndarray:
     """A C-contiguous copy of ``array`` (optionally cast to ``dtype``), like ``np.array(array)``."""
     array = np.asarray(array)

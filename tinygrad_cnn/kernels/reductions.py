@@ -25,22 +25,12 @@ import operator
 
 import numpy as np
 
+from . import memory
+
 LONGEST_RUN = 1 << 16
 # Below this many numbers np.sum is as fast, and sorting out the axes here costs more than it saves
 # (a (64, 10) sum over its last axis: 22 against 46 us inside LeNet's training step).
 SMALLEST = 1 << 12
-
-_ones = {}  # dtype -> a read-only row of ones, as long as the longest asked for so far
-
-
-def _ones_row(length: int, dtype) -> np.ndarray:
-    row = _ones.get(dtype)
-    if row is None or len(row) < length:
-        row = np.ones(max(length, 1024), dtype)
-        row.flags.writeable = False
-        _ones[dtype] = row  # another thread may store its own row meanwhile: the same ones
-    return row[:length]
-
 
 def _axes(axis, ndim: int):
     """``axis`` (None, an integer or a tuple of them, negative counting from the end) as sorted
@@ -71,7 +61,7 @@ def sum_axes(x: np.ndarray, axis) -> np.ndarray:
     if lead + trail != len(axes) or r2 > LONGEST_RUN or r1 * r2 <= 1 or x.size == 0:
         return np.sum(x, axis=axis, keepdims=True)
     kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-    sums = x.reshape(-1, r2) @ _ones_row(r2, x.dtype) if r2 > 1 else x.reshape(-1)
+    sums = x.reshape(-1, r2) @ memory.constant_row(1, r2, x.dtype) if r2 > 1 else x.reshape(-1)
     if r1 > 1:
-        sums = _ones_row(r1, x.dtype) @ sums.reshape(r1, -1)
+        sums = memory.constant_row(1, r1, x.dtype) @ sums.reshape(r1, -1)
     return sums.reshape(kept_shape)
