@@ -48,6 +48,9 @@ What is measured, and the goal each figure is checked against (the goals live he
                    kernels). These now go into the workers' environment only: the parent no longer
                    re-executes itself with them, and no longer re-runs a whole section in one process.
 6. batch scaling   ms per step and per image from batch 16 to 256; goal: linear (flat ms/image)
+7. layers          each convolution of the two training steps alone, part by part (forward, weight and
+                   bias gradient, input gradient), as the step calls it: where a step's gap to torch is.
+                   No goal of its own: it is the profile the step goals are read by
 
 RESULTS.md keeps one generated section per host kind (CPU model and core count): a full run
 rewrites the section of the host it ran on and keeps the others. ``--openblas-coretype``, ``--malloc``
@@ -82,8 +85,8 @@ GOALS = {
     "seed_memory_ratio": 1.5,
 }
 
-SECTIONS = ("step", "conv", "overhead", "memory", "what_if", "scaling")
-WORKERS = ("env", "step", "conv", "overhead", "memory")
+SECTIONS = ("step", "conv", "overhead", "memory", "what_if", "scaling", "layers")
+WORKERS = ("env", "step", "conv", "overhead", "memory", "layers")
 FRAMEWORKS = ("ours", "torch")
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # OpenBLAS reads these when NumPy loads it; a machine's environment may pin them, and the report
@@ -344,6 +347,60 @@ def worker_conv(args) -> dict:
             "numpy_gemm_per_sample_gflops": 2 * o * c * k * k * b_one.shape[1] / gemm_one_ms / 1e6}
 
 
+# The convolutions of the two training steps (batch 64, 28 x 28 images), as the steps call them:
+# net -> (index in the model, input shape, weight shape, padding). A first layer needs no input gradient.
+LAYERS = {"seed": ((0, (64, 1, 28, 28), (8, 1, 5, 5), 0), (2, (64, 8, 24, 24), (8, 8, 5, 5), 0)),
+          "lenet": ((0, (64, 1, 28, 28), (32, 1, 3, 3), 1), (3, (64, 32, 14, 14), (64, 32, 3, 3), 1))}
+LAYER_PARTS = ("forward", "weight gradient", "input gradient")
+
+
+def layer_calls(framework: str, x, w, b, g, padding: int) -> dict:
+    """{part: a call computing it} for one convolution: the forward with its bias, the weight
+    gradient with the bias's, and the input gradient. Ours through the kernels our ops call
+    (``tinygrad_cnn.kernels.active()``: Conv2d, Conv2dWeightGrad plus the bias's Sum, Conv2dInputGrad),
+    torch's through ``conv2d`` and ``aten.convolution_backward``, whose output mask picks the gradients."""
+    if framework == "torch":
+        import torch
+        x, w, b, g = (torch.from_numpy(a) for a in (x, w, b, g))
+        backward = torch.ops.aten.convolution_backward
+
+        def gradients(mask):
+            return lambda: backward(g, x, w, [w.shape[0]], [1, 1], [padding] * 2, [1, 1], False, [0, 0], 1, mask)
+
+        return {"forward": lambda: torch.nn.functional.conv2d(x, w, b, padding=padding),
+                "weight gradient": gradients([False, True, True]), "input gradient": gradients([True, False, False])}
+    from tinygrad_cnn.kernels import active
+    from tinygrad_cnn.ops.conv import ConvGeometry
+    kernels, geometry = active(), ConvGeometry(kernel=w.shape[2:], padding=(padding, padding))
+    return {"forward": lambda: kernels.conv2d(x, w, geometry, b),
+            "weight gradient": lambda: (kernels.conv2d_weight_grad(x, g, w.shape, geometry),
+                                        kernels.sum_axes(g, (0, 2, 3))),
+            "input gradient": lambda: kernels.conv2d_input_grad(g, w, x.shape, geometry)}
+
+
+def worker_layers(args) -> dict:
+    """Milliseconds (median of at least ``repeat`` calls, made for at least ``seconds``) of each part
+    of each convolution in ``LAYERS``, after two warm-up calls (our first call of a shape may time its
+    methods, ``kernels/tuning.py``)."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    ms = {}
+    for net, layers in LAYERS.items():
+        for index, x_shape, w_shape, padding in layers:
+            x = rng.standard_normal(x_shape, dtype=np.float32)
+            w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
+            b = rng.standard_normal(w_shape[0], dtype=np.float32) * 0.1
+            out_hw = [size + 2 * padding - k + 1 for size, k in zip(x_shape[2:], w_shape[2:])]
+            g = rng.standard_normal((x_shape[0], w_shape[0], *out_hw), dtype=np.float32)
+            for part, call in layer_calls(args.framework, x, w, b, g, padding).items():
+                if part == "input gradient" and index == 0:
+                    continue
+                call()
+                call()
+                ms[f"{net} {index} {part}"] = 1e3 * statistics.median(time_per_call(call, args.repeat, args.seconds))
+    return {"ms": ms}
+
+
 CHAIN_LENGTH = 1000
 
 
@@ -565,7 +622,7 @@ def worker_main(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     measure = {"env": worker_env, "step": worker_step, "conv": worker_conv,
-               "overhead": worker_overhead, "memory": worker_memory}[args.worker]
+               "overhead": worker_overhead, "memory": worker_memory, "layers": worker_layers}[args.worker]
     result = {"worker": args.worker, "framework": args.framework, **measure(args), "process": process_info(args)}
     print(json.dumps(result), flush=True)
     return 0
@@ -762,6 +819,31 @@ class Bench:
                 if self.with_torch:
                     row.update(torch_ms=entry["torch"]["median"], ratio=entry["ratio"]["median"])
                 rows.append(row)
+        return {"rows": rows}
+
+    def layers(self) -> dict:
+        """Each convolution of the steps, part by part, ours and torch's in alternating fresh processes."""
+        options = dict(repeat=2 if self.quick else 15, seconds=0 if self.quick else 0.3)
+
+        def measure(framework):
+            return lambda: run_worker("layers", framework, self.threads, self.settings, **options)["ms"]
+
+        rounds = 1 if self.quick else self.rounds
+        pairs = (alternate_processes(measure("ours"), measure("torch"), rounds) if self.with_torch
+                 else [(measure("ours")(), None) for _ in range(rounds)])
+        rows = []
+        for net, layers in LAYERS.items():
+            for index, x_shape, w_shape, padding in layers:
+                for part in LAYER_PARTS:
+                    key = f"{net} {index} {part}"
+                    if key not in pairs[0][0]:
+                        continue
+                    row = {"net": net, "layer": index, "input": list(x_shape), "weights": list(w_shape),
+                           "padding": padding, "part": part, "ours": spread([a[key] for a, _ in pairs])}
+                    if self.with_torch:
+                        row.update(torch=spread([b[key] for _, b in pairs]),
+                                   ratio=spread([a[key] / b[key] for a, b in pairs]))
+                    rows.append(row)
         return {"rows": rows}
 
 
@@ -1019,6 +1101,8 @@ def format_report(r: dict) -> str:
                           ratio_cell(e["ratio"]) if "ratio" in e else "-"]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+    if "layers" in r:
+        lines += format_layers(r["layers"]["rows"], r.get("step"))
     if "scaling" in r:
         lines += ["training step time against batch size (medians)",
                   "| net | batch | ours ms | ours ms/image | torch ms | torch ms/image | ratio |",
@@ -1029,6 +1113,30 @@ def format_report(r: dict) -> str:
             lines.append(f"| {row['net']} | {row['batch']} | {row['ours_ms']:.2f} | {row['ours_ms'] / row['batch']:.3f} | {t} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def format_layers(rows: list, step: dict | None) -> list:
+    """The layers section: a row per part of each convolution, and per net the parts' total against the
+    training step's difference (when the step section ran)."""
+    lines = ["each convolution of the training steps alone, batch 64 (medians over the rounds of each process's "
+             "median; the weight gradient includes the bias's)",
+             "| net, layer: input, weights | part | ours ms | torch ms | ratio: median (range) |", "|---|---|---|---|---|"]
+    for row in rows:
+        (n, c, h, w), (o, _, kh, kw) = row["input"], row["weights"]
+        name = f"{row['net']}, {row['layer']}: {c}x{h}x{w}, {c} -> {o} {kh}x{kw}" + (f" pad {row['padding']}" if row["padding"] else "")
+        torch = f"{row['torch']['median']:.2f} | {ratio_cell(row['ratio'])}" if "torch" in row else "- | -"
+        lines.append(f"| {name} | {row['part']} | {row['ours']['median']:.2f} | {torch} |")
+    for net in dict.fromkeys(row["net"] for row in rows):
+        ours = sum(row["ours"]["median"] for row in rows if row["net"] == net)
+        line = f"- {net}: the convolutions' parts add up to {ours:.2f} ms in ours"
+        if all("torch" in row for row in rows):
+            theirs = sum(row["torch"]["median"] for row in rows if row["net"] == net)
+            line += f", {theirs:.2f} in torch's, a difference of {ours - theirs:.2f} ms"
+            if step and "torch" in step.get(net, {}):
+                line += (f"; the whole step's (step section) is {step[net]['ours']['median'] - step[net]['torch']['median']:.2f}"
+                         " ms")
+        lines.append(line)
+    return [*lines, ""]
 
 
 def markers(key: str) -> tuple:

@@ -41,7 +41,7 @@ def test_benchmark_quick_run_writes_every_section(tmp_path):
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     results = json.loads(out.read_text())
-    for section in ("step", "conv", "overhead", "memory", "scaling"):
+    for section in ("step", "conv", "overhead", "memory", "scaling", "layers"):
         assert section in results, section
     env = results["environment"]
     for name in ("seed", "lenet"):
@@ -57,6 +57,13 @@ def test_benchmark_quick_run_writes_every_section(tmp_path):
             assert step["same_arithmetic"]["agree"], step
     assert results["conv"]["share_of_gemm"]["median"] > 0
     assert results["memory"]["seed"]["ours"]["peak_mb"] > 0
+    layers = results["layers"]["rows"]
+    assert [(row["net"], row["layer"], row["part"]) for row in layers] == [
+        (net, index, part) for net, convolutions in (("seed", (0, 2)), ("lenet", (0, 3))) for index in convolutions
+        for part in ("forward", "weight gradient", "input gradient") if index or part != "input gradient"
+    ], "every convolution of both steps, part by part; a first layer's input gradient is never needed"
+    assert all(row["ours"]["median"] > 0 and ("ratio" in row) == bool(env["torch"]) for row in layers)
+    assert "| seed, 2: 8x24x24, 8 -> 8 5x5 | weight gradient |" in finished.stdout
     assert env["cpu"] and env["cores"] and env["blas"] and env["blas_core"] and env["threads"] == 2
     assert set(env["flags"]) == {"avx2", "avx512f", "amx_tile"}
     if env["torch"]:
@@ -86,6 +93,54 @@ def test_worker_prints_one_json_line_with_what_its_process_saw():
         assert field in blas, field
     if blas["blas_threads"] is not None:  # OpenBLAS found: the thread count reached it
         assert blas["blas_threads"] == 1
+
+
+def test_layers_worker_times_the_kernels_our_ops_call_and_torch_the_same_convolutions():
+    ours = run_worker_by_hand("layers", "--framework", "ours", "--repeat", "1", "--threads", "1")
+    assert ours["worker"] == "layers" and "torch" not in ours["process"]
+    assert set(ours["ms"]) == {"seed 0 forward", "seed 0 weight gradient", "seed 2 forward", "seed 2 weight gradient",
+                               "seed 2 input gradient", "lenet 0 forward", "lenet 0 weight gradient", "lenet 3 forward",
+                               "lenet 3 weight gradient", "lenet 3 input gradient"}
+    assert all(ms > 0 for ms in ours["ms"].values())
+    run = load_run_module()
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(shape) for shape in ((2, 3, 7, 6), (4, 3, 3, 3), (4,)))
+    g = rng.standard_normal((2, 4, 7, 6))
+    calls = run.layer_calls("ours", x, w, b, g, padding=1)
+    from tinygrad_cnn.kernels import reference
+    from tinygrad_cnn.ops.conv import ConvGeometry
+    geometry = ConvGeometry(kernel=(3, 3), padding=(1, 1))
+    weight_grad, bias_grad = calls["weight gradient"]()
+    np.testing.assert_allclose(calls["forward"](), reference.conv2d(x, w, geometry, b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weight_grad, reference.conv2d_weight_grad(x, g, w.shape, geometry), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bias_grad.ravel(), g.sum(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(calls["input gradient"](), reference.conv2d_input_grad(g, w, x.shape, geometry),
+                               rtol=1e-12, atol=1e-12)
+    if importlib.util.find_spec("torch") is None:
+        return
+    theirs = run.layer_calls("torch", x, w, b, g, padding=1)
+    np.testing.assert_allclose(theirs["forward"]().numpy(), calls["forward"](), rtol=1e-10, atol=1e-10)
+    torch_weight_grad = theirs["weight gradient"]()
+    np.testing.assert_allclose(torch_weight_grad[1].numpy(), weight_grad, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(torch_weight_grad[2].numpy(), bias_grad.ravel(), rtol=1e-10)
+    np.testing.assert_allclose(theirs["input gradient"]()[0].numpy(), calls["input gradient"](), rtol=1e-10, atol=1e-10)
+
+
+def test_the_layers_section_times_the_convolutions_the_training_steps_make():
+    import numpy as np
+
+    from tinygrad_cnn import Tensor, models, nn, no_grad
+    run = load_run_module()
+    for name, make in (("seed", models.seed_net), ("lenet", models.lenet)):
+        seen, x = [], Tensor(np.zeros((64, 1, 28, 28), np.float32))
+        with no_grad():
+            for index, layer in enumerate(make()):
+                if isinstance(layer, nn.Conv2d):
+                    assert layer.stride == (1, 1) and layer.padding[0] == layer.padding[1]
+                    seen.append((index, x.shape, tuple(layer.weight.shape), layer.padding[0]))
+                x = layer(x)
+        assert seen == [(i, tuple(xs), tuple(ws), p) for i, xs, ws, p in run.LAYERS[name]], name
 
 
 def test_torch_worker_runs_with_the_threads_it_is_given():
