@@ -49,8 +49,8 @@ What is measured, and the goal each figure is checked against (the goals live he
                    re-executes itself with them, and no longer re-runs a whole section in one process.
 6. batch scaling   ms per step and per image from batch 16 to 256; goal: linear (flat ms/image)
 7. layers          each convolution of the two training steps alone, part by part (forward, weight and
-                   bias gradient, input gradient), as the step calls it: where a step's gap to torch is.
-                   No goal of its own: it is the profile the step goals are read by
+                   bias gradient, input gradient, both gradients), as the step calls it: where a step's
+                   gap to torch is. No goal of its own: it is the profile the step goals are read by
 
 RESULTS.md keeps one generated section per host kind (CPU model and core count): a full run
 rewrites the section of the host it ran on and keeps the others. ``--openblas-coretype``, ``--malloc``
@@ -348,17 +348,27 @@ def worker_conv(args) -> dict:
 
 
 # The convolutions of the two training steps (batch 64, 28 x 28 images), as the steps call them:
-# net -> (index in the model, input shape, weight shape, padding). A first layer needs no input gradient.
+# net -> (index in the model, input shape, weight shape, padding), first layer first. A first layer
+# needs no input gradient.
 LAYERS = {"seed": ((0, (64, 1, 28, 28), (8, 1, 5, 5), 0), (2, (64, 8, 24, 24), (8, 8, 5, 5), 0)),
           "lenet": ((0, (64, 1, 28, 28), (32, 1, 3, 3), 1), (3, (64, 32, 14, 14), (64, 32, 3, 3), 1))}
-LAYER_PARTS = ("forward", "weight gradient", "input gradient")
+# A part of a convolution. "both gradients" is what a step computes past the first layer: ours as its
+# two kernels in turn (the step's two ops), torch's as one ``convolution_backward`` call, as its step
+# makes it (timing torch's two gradients apart would charge it twice for what the call shares).
+LAYER_PARTS = ("forward", "weight gradient", "input gradient", "both gradients")
+FIRST_LAYER_PARTS = ("forward", "weight gradient")
+# Each part is timed for this long in each process: ten parts a process, seven rounds of two
+# processes. Shorter than a step's window (``MEASURE_SECONDS``): this section is the profile the step
+# goals are read by, not a goal, and its per-round ranges show what the host's phases did to it.
+LAYER_SECONDS = 0.5
 
 
 def layer_calls(framework: str, x, w, b, g, padding: int) -> dict:
-    """{part: a call computing it} for one convolution: the forward with its bias, the weight
-    gradient with the bias's, and the input gradient. Ours through the kernels our ops call
-    (``tinygrad_cnn.kernels.active()``: Conv2d, Conv2dWeightGrad plus the bias's Sum, Conv2dInputGrad),
-    torch's through ``conv2d`` and ``aten.convolution_backward``, whose output mask picks the gradients."""
+    """{part: a call computing it} for one convolution (``LAYER_PARTS``): the forward with its bias,
+    the weight gradient with the bias's, the input gradient, and both. Ours through the kernels our
+    ops call (``tinygrad_cnn.kernels.active()``: Conv2d, Conv2dWeightGrad plus the bias's Sum,
+    Conv2dInputGrad), torch's through ``conv2d`` and ``aten.convolution_backward``, whose output mask
+    picks the gradients."""
     if framework == "torch":
         import torch
         x, w, b, g = (torch.from_numpy(a) for a in (x, w, b, g))
@@ -368,14 +378,20 @@ def layer_calls(framework: str, x, w, b, g, padding: int) -> dict:
             return lambda: backward(g, x, w, [w.shape[0]], [1, 1], [padding] * 2, [1, 1], False, [0, 0], 1, mask)
 
         return {"forward": lambda: torch.nn.functional.conv2d(x, w, b, padding=padding),
-                "weight gradient": gradients([False, True, True]), "input gradient": gradients([True, False, False])}
+                "weight gradient": gradients([False, True, True]), "input gradient": gradients([True, False, False]),
+                "both gradients": gradients([True, True, True])}
     from tinygrad_cnn.kernels import active
     from tinygrad_cnn.ops.conv import ConvGeometry
     kernels, geometry = active(), ConvGeometry(kernel=w.shape[2:], padding=(padding, padding))
-    return {"forward": lambda: kernels.conv2d(x, w, geometry, b),
-            "weight gradient": lambda: (kernels.conv2d_weight_grad(x, g, w.shape, geometry),
-                                        kernels.sum_axes(g, (0, 2, 3))),
-            "input gradient": lambda: kernels.conv2d_input_grad(g, w, x.shape, geometry)}
+
+    def weight_gradient():
+        return kernels.conv2d_weight_grad(x, g, w.shape, geometry), kernels.sum_axes(g, (0, 2, 3))
+
+    def input_gradient():
+        return kernels.conv2d_input_grad(g, w, x.shape, geometry)
+
+    return {"forward": lambda: kernels.conv2d(x, w, geometry, b), "weight gradient": weight_gradient,
+            "input gradient": input_gradient, "both gradients": lambda: (input_gradient(), *weight_gradient())}
 
 
 def worker_layers(args) -> dict:
@@ -386,14 +402,14 @@ def worker_layers(args) -> dict:
     rng = np.random.default_rng(0)
     ms = {}
     for net, layers in LAYERS.items():
-        for index, x_shape, w_shape, padding in layers:
+        for position, (index, x_shape, w_shape, padding) in enumerate(layers):
             x = rng.standard_normal(x_shape, dtype=np.float32)
             w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
             b = rng.standard_normal(w_shape[0], dtype=np.float32) * 0.1
             out_hw = [size + 2 * padding - k + 1 for size, k in zip(x_shape[2:], w_shape[2:])]
             g = rng.standard_normal((x_shape[0], w_shape[0], *out_hw), dtype=np.float32)
             for part, call in layer_calls(args.framework, x, w, b, g, padding).items():
-                if part == "input gradient" and index == 0:
+                if position == 0 and part not in FIRST_LAYER_PARTS:
                     continue
                 call()
                 call()
@@ -823,10 +839,10 @@ class Bench:
 
     def layers(self) -> dict:
         """Each convolution of the steps, part by part, ours and torch's in alternating fresh processes."""
-        options = dict(repeat=2 if self.quick else 15, seconds=0 if self.quick else 0.3)
+        options = dict(repeat=2 if self.quick else 15, seconds=0 if self.quick else LAYER_SECONDS)
 
         def measure(framework):
-            return lambda: run_worker("layers", framework, self.threads, self.settings, **options)["ms"]
+            return lambda: run_worker("layers", framework, self.threads, self.settings, **options)
 
         rounds = 1 if self.quick else self.rounds
         pairs = (alternate_processes(measure("ours"), measure("torch"), rounds) if self.with_torch
@@ -836,15 +852,18 @@ class Bench:
             for index, x_shape, w_shape, padding in layers:
                 for part in LAYER_PARTS:
                     key = f"{net} {index} {part}"
-                    if key not in pairs[0][0]:
+                    if key not in pairs[0][0]["ms"]:
                         continue
                     row = {"net": net, "layer": index, "input": list(x_shape), "weights": list(w_shape),
-                           "padding": padding, "part": part, "ours": spread([a[key] for a, _ in pairs])}
+                           "padding": padding, "part": part, "ours": spread([a["ms"][key] for a, _ in pairs])}
                     if self.with_torch:
-                        row.update(torch=spread([b[key] for _, b in pairs]),
-                                   ratio=spread([a[key] / b[key] for a, b in pairs]))
+                        row.update(torch=spread([b["ms"][key] for _, b in pairs]),
+                                   ratio=spread([a["ms"][key] / b["ms"][key] for a, b in pairs]))
                     rows.append(row)
-        return {"rows": rows}
+        result = {"rows": rows, "ours_runs": [a for a, _ in pairs]}
+        if self.with_torch:
+            result["torch_runs"] = [b for _, b in pairs]
+        return result
 
 
 def torch_installed() -> bool:
@@ -1101,8 +1120,6 @@ def format_report(r: dict) -> str:
                           ratio_cell(e["ratio"]) if "ratio" in e else "-"]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
-    if "layers" in r:
-        lines += format_layers(r["layers"]["rows"], r.get("step"))
     if "scaling" in r:
         lines += ["training step time against batch size (medians)",
                   "| net | batch | ours ms | ours ms/image | torch ms | torch ms/image | ratio |",
@@ -1112,29 +1129,41 @@ def format_report(r: dict) -> str:
                  if "torch_ms" in row else "- | - | -")
             lines.append(f"| {row['net']} | {row['batch']} | {row['ours_ms']:.2f} | {row['ours_ms'] / row['batch']:.3f} | {t} |")
         lines.append("")
+    if "layers" in r:
+        lines += format_layers(r["layers"]["rows"], r.get("step"))
     return "\n".join(lines)
 
 
 def format_layers(rows: list, step: dict | None) -> list:
-    """The layers section: a row per part of each convolution, and per net the parts' total against the
-    training step's difference (when the step section ran)."""
+    """The layers section: a row per part of each convolution, and per net the parts a step computes
+    (forward, and both gradients or, for a first layer, the weight gradient) added up, against the
+    training step's difference when the step section ran."""
     lines = ["each convolution of the training steps alone, batch 64 (medians over the rounds of each process's "
-             "median; the weight gradient includes the bias's)",
-             "| net, layer: input, weights | part | ours ms | torch ms | ratio: median (range) |", "|---|---|---|---|---|"]
+             "median; the weight gradient includes the bias's; both gradients: ours as two kernels, torch's as "
+             "one call, as each step computes them)",
+             "| net, layer: input, weights | part | ours ms | torch ms | ratio: median (range) |",
+             "|---|---|---|---|---|"]
     for row in rows:
-        (n, c, h, w), (o, _, kh, kw) = row["input"], row["weights"]
-        name = f"{row['net']}, {row['layer']}: {c}x{h}x{w}, {c} -> {o} {kh}x{kw}" + (f" pad {row['padding']}" if row["padding"] else "")
+        (_, c, h, w), (o, _, kh, kw) = row["input"], row["weights"]
+        name = f"{row['net']}, {row['layer']}: {c}x{h}x{w}, {c} -> {o} {kh}x{kw}"
+        name += f" pad {row['padding']}" if row["padding"] else ""
         torch = f"{row['torch']['median']:.2f} | {ratio_cell(row['ratio'])}" if "torch" in row else "- | -"
         lines.append(f"| {name} | {row['part']} | {row['ours']['median']:.2f} | {torch} |")
     for net in dict.fromkeys(row["net"] for row in rows):
-        ours = sum(row["ours"]["median"] for row in rows if row["net"] == net)
-        line = f"- {net}: the convolutions' parts add up to {ours:.2f} ms in ours"
-        if all("torch" in row for row in rows):
-            theirs = sum(row["torch"]["median"] for row in rows if row["net"] == net)
+        layers = {}
+        for row in rows:
+            if row["net"] == net:
+                layers.setdefault(row["layer"], {})[row["part"]] = row
+        in_step = [parts["forward"] for parts in layers.values()] + \
+                  [parts.get("both gradients", parts["weight gradient"]) for parts in layers.values()]
+        ours = sum(row["ours"]["median"] for row in in_step)
+        line = f"- {net}: the convolutions' parts a step computes add up to {ours:.2f} ms in ours"
+        if all("torch" in row for row in in_step):
+            theirs = sum(row["torch"]["median"] for row in in_step)
             line += f", {theirs:.2f} in torch's, a difference of {ours - theirs:.2f} ms"
             if step and "torch" in step.get(net, {}):
-                line += (f"; the whole step's (step section) is {step[net]['ours']['median'] - step[net]['torch']['median']:.2f}"
-                         " ms")
+                whole = step[net]["ours"]["median"] - step[net]["torch"]["median"]
+                line += f"; the whole step's (step section) is {whole:.2f} ms"
         lines.append(line)
     return [*lines, ""]
 

@@ -60,9 +60,13 @@ def test_benchmark_quick_run_writes_every_section(tmp_path):
     layers = results["layers"]["rows"]
     assert [(row["net"], row["layer"], row["part"]) for row in layers] == [
         (net, index, part) for net, convolutions in (("seed", (0, 2)), ("lenet", (0, 3))) for index in convolutions
-        for part in ("forward", "weight gradient", "input gradient") if index or part != "input gradient"
+        for part in ("forward", "weight gradient", "input gradient", "both gradients")
+        if index or part in ("forward", "weight gradient")
     ], "every convolution of both steps, part by part; a first layer's input gradient is never needed"
     assert all(row["ours"]["median"] > 0 and ("ratio" in row) == bool(env["torch"]) for row in layers)
+    if env["torch"]:
+        assert env["torch_threads"] == [2] and all(run["process"]["torch_threads"] == 2
+                                                   for run in results["layers"]["torch_runs"])
     assert "| seed, 2: 8x24x24, 8 -> 8 5x5 | weight gradient |" in finished.stdout
     assert env["cpu"] and env["cores"] and env["blas"] and env["blas_core"] and env["threads"] == 2
     assert set(env["flags"]) == {"avx2", "avx512f", "amx_tile"}
@@ -98,9 +102,9 @@ def test_worker_prints_one_json_line_with_what_its_process_saw():
 def test_layers_worker_times_the_kernels_our_ops_call_and_torch_the_same_convolutions():
     ours = run_worker_by_hand("layers", "--framework", "ours", "--repeat", "1", "--threads", "1")
     assert ours["worker"] == "layers" and "torch" not in ours["process"]
-    assert set(ours["ms"]) == {"seed 0 forward", "seed 0 weight gradient", "seed 2 forward", "seed 2 weight gradient",
-                               "seed 2 input gradient", "lenet 0 forward", "lenet 0 weight gradient", "lenet 3 forward",
-                               "lenet 3 weight gradient", "lenet 3 input gradient"}
+    later = ("forward", "weight gradient", "input gradient", "both gradients")
+    assert set(ours["ms"]) == {f"{net} {index} {part}" for net, first, second in (("seed", 0, 2), ("lenet", 0, 3))
+                               for index, parts in ((first, later[:2]), (second, later)) for part in parts}
     assert all(ms > 0 for ms in ours["ms"].values())
     run = load_run_module()
     np = pytest.importorskip("numpy")
@@ -111,20 +115,27 @@ def test_layers_worker_times_the_kernels_our_ops_call_and_torch_the_same_convolu
     from tinygrad_cnn.kernels import reference
     from tinygrad_cnn.ops.conv import ConvGeometry
     geometry = ConvGeometry(kernel=(3, 3), padding=(1, 1))
+    expected = {"forward": reference.conv2d(x, w, geometry, b),
+                "weight": reference.conv2d_weight_grad(x, g, w.shape, geometry), "bias": g.sum(axis=(0, 2, 3)),
+                "input": reference.conv2d_input_grad(g, w, x.shape, geometry)}
     weight_grad, bias_grad = calls["weight gradient"]()
-    np.testing.assert_allclose(calls["forward"](), reference.conv2d(x, w, geometry, b), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(weight_grad, reference.conv2d_weight_grad(x, g, w.shape, geometry), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(bias_grad.ravel(), g.sum(axis=(0, 2, 3)), rtol=1e-12)
-    np.testing.assert_allclose(calls["input gradient"](), reference.conv2d_input_grad(g, w, x.shape, geometry),
-                               rtol=1e-12, atol=1e-12)
+    both = calls["both gradients"]()
+    for got, name in ((calls["forward"](), "forward"), (weight_grad, "weight"), (bias_grad.ravel(), "bias"),
+                      (calls["input gradient"](), "input"), (both[0], "input"), (both[1], "weight"),
+                      (both[2].ravel(), "bias")):
+        np.testing.assert_allclose(got, expected[name], rtol=1e-12, atol=1e-12, err_msg=name)
     if importlib.util.find_spec("torch") is None:
         return
     theirs = run.layer_calls("torch", x, w, b, g, padding=1)
-    np.testing.assert_allclose(theirs["forward"]().numpy(), calls["forward"](), rtol=1e-10, atol=1e-10)
-    torch_weight_grad = theirs["weight gradient"]()
-    np.testing.assert_allclose(torch_weight_grad[1].numpy(), weight_grad, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(torch_weight_grad[2].numpy(), bias_grad.ravel(), rtol=1e-10)
-    np.testing.assert_allclose(theirs["input gradient"]()[0].numpy(), calls["input gradient"](), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(theirs["forward"]().numpy(), expected["forward"], rtol=1e-10, atol=1e-10)
+    # each torch part computes what it is named for, and nothing more (a masked-out gradient is None)
+    for part, wanted in (("weight gradient", (False, True, True)), ("input gradient", (True, False, False)),
+                         ("both gradients", (True, True, True))):
+        grads = theirs[part]()
+        assert tuple(grad is not None for grad in grads) == wanted, part
+        for grad, name in zip(grads, ("input", "weight", "bias")):
+            if grad is not None:
+                np.testing.assert_allclose(grad.numpy(), expected[name], rtol=1e-10, atol=1e-10, err_msg=f"{part}: {name}")
 
 
 def test_the_layers_section_times_the_convolutions_the_training_steps_make():
@@ -136,8 +147,9 @@ def test_the_layers_section_times_the_convolutions_the_training_steps_make():
         seen, x = [], Tensor(np.zeros((64, 1, 28, 28), np.float32))
         with no_grad():
             for index, layer in enumerate(make()):
-                if isinstance(layer, nn.Conv2d):
-                    assert layer.stride == (1, 1) and layer.padding[0] == layer.padding[1]
+                if isinstance(layer, nn.Conv2d):  # what layer_calls computes: stride 1, square padding, a bias
+                    assert layer.stride == layer.dilation == (1, 1) and layer.groups == 1 and layer.bias is not None
+                    assert layer.padding[0] == layer.padding[1]
                     seen.append((index, x.shape, tuple(layer.weight.shape), layer.padding[0]))
                 x = layer(x)
         assert seen == [(i, tuple(xs), tuple(ws), p) for i, xs, ws, p in run.LAYERS[name]], name
